@@ -1,0 +1,6 @@
+"""Test the hybrid attention network (run with --help for options)."""
+
+from perfex.cli import main
+
+if __name__ == "__main__":
+    main("test", model="attn")

@@ -1,0 +1,6 @@
+"""Train the hybrid attention network (run with --help for options)."""
+
+from perfex.cli import main
+
+if __name__ == "__main__":
+    main("train", model="attn")

@@ -1,0 +1,93 @@
+"""Turn a ClipSet into padded mini-batches: length-bucketed, shardable across ranks, windowed for long clips."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .clips import ClipSet
+
+
+@dataclass
+class Batch:
+    """A padded batch: ``x [B,T,F]``, ``times [B,T]``, ``lengths [B]``, ``levels [B,5]``, clip ``index [B]``."""
+
+    x: torch.Tensor
+    times: torch.Tensor
+    lengths: torch.Tensor
+    levels: torch.Tensor
+    index: torch.Tensor
+
+    def to(self, device: torch.device) -> Batch:
+        move = lambda t: t.to(device, non_blocking=True)  # noqa: E731
+        return Batch(move(self.x), move(self.times), move(self.lengths), move(self.levels), self.index)
+
+
+def collate(clips: ClipSet, index: np.ndarray, starts: np.ndarray, lengths: np.ndarray, pad_to: int | None = None) -> Batch:
+    """Copy frames ``[starts[i], starts[i]+lengths[i])`` of clips ``index[i]`` into one zero-padded batch."""
+    width = int(pad_to if pad_to is not None else max(int(lengths.max(initial=1)), 1))
+    x = np.zeros((len(index), width, clips.n_features), dtype=np.float32)
+    times = np.zeros((len(index), width), dtype=np.float32)
+    for row, (clip, start, length) in enumerate(zip(index, starts, lengths)):
+        begin = clips.offsets[clip] + start
+        x[row, :length] = clips.features[begin : begin + length]
+        times[row, :length] = clips.times[begin : begin + length] - clips.times[begin]
+    levels = clips.levels[index] if clips.levels is not None else np.full((len(index), 5), -1)
+    return Batch(
+        torch.from_numpy(x),
+        torch.from_numpy(times),
+        torch.from_numpy(lengths.astype(np.int64)),
+        torch.from_numpy(np.asarray(levels, dtype=np.int64)),
+        torch.from_numpy(np.asarray(index, dtype=np.int64)),
+    )
+
+
+def rank_share(n_items: int, epoch: int, seed: int, rank: int, world_size: int, shuffle: bool) -> np.ndarray:
+    """This rank's item indices for an epoch, as torch's DistributedSampler picks them (padded to equal shares)."""
+    sampler = torch.utils.data.DistributedSampler(
+        range(n_items), num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed, drop_last=False
+    )
+    sampler.set_epoch(epoch)
+    return np.fromiter(iter(sampler), dtype=np.int64, count=len(sampler))
+
+
+def training_batches(
+    clips: ClipSet, index: np.ndarray, batch_size: int, max_frames: int, rng: np.random.Generator, pad_to: int | None = None
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Group clips of similar length into batches (less padding) and pick a random crop for long ones.
+
+    Returns (clip index, crop start, crop length) per batch, in random batch order.
+    """
+    lengths = clips.lengths[index]
+    crop = np.minimum(lengths, max_frames)
+    starts = (rng.random(len(index)) * (lengths - crop + 1)).astype(np.int64)
+    order = rng.permutation(len(index))
+    bucket = batch_size * 16
+    for begin in range(0, len(order), bucket):
+        chunk = order[begin : begin + bucket]
+        order[begin : begin + bucket] = chunk[np.argsort(crop[chunk], kind="stable")]
+    batches = [order[b : b + batch_size] for b in range(0, len(order), batch_size)]
+    rng.shuffle(batches)
+    return [(index[b], starts[b], crop[b]) for b in batches]
+
+
+def inference_windows(lengths: np.ndarray, max_frames: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cover every clip with windows of at most ``max_frames`` (half-overlapping, last one flush with the end).
+
+    Returns (clip position, window start, window length) for every window, clip by clip.
+    """
+    positions, starts, sizes = [], [], []
+    stride = max(max_frames // 2, 1)
+    for position, length in enumerate(lengths.tolist()):
+        if length <= max_frames:
+            window_starts = [0]
+        else:
+            window_starts = list(range(0, length - max_frames + 1, stride))
+            if window_starts[-1] != length - max_frames:
+                window_starts.append(length - max_frames)
+        positions += [position] * len(window_starts)
+        starts += window_starts
+        sizes += [min(length, max_frames)] * len(window_starts)
+    return np.array(positions, dtype=np.int64), np.array(starts, dtype=np.int64), np.array(sizes, dtype=np.int64)

@@ -1,0 +1,196 @@
+"""Checkpoints: weights as safetensors plus a JSON config beside them; original .pt state dicts load safely too."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+import time
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from . import __version__
+from .errors import PerfexError
+from .schema import AU_INTENSITY_COLUMNS, LEVEL_GRID, TRAITS
+from .tables import atomic_output
+
+FORMAT = "perfex-checkpoint"
+LEGACY_SUFFIXES = (".pt", ".pth", ".bin")
+FAMILY_SCRIPTS = {"cnn": "1dcnn", "attn": "attn"}
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def model_family(model_name: str) -> str:
+    """'cnn' for cnn and legacy_cnn, 'attn' for attn and legacy_attn."""
+    return model_name.removeprefix("legacy_")
+
+
+def config_path(weights_path: Path) -> Path:
+    return weights_path.with_suffix(".json")
+
+
+def save_checkpoint(model: nn.Module, weights_path: Path, meta: dict) -> Path:
+    """Write ``<name>.safetensors`` and ``<name>.json`` (both atomically); returns the weights path."""
+    weights_path = Path(weights_path)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in _unwrap(model).state_dict().items()}
+    with atomic_output(weights_path) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": FORMAT, "model": meta["model"]})
+    meta = {"format": FORMAT, "perfex_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), **meta}
+    meta["weights_sha256"] = file_sha256(weights_path)
+    with atomic_output(config_path(weights_path)) as tmp:
+        tmp.write_text(json.dumps(meta, indent=1, default=_json_default) + "\n")
+    return weights_path
+
+
+def resolve_weights(path: str | Path) -> Path:
+    """Accept a weights file, its JSON config, or a run directory (its best checkpoint)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "best.safetensors"
+    elif path.suffix == ".json":
+        path = path.with_suffix(".safetensors")
+    if not path.exists():
+        raise PerfexError(f"weights {path} not found; pass --weights with a .safetensors checkpoint, a run directory or an original .pt file")
+    return path
+
+
+def load_checkpoint(path: str | Path, family: str | None = None, map_location: str = "cpu") -> tuple[nn.Module, dict]:
+    """Load a PerFeX checkpoint or an original PerFeX ``.pt`` state dict; returns (model in eval mode, config)."""
+    from models import build_legacy_model, model_from_config
+
+    path = resolve_weights(path)
+    if path.suffix in LEGACY_SUFFIXES:
+        state = load_legacy_state_dict(path)
+        model = build_legacy_model(state)
+        meta = legacy_meta(model, path)
+    else:
+        meta = read_config(path)
+        state = _read_safetensors(path)
+        if meta.get("legacy"):
+            model = build_legacy_model(state)
+        else:
+            model = model_from_config(meta["model"], meta["model_config"])
+            missing, unexpected = model.load_state_dict(state, strict=False)
+            if missing or unexpected:
+                raise PerfexError(
+                    f"{path} does not fit the {meta['model']} model described by {config_path(path).name} "
+                    f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]}); the file may be corrupted"
+                )
+    if family is not None and model_family(meta["model"]) != family:
+        other = FAMILY_SCRIPTS.get(model_family(meta["model"]), meta["model"])
+        raise PerfexError(f"{path} holds a {meta['model']} model, not a {family} model; use the {other}_*.py scripts with it")
+    return model.to(map_location).eval(), meta
+
+
+def read_config(weights_path: Path) -> dict:
+    json_path = config_path(weights_path)
+    try:
+        meta = json.loads(json_path.read_text())
+    except FileNotFoundError:
+        raise PerfexError(f"{json_path} is missing: a checkpoint needs its JSON config beside the .safetensors file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise PerfexError(f"{json_path} is not valid JSON ({err}); the checkpoint is corrupted") from None
+    if meta.get("format") != FORMAT or "model" not in meta:
+        raise PerfexError(f"{json_path} is not a PerFeX checkpoint config (format {meta.get('format')!r})")
+    return meta
+
+
+def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise PerfexError(f"{path} could not be read as safetensors ({err}); the file is corrupted or truncated") from None
+
+
+def load_legacy_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Read an original ``torch.save(model.state_dict())`` file without running arbitrary pickled code."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, AttributeError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise PerfexError(f"{path} is not a plain PyTorch state dict ({first[:200]}); only weights files can be loaded") from None
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise PerfexError(f"{path} holds a {type(state).__name__}, not a state dict of tensors; save it with torch.save(model.state_dict())")
+    return dict(state)
+
+
+def legacy_meta(model: nn.Module, source: Path) -> dict:
+    """The config an original checkpoint implies: raw 17 AUs, grid labels, no normalisation."""
+    return {
+        "format": FORMAT,
+        "model": model.name,
+        "legacy": True,
+        "architecture": f"original PerFeX {model.name.removeprefix('legacy_')} (DESIGN.md section 2)",
+        "source_file": source.name,
+        "source_sha256": file_sha256(source),
+        "feature_names": list(AU_INTENSITY_COLUMNS),
+        "traits": list(TRAITS),
+        "label_grid": list(LEVEL_GRID),
+        "label_binning": "grid",
+        "iteration": 1,
+        "parent": None,
+    }
+
+
+def check_features(meta: dict, feature_names: tuple[str, ...], weights: Path | str) -> None:
+    """The data must carry exactly the feature columns the weights were trained on, in order."""
+    expected = tuple(meta.get("feature_names", AU_INTENSITY_COLUMNS))
+    if tuple(feature_names) != expected:
+        raise PerfexError(
+            f"{weights} was trained on {len(expected)} features ({', '.join(expected[:4])}...) but the data gives "
+            f"{len(feature_names)} ({', '.join(feature_names[:4])}...); pass --features matching the checkpoint"
+        )
+
+
+def save_optimizer(optimizer: torch.optim.Optimizer, path: Path, extra: dict) -> None:
+    """Optimizer state as safetensors (tensors) plus JSON (hyper-parameters and ``extra``): resumable, no pickle."""
+    state = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for param_id, values in state["state"].items():
+        for name, value in values.items():
+            key = f"{param_id}.{name}"
+            if torch.is_tensor(value):
+                tensors[key] = value.detach().cpu().contiguous()
+            else:
+                scalars[key] = value
+    with atomic_output(path) as tmp:
+        save_file(tensors, str(tmp))
+    with atomic_output(path.with_suffix(".json")) as tmp:
+        tmp.write_text(json.dumps({"param_groups": state["param_groups"], "scalars": scalars, **extra}, default=_json_default))
+
+
+def load_optimizer(optimizer: torch.optim.Optimizer, path: Path) -> dict:
+    """Restore what save_optimizer wrote; returns its ``extra`` fields."""
+    info = json.loads(path.with_suffix(".json").read_text())
+    state: dict[int, dict] = {}
+    for key, tensor in _read_safetensors(path).items():
+        param_id, name = key.split(".", 1)
+        state.setdefault(int(param_id), {})[name] = tensor
+    for key, value in info.pop("scalars").items():
+        param_id, name = key.split(".", 1)
+        state.setdefault(int(param_id), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": info.pop("param_groups")})
+    return info
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if hasattr(model, "module") else model
+
+
+def _json_default(value: object) -> object:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot store {type(value).__name__} in a checkpoint config")

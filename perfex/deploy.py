@@ -1,0 +1,174 @@
+"""Deploy: predict every input clip and write a per-clip CSV (and optionally the input rows with traits filled)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from tqdm import tqdm
+
+from .checkpoint import load_checkpoint
+from .clips import ClipSet
+from .distributed import pick_device
+from .errors import PerfexError
+from .evaluate import expected_scores
+from .io import detect_format, expand_inputs, iter_clip_chunks
+from .predict import predict_probs
+from .schema import FILE_COLUMN, ID_COLUMN, N_LEVELS, TRAITS
+from .tables import atomic_output, read_table, refuse_overwrite, write_table
+
+STATUSES = {
+    "ok": "predicted from one window",
+    "windowed": "longer than the model window: probabilities averaged over half-overlapping windows",
+    "too_short": "fewer frames than --min-frames: not predicted (pass --predict-short to predict anyway)",
+    "short_predicted": "fewer frames than --min-frames, predicted because --predict-short was given",
+    "no_frames": "no usable frame (all failed tracking or were dropped): not predicted",
+}
+PROB_COLUMNS = [f"p_{trait}_{level}" for trait in TRAITS for level in range(N_LEVELS)]
+CLIP_COLUMNS = [ID_COLUMN, FILE_COLUMN, "n_frames", "n_dropped_frames", "n_windows", "status", *TRAITS,
+                *(f"{t}_score" for t in TRAITS), *PROB_COLUMNS]
+
+
+@dataclass
+class DeployConfig:
+    """Options of one deploy run."""
+
+    weights: str
+    data: list[str]
+    out: str
+    per_frame: str | None = None
+    force: bool = False
+    batch_size: int = 64
+    device: str = "cpu"
+    min_frames: int = 40
+    predict_short: bool = False
+    shard: str | None = None
+    chunk_rows: int = 1_000_000
+    nan_policy: str = "error"
+    min_confidence: float = 0.8
+    amp: bool = False
+    progress: bool = True
+
+
+def parse_shard(spec: str | None) -> tuple[int, int]:
+    """'K/N' -> (K, N) with 0 <= K < N; None -> (0, 1)."""
+    if spec is None:
+        return 0, 1
+    try:
+        k, n = (int(part) for part in spec.split("/"))
+    except ValueError:
+        raise PerfexError(f"--shard {spec!r} must look like K/N, e.g. 0/4 for the first of four shards") from None
+    if not 0 <= k < n:
+        raise PerfexError(f"--shard {spec}: K must be between 0 and N-1")
+    return k, n
+
+
+def clip_rows(clips: ClipSet, model, config: DeployConfig, device) -> pd.DataFrame:
+    """Predictions and status of every clip in ``clips`` (none left out)."""
+    lengths = clips.lengths
+    status = np.where(lengths >= config.min_frames, "ok", np.where(config.predict_short, "short_predicted", "too_short"))
+    status = np.where(lengths == 0, "no_frames", status).astype(object)
+    predict = np.flatnonzero((status == "ok") | (status == "short_predicted"))
+    probs = np.full((len(clips), len(TRAITS), N_LEVELS), np.nan, dtype=np.float32)
+    windows = np.zeros(len(clips), dtype=np.int64)
+    if len(predict):
+        probs[predict], windows[predict] = predict_probs(model, clips, predict, config.batch_size, device, amp=config.amp)
+    status[(windows > 1) & (status == "ok")] = "windowed"
+    predicted = ~np.isnan(probs[:, 0, 0])
+    levels = np.where(predicted[:, None], probs.argmax(axis=2) / (N_LEVELS - 1), np.nan)
+    frame = pd.DataFrame({ID_COLUMN: clips.ids, FILE_COLUMN: clips.files,
+                          "n_frames": lengths, "n_dropped_frames": clips.dropped_frames, "n_windows": windows, "status": status})
+    frame[list(TRAITS)] = levels
+    frame[[f"{t}_score" for t in TRAITS]] = expected_scores(probs)
+    frame[PROB_COLUMNS] = probs.reshape(len(clips), -1)
+    return frame
+
+
+def deploy(config: DeployConfig, family: str) -> dict:
+    """Run the model over every clip of the inputs (streamed in chunks) and write the per-clip CSV atomically."""
+    shard, n_shards = parse_shard(config.shard)
+    out = Path(config.out)
+    refuse_overwrite(out, config.force)
+    if config.per_frame:
+        refuse_overwrite(Path(config.per_frame), config.force)
+    device = pick_device(config.device)
+    model, meta = load_checkpoint(config.weights, family=family, map_location=str(device))
+    inputs = expand_inputs(config.data)
+    counts: dict[str, int] = {}
+    seen = 0
+    with atomic_output(out) as tmp, open(tmp, "w", newline="") as handle:
+        header = True
+        chunks = iter_clip_chunks(inputs, chunk_rows=config.chunk_rows, features=tuple(meta["feature_names"]),
+                                  nan_policy=config.nan_policy, min_confidence=config.min_confidence)
+        for clips in tqdm(chunks, desc="deploy", unit="chunk", disable=not config.progress):
+            mine = np.flatnonzero((seen + np.arange(len(clips))) % n_shards == shard)
+            if len(mine):
+                rows = clip_rows(clips.subset(mine), model, config, device)
+                if n_shards > 1:
+                    rows.insert(0, "clip_index", seen + mine)
+                rows.to_csv(handle, header=header, index=False, float_format="%.6g")
+                header = False
+                for status, n in rows["status"].value_counts().items():
+                    counts[status] = counts.get(status, 0) + int(n)
+            seen += len(clips)
+        if header:
+            handle.write(",".join(CLIP_COLUMNS if n_shards == 1 else ["clip_index", *CLIP_COLUMNS]) + "\n")
+    summary = {"clips_in_input": seen, "clips_written": sum(counts.values()), "status_counts": counts, "out": str(out),
+               "shard": [shard, n_shards], "weights": str(config.weights)}
+    if n_shards > 1:
+        out.with_suffix(".shard.json").write_text(json.dumps(summary, indent=1) + "\n")
+    if config.per_frame:
+        write_per_frame(inputs, pd.read_csv(out), Path(config.per_frame))
+        summary["per_frame"] = config.per_frame
+    return summary
+
+
+def write_per_frame(inputs: list[Path], per_clip: pd.DataFrame, out: Path) -> None:
+    """The input rows with the five trait columns filled (level / 4); rows of unpredicted clips keep them empty."""
+    by_id = per_clip.assign(key=per_clip[ID_COLUMN].astype(str)).set_index("key")[list(TRAITS)]
+    tables = []
+    for path in inputs:
+        table = read_table(path)
+        if detect_format(path) == "openface":
+            stem = path.name.removesuffix(".gz").removesuffix(".csv")
+            table = table.rename_columns([c.strip() for c in table.column_names])
+            keys = np.full(table.num_rows, stem, dtype=object)
+            table = table.add_column(0, ID_COLUMN, pa.array(keys))
+        else:
+            keys = table.column(ID_COLUMN).to_numpy(zero_copy_only=False).astype(str)
+        values = by_id.reindex(keys).to_numpy()
+        for t, trait in enumerate(TRAITS):
+            column = pa.array(values[:, t], type=pa.float64(), from_pandas=True)
+            if trait in table.column_names:
+                table = table.set_column(table.column_names.index(trait), trait, column)
+            else:
+                table = table.append_column(trait, column)
+        tables.append(table)
+    write_table(pa.concat_tables(tables, promote_options="permissive"), out)
+
+
+def merge_shards(shard_files: list[str], out: str, force: bool = False) -> dict:
+    """Join the per-clip CSVs of shards 0..N-1 into one CSV in input order, checking every clip appears exactly once."""
+    refuse_overwrite(Path(out), force)
+    infos, frames = [], []
+    for name in shard_files:
+        info_path = Path(name).with_suffix(".shard.json")
+        if not info_path.exists():
+            raise PerfexError(f"{info_path} is missing: pass the per-clip CSVs written with --shard K/N")
+        infos.append(json.loads(info_path.read_text()))
+        frames.append(pd.read_csv(name, dtype={ID_COLUMN: str, FILE_COLUMN: str}))
+    n_shards = infos[0]["shard"][1]
+    got = sorted(info["shard"][0] for info in infos)
+    if got != list(range(n_shards)) or any(info["shard"][1] != n_shards for info in infos):
+        raise PerfexError(f"merge needs each of the {n_shards} shards exactly once; got shards {got}")
+    total = infos[0]["clips_in_input"]
+    merged = pd.concat(frames, ignore_index=True).sort_values("clip_index", kind="stable")
+    if merged["clip_index"].tolist() != list(range(total)):
+        raise PerfexError(f"the shards do not cover the {total} input clips exactly once; rerun the missing shard(s)")
+    with atomic_output(Path(out)) as tmp:
+        merged.drop(columns="clip_index").to_csv(tmp, index=False, float_format="%.6g")
+    return {"clips_written": len(merged), "out": out, "shards": n_shards}

@@ -1,0 +1,339 @@
+"""Metrics, bootstrap intervals, trivial baselines and report tables for 5-trait x 5-level predictions."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import precision_recall_fscore_support, roc_auc_score
+from sklearn.preprocessing import StandardScaler
+
+from .clips import ClipSet
+from .errors import PerfexError
+from .schema import N_LEVELS, TRAITS
+
+N_TRAITS = len(TRAITS)
+LEVELS = np.arange(N_LEVELS)
+METRIC_NAMES = (
+    "accuracy", "precision_macro", "recall_macro", "f1_macro", "roc_auc_ovr_macro", "mae", "one_minus_mae", "pearson_r",
+)
+BASELINE_NAMES = ("majority", "train_mean", "logreg_au_stats")
+BASELINE_DESCRIPTIONS = {
+    "majority": "majority level of the training clips",
+    "train_mean": "training mean score",
+    "logreg_au_stats": "logistic regression on per-clip feature mean/std",
+}
+_BOOTSTRAP_CHUNK_ELEMENTS = 4_000_000
+
+
+def _check_levels(levels: np.ndarray, name: str) -> np.ndarray:
+    """``levels`` as an int64 [N, 5] array of classes 0..4, or a PerfexError naming ``name``."""
+    levels = np.asarray(levels)
+    if levels.ndim != 2 or levels.shape[1] != N_TRAITS:
+        raise PerfexError(f"{name} has shape {levels.shape}; expected [n_clips, {N_TRAITS}] trait levels in {TRAITS} order")
+    if len(levels) == 0:
+        raise PerfexError(f"{name} holds no clips; evaluate on a non-empty labelled set")
+    bad = np.argwhere((levels < 0) | (levels >= N_LEVELS) | (levels != np.round(levels)))
+    if len(bad):
+        row, trait = bad[0]
+        raise PerfexError(
+            f"{name} row {row} has {TRAITS[trait]} level {levels[row, trait]}; levels must be integers 0..4 "
+            "(-1 means unlabeled: evaluate only labelled clips)"
+        )
+    return levels.astype(np.int64)
+
+
+def _check_probs(probs: np.ndarray, n_clips: int | None = None) -> np.ndarray:
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.shape[1:] != (N_TRAITS, N_LEVELS) or probs.ndim != 3:
+        raise PerfexError(f"probs has shape {probs.shape}; expected [n_clips, {N_TRAITS}, {N_LEVELS}] level probabilities")
+    if n_clips is not None and len(probs) != n_clips:
+        raise PerfexError(f"probs has {len(probs)} clips but the labels have {n_clips}; pass predictions for the same clips")
+    if not np.isfinite(probs).all() or (probs < 0).any():
+        row = int(np.argwhere(~np.isfinite(probs) | (probs < 0))[0, 0])
+        raise PerfexError(f"probs row {row} holds a negative or non-finite value; pass softmax probabilities, not logits")
+    return probs
+
+
+def _check_scores(scores: np.ndarray, n_clips: int, name: str) -> np.ndarray:
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.shape != (n_clips, N_TRAITS):
+        raise PerfexError(f"{name} has shape {scores.shape}; expected [{n_clips}, {N_TRAITS}] trait scores in [0, 1]")
+    return scores
+
+
+def expected_scores(probs: np.ndarray) -> np.ndarray:
+    """Expected trait score on the 0..1 scale: ``sum_l l * p_l / 4`` -> [N, 5]."""
+    probs = _check_probs(probs)
+    return probs @ LEVELS.astype(np.float64) / (N_LEVELS - 1)
+
+
+def clip_summary_features(clips: ClipSet) -> np.ndarray:
+    """Per-clip mean and standard deviation of every feature, [N, 2F] float64 (zeros for empty clips)."""
+    lengths = clips.lengths
+    n_features = clips.n_features
+    summary = np.zeros((len(clips), 2 * n_features), dtype=np.float64)
+    present = lengths > 0
+    if not present.any():
+        return summary
+    frames = clips.features.astype(np.float64)
+    # Empty clips own no rows, so reducing at the starts of the non-empty clips sums exactly each clip.
+    starts = clips.offsets[:-1][present]
+    counts = lengths[present][:, None].astype(np.float64)
+    means = np.add.reduceat(frames, starts, axis=0) / counts
+    deviations = frames - np.repeat(means, lengths[present], axis=0)
+    stds = np.sqrt(np.add.reduceat(deviations**2, starts, axis=0) / counts)
+    summary[present, :n_features] = means
+    summary[present, n_features:] = stds
+    return summary
+
+
+def _roc_auc_ovr_macro(y_true: np.ndarray, level_probs: np.ndarray) -> float:
+    """Mean one-vs-rest ROC AUC over the levels present in ``y_true``; NaN with fewer than two."""
+    present = np.unique(y_true)
+    if len(present) < 2:
+        return math.nan
+    return float(np.mean([roc_auc_score(y_true == level, level_probs[:, level]) for level in present]))
+
+
+def _pearson_r(x: np.ndarray, y: np.ndarray) -> float:
+    """Pearson correlation, NaN when either side is constant."""
+    x, y = x - x.mean(), y - y.mean()
+    denominator = math.sqrt(float(x @ x) * float(y @ y))
+    return float(x @ y) / denominator if denominator > 1e-12 else math.nan
+
+
+def _nanmean(values: list[float]) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    return float(np.mean(finite)) if finite else math.nan
+
+
+def _one_trait_metrics(y_true: np.ndarray, level_probs: np.ndarray, true_score: np.ndarray, pred_score: np.ndarray) -> dict:
+    y_pred = level_probs.argmax(axis=1)
+    labels = np.union1d(y_true, y_pred)
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, average="macro", zero_division=0
+    )
+    mae = float(np.mean(np.abs(pred_score - true_score)))
+    return {
+        "accuracy": float(np.mean(y_true == y_pred)),
+        "precision_macro": float(precision),
+        "recall_macro": float(recall),
+        "f1_macro": float(f1),
+        "roc_auc_ovr_macro": _roc_auc_ovr_macro(y_true, level_probs),
+        "mae": mae,
+        "one_minus_mae": 1.0 - mae,
+        "pearson_r": _pearson_r(pred_score, true_score),
+    }
+
+
+def trait_metrics(
+    true_levels: np.ndarray,
+    probs: np.ndarray,
+    true_scores: np.ndarray | None = None,
+    pred_scores: np.ndarray | None = None,
+) -> dict:
+    """Classification and score metrics per trait and averaged over traits (NaN traits left out of the mean).
+
+    Scores default to ``expected_scores(probs)`` (predicted) and ``levels / 4`` (true; also used where
+    ``true_scores`` is NaN). Returns ``{"per_trait": {trait: {...}}, "mean": {...}, "n_clips": N}``.
+    """
+    true_levels = _check_levels(true_levels, "true_levels")
+    n_clips = len(true_levels)
+    probs = _check_probs(probs, n_clips)
+    level_scores = true_levels / (N_LEVELS - 1)
+    if true_scores is None:
+        true_scores = level_scores
+    else:
+        true_scores = _check_scores(true_scores, n_clips, "true_scores")
+        true_scores = np.where(np.isfinite(true_scores), true_scores, level_scores)
+    pred_scores = expected_scores(probs) if pred_scores is None else _check_scores(pred_scores, n_clips, "pred_scores")
+    per_trait = {
+        trait: _one_trait_metrics(true_levels[:, t], probs[:, t], true_scores[:, t], pred_scores[:, t])
+        for t, trait in enumerate(TRAITS)
+    }
+    mean = {name: _nanmean([per_trait[trait][name] for trait in TRAITS]) for name in METRIC_NAMES}
+    return {"per_trait": per_trait, "mean": mean, "n_clips": n_clips}
+
+
+def bootstrap_mean_accuracy(
+    true_levels: np.ndarray,
+    pred_levels: np.ndarray,
+    n_boot: int = 1000,
+    seed: int = 0,
+    groups: np.ndarray | None = None,
+) -> tuple[float, float]:
+    """95% percentile interval of the mean (over traits) accuracy, resampling clips or whole ``groups``."""
+    true_levels = _check_levels(true_levels, "true_levels")
+    pred_levels = _check_levels(pred_levels, "pred_levels")
+    if pred_levels.shape != true_levels.shape:
+        raise PerfexError(f"pred_levels has shape {pred_levels.shape} but true_levels {true_levels.shape}; pass the same clips")
+    if n_boot < 1:
+        raise PerfexError(f"n_boot is {n_boot}; use a positive number of bootstrap resamples, e.g. 1000")
+    correct_per_clip = (true_levels == pred_levels).mean(axis=1)
+    if groups is None:
+        unit_correct, unit_size = correct_per_clip, np.ones_like(correct_per_clip)
+    else:
+        groups = np.asarray(groups)
+        if groups.shape != (len(true_levels),):
+            raise PerfexError(f"groups has shape {groups.shape}; expected one source-video key per clip ({len(true_levels)})")
+        _, unit_of_clip = np.unique(groups, return_inverse=True)
+        unit_correct = np.bincount(unit_of_clip, weights=correct_per_clip)
+        unit_size = np.bincount(unit_of_clip).astype(np.float64)
+    n_units = len(unit_correct)
+    rng = np.random.default_rng(seed)
+    chunk = max(1, _BOOTSTRAP_CHUNK_ELEMENTS // n_units)
+    accuracies = []
+    for start in range(0, n_boot, chunk):
+        draws = rng.integers(0, n_units, size=(min(chunk, n_boot - start), n_units))
+        accuracies.append(unit_correct[draws].sum(axis=1) / unit_size[draws].sum(axis=1))
+    low, high = np.percentile(np.concatenate(accuracies), [2.5, 97.5])
+    return float(low), float(high)
+
+
+def _one_hot(levels: np.ndarray) -> np.ndarray:
+    """[N, 5] levels -> [N, 5, 5] one-hot probabilities."""
+    return np.eye(N_LEVELS)[levels]
+
+
+def _logreg_level_probs(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, seed: int) -> np.ndarray:
+    """[N_test, 5] level probabilities of a logistic regression; levels absent from training get 0."""
+    probs = np.zeros((len(test_x), N_LEVELS))
+    present = np.unique(train_y)
+    if len(present) == 1:
+        probs[:, present[0]] = 1.0
+        return probs
+    model = LogisticRegression(C=1.0, max_iter=1000, random_state=seed).fit(train_x, train_y)
+    probs[:, model.classes_] = model.predict_proba(test_x)
+    return probs
+
+
+def baseline_predictions(
+    train_levels: np.ndarray,
+    train_scores: np.ndarray | None,
+    train_features: np.ndarray,
+    test_features: np.ndarray,
+    seed: int = 0,
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``name -> (probs [N, 5, 5], pred_scores [N, 5])`` for the test clips, each baseline fitted on training clips only."""
+    train_levels = _check_levels(train_levels, "train_levels")
+    train_features = np.asarray(train_features, dtype=np.float64)
+    test_features = np.asarray(test_features, dtype=np.float64)
+    if train_features.ndim != 2 or len(train_features) != len(train_levels):
+        raise PerfexError(
+            f"train_features has shape {train_features.shape}; expected one feature row per training clip ({len(train_levels)})"
+        )
+    if test_features.ndim != 2 or test_features.shape[1] != train_features.shape[1]:
+        raise PerfexError(
+            f"test_features has shape {test_features.shape} but train_features {train_features.shape}; use the same feature columns"
+        )
+    for name, features in (("train_features", train_features), ("test_features", test_features)):
+        if not np.isfinite(features).all():
+            row = int(np.argwhere(~np.isfinite(features))[0, 0])
+            raise PerfexError(f"{name} row {row} holds NaN or inf; drop or fill missing frames before evaluation")
+    n_test = len(test_features)
+
+    majority = np.array([np.bincount(train_levels[:, t], minlength=N_LEVELS).argmax() for t in range(N_TRAITS)])
+    majority_levels = np.broadcast_to(majority, (n_test, N_TRAITS))
+
+    level_scores = train_levels / (N_LEVELS - 1)
+    if train_scores is not None:
+        train_scores = _check_scores(train_scores, len(train_levels), "train_scores")
+        level_scores = np.where(np.isfinite(train_scores), train_scores, level_scores)
+    mean_score = level_scores.mean(axis=0)
+    mean_level = np.clip(np.rint(mean_score * (N_LEVELS - 1)), 0, N_LEVELS - 1).astype(np.int64)
+
+    scaler = StandardScaler().fit(train_features)
+    train_x, test_x = scaler.transform(train_features), scaler.transform(test_features)
+    logreg_probs = np.stack(
+        [_logreg_level_probs(train_x, train_levels[:, t], test_x, seed) for t in range(N_TRAITS)], axis=1
+    )
+    return {
+        "majority": (_one_hot(majority_levels), majority_levels / (N_LEVELS - 1)),
+        "train_mean": (_one_hot(np.broadcast_to(mean_level, (n_test, N_TRAITS))), np.tile(mean_score, (n_test, 1))),
+        "logreg_au_stats": (logreg_probs, expected_scores(logreg_probs)),
+    }
+
+
+def evaluate_with_baselines(
+    true_levels: np.ndarray,
+    probs: np.ndarray,
+    true_scores: np.ndarray | None,
+    train_levels: np.ndarray,
+    train_scores: np.ndarray | None,
+    train_features: np.ndarray,
+    test_features: np.ndarray,
+    groups: np.ndarray | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> dict:
+    """The model's metrics with a bootstrap CI of its mean accuracy, beside the three baselines' metrics."""
+    model = trait_metrics(true_levels, probs, true_scores)
+    pred_levels = np.asarray(probs).argmax(axis=2)
+    model["accuracy_ci95"] = list(bootstrap_mean_accuracy(true_levels, pred_levels, n_boot, seed, groups))
+    baselines = {
+        name: trait_metrics(true_levels, baseline_probs, true_scores, baseline_scores)
+        for name, (baseline_probs, baseline_scores) in baseline_predictions(
+            train_levels, train_scores, train_features, test_features, seed
+        ).items()
+    }
+    n_units = len(true_levels) if groups is None else len(np.unique(np.asarray(groups)))
+    return {
+        "model": model,
+        "baselines": baselines,
+        "n_test_clips": len(true_levels),
+        "bootstrap": {"n_boot": n_boot, "unit": "clip" if groups is None else "source video", "n_units": n_units},
+    }
+
+
+def _fmt(value: float) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{value:.3f}"
+
+
+def _markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def results_markdown(results: dict, model_name: str) -> str:
+    """Markdown summary: model vs baselines on mean metrics, per-trait accuracy and 1-MAE, and the model's 95% CI."""
+    summary_columns = {
+        "mean accuracy": "accuracy",
+        "macro-F1": "f1_macro",
+        "ROC AUC (OvR macro)": "roc_auc_ovr_macro",
+        "1-MAE": "one_minus_mae",
+        "Pearson r": "pearson_r",
+    }
+    systems = {f"**{model_name}**": results["model"]}
+    systems.update({f"{name} ({BASELINE_DESCRIPTIONS.get(name, 'baseline')})": m for name, m in results["baselines"].items()})
+    lines = [f"Test set: {results['n_test_clips']} clips. Baselines are fitted on the training clips only.", ""]
+    lines += _markdown_table(
+        ["system", *summary_columns],
+        [[name, *(_fmt(m["mean"][key]) for key in summary_columns.values())] for name, m in systems.items()],
+    )
+    short_names = [model_name, *results["baselines"]]
+    for title, key in (("Accuracy per trait", "accuracy"), ("1-MAE per trait", "one_minus_mae")):
+        lines += ["", f"{title}:", ""]
+        lines += _markdown_table(
+            ["trait", *short_names],
+            [[trait, *(_fmt(m["per_trait"][trait][key]) for m in systems.values())] for trait in TRAITS],
+        )
+    low, high = results["model"]["accuracy_ci95"]
+    bootstrap = results.get("bootstrap", {})
+    resampling = (
+        f" ({bootstrap['n_boot']} bootstrap resamples of {bootstrap['n_units']} {bootstrap['unit']}s)" if bootstrap else ""
+    )
+    lines += ["", f"{model_name} mean accuracy {_fmt(results['model']['mean']['accuracy'])}, "
+              f"95% CI [{_fmt(low)}, {_fmt(high)}]{resampling}."]
+    return "\n".join(lines) + "\n"
+
+
+def confusion_matrices(true_levels: np.ndarray, pred_levels: np.ndarray) -> np.ndarray:
+    """Counts ``[trait, true level, predicted level]`` as an int64 [5, 5, 5] array."""
+    true_levels = _check_levels(true_levels, "true_levels")
+    pred_levels = _check_levels(pred_levels, "pred_levels")
+    if pred_levels.shape != true_levels.shape:
+        raise PerfexError(f"pred_levels has shape {pred_levels.shape} but true_levels {true_levels.shape}; pass the same clips")
+    cell = (np.arange(N_TRAITS) * N_LEVELS + true_levels) * N_LEVELS + pred_levels
+    return np.bincount(cell.ravel(), minlength=N_TRAITS * N_LEVELS * N_LEVELS).reshape(N_TRAITS, N_LEVELS, N_LEVELS)

@@ -1,0 +1,114 @@
+"""PNG figures (confusion matrices, training curves), drawn headless with matplotlib's Agg canvas."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import PerfexError
+from .evaluate import confusion_matrices
+from .schema import LEVEL_GRID, N_LEVELS, TRAITS
+
+LEVEL_TICK_LABELS = [f"{level}\n({score:g})".replace("0.", ".") for level, score in enumerate(LEVEL_GRID)]
+
+
+def _new_figure(width: float, height: float):
+    """A matplotlib Figure on an Agg canvas: no pyplot, no global backend, works without a display."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _save(figure, out_path: Path) -> Path:
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out_path, dpi=120)
+    return out_path
+
+
+def _draw_confusion(ax, counts: np.ndarray, trait: str):
+    """One trait's confusion matrix: colour = share of the true level's clips, text = count."""
+    row_totals = counts.sum(axis=1, keepdims=True)
+    shares = np.divide(counts, row_totals, out=np.zeros(counts.shape), where=row_totals > 0)
+    image = ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
+    for true_level, predicted_level in np.ndindex(counts.shape):
+        colour = "white" if shares[true_level, predicted_level] > 0.6 else "black"
+        ax.text(predicted_level, true_level, str(counts[true_level, predicted_level]),
+                ha="center", va="center", color=colour, fontsize=9)
+    accuracy = np.trace(counts) / max(int(counts.sum()), 1)
+    ax.set_title(f"{trait}\naccuracy {accuracy:.3f}", fontsize=10)
+    ax.set_xticks(range(N_LEVELS), LEVEL_TICK_LABELS, fontsize=8)
+    ax.set_yticks(range(N_LEVELS), LEVEL_TICK_LABELS, fontsize=8)
+    ax.set_xlabel("predicted level")
+    ax.set_ylabel("true level")
+    return image
+
+
+def plot_confusion_matrices(true_levels: np.ndarray, pred_levels: np.ndarray, out_path: Path, title: str = "") -> Path:
+    """One PNG with a row-normalised, count-annotated confusion matrix per trait."""
+    counts = confusion_matrices(true_levels, pred_levels)
+    figure = _new_figure(4.0 * len(TRAITS), 4.6)
+    axes = figure.subplots(1, len(TRAITS))
+    for ax, trait_counts, trait in zip(axes, counts, TRAITS):
+        image = _draw_confusion(ax, trait_counts, trait)
+    figure.colorbar(image, ax=axes, shrink=0.8, label="share of the true level's clips")
+    if title:
+        figure.suptitle(title)
+    return _save(figure, out_path)
+
+
+def plot_confusion_matrix_per_trait(
+    true_levels: np.ndarray, pred_levels: np.ndarray, out_dir: Path, prefix: str = ""
+) -> list[Path]:
+    """One PNG per trait, ``<out_dir>/<prefix>confusion_<trait>.png``."""
+    counts = confusion_matrices(true_levels, pred_levels)
+    paths = []
+    for trait_counts, trait in zip(counts, TRAITS):
+        figure = _new_figure(4.8, 4.4)
+        ax = figure.subplots()
+        figure.colorbar(_draw_confusion(ax, trait_counts, trait), ax=ax, shrink=0.8, label="share of the true level's clips")
+        paths.append(_save(figure, Path(out_dir) / f"{prefix}confusion_{trait}.png"))
+    return paths
+
+
+def plot_training_curves(history: list[dict] | pd.DataFrame, out_path: Path, best_by: str = "val_f1_macro") -> Path:
+    """Two panels: train/val loss, then validation accuracy and macro-F1; the best epoch by ``best_by`` is marked."""
+    frame = pd.DataFrame(history)
+    for column in ("epoch", "train_loss"):
+        if column not in frame.columns:
+            raise PerfexError(f"training history has no '{column}' column (it has {list(frame.columns)}); log it every epoch")
+    if frame.empty:
+        raise PerfexError("training history is empty; train for at least one epoch before plotting curves")
+    frame = frame.sort_values("epoch")
+    epochs = frame["epoch"].to_numpy()
+    figure = _new_figure(11.0, 4.2)
+    loss_ax, score_ax = figure.subplots(1, 2)
+    panels = (
+        (loss_ax, {"train_loss": "train loss", "val_loss": "validation loss"}, "loss"),
+        (score_ax, {"val_accuracy": "validation accuracy", "val_f1_macro": "validation macro-F1"}, "mean over traits"),
+    )
+    for ax, curves, y_label in panels:
+        for column, label in curves.items():
+            if column in frame.columns:
+                ax.plot(epochs, frame[column].to_numpy(dtype=float), marker="o", markersize=3, label=label)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(y_label)
+        ax.grid(alpha=0.3)
+    best_values = frame[best_by].to_numpy(dtype=float) if best_by in frame.columns else np.array([np.nan])
+    if not np.isnan(best_values).all():
+        pick = np.nanargmin if best_by.endswith("loss") else np.nanargmax
+        best = int(pick(best_values))
+        for ax in (loss_ax, score_ax):
+            ax.axvline(epochs[best], color="grey", linestyle="--",
+                       label=f"best epoch {epochs[best]} ({best_by} {best_values[best]:.3f})")
+    loss_ax.set_title("loss")
+    score_ax.set_title("validation")
+    for ax in (loss_ax, score_ax):
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    return _save(figure, out_path)

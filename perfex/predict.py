@@ -1,0 +1,58 @@
+"""Batched, windowed inference shared by validation, test and deploy."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from .batches import collate, inference_windows
+from .clips import ClipSet
+from .schema import N_LEVELS, TRAITS
+
+
+def trait_probabilities(logits: torch.Tensor) -> torch.Tensor:
+    """[B, 25] logits -> [B, 5 traits, 5 levels] probabilities."""
+    return logits.float().view(-1, len(TRAITS), N_LEVELS).softmax(dim=-1)
+
+
+@torch.no_grad()
+def predict_probs(
+    model: nn.Module,
+    clips: ClipSet,
+    index: np.ndarray | None = None,
+    batch_size: int = 64,
+    device: torch.device | str = "cpu",
+    amp: bool = False,
+    progress: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities [N, 5, 5] for the clips at ``index`` (all by default) and the number of windows per clip.
+
+    A clip longer than the model's window is covered by half-overlapping windows whose probabilities are
+    averaged; a zero-length clip gets NaN. Windows are sorted by length so batches carry little padding.
+    """
+    device = torch.device(device)
+    index = np.arange(len(clips)) if index is None else np.asarray(index, dtype=np.int64)
+    lengths = clips.lengths[index]
+    fixed_length = getattr(model, "fixed_length", None)
+    window = int(fixed_length or getattr(model, "max_frames", 700))
+    positions, starts, sizes = inference_windows(lengths, window)
+    keep = sizes > 0
+    positions, starts, sizes = positions[keep], starts[keep], sizes[keep]
+    order = np.argsort(sizes, kind="stable")
+    sums = np.zeros((len(index), len(TRAITS), N_LEVELS), dtype=np.float64)
+    counts = np.bincount(positions, minlength=len(index))
+    was_training = model.training
+    model.eval()
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp)
+    for begin in tqdm(range(0, len(order), batch_size), desc="predict", unit="batch", disable=not progress, leave=False):
+        chosen = order[begin : begin + batch_size]
+        batch = collate(clips, index[positions[chosen]], starts[chosen], sizes[chosen], pad_to=fixed_length).to(device)
+        with autocast:
+            logits = model(batch.x, batch.lengths, batch.times)
+        np.add.at(sums, positions[chosen], trait_probabilities(logits).cpu().numpy())
+    model.train(was_training)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        probs = sums / counts[:, None, None]
+    return probs.astype(np.float32), counts
