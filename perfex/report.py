@@ -88,6 +88,19 @@ def evaluation_sets(config: TestConfig, meta: dict) -> tuple[ClipSet, ClipSet, s
     return evaluated, train_candidates, source
 
 
+def strict_json(value: object) -> object:
+    """Replace NaN/inf by None and numpy scalars by Python numbers so the JSON is valid everywhere."""
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
 def run_test(config: TestConfig, family: str) -> dict:
     """Evaluate ``config.weights`` and write results.json, results.md, predictions.csv and confusion matrices."""
     from .plots import plot_confusion_matrices, plot_confusion_matrix_per_trait
@@ -104,12 +117,12 @@ def run_test(config: TestConfig, family: str) -> dict:
     )
     results["evaluated_on"] = source
     results["weights"] = str(config.weights)
-    results["model"] = meta["model"]
+    results["model_name"] = meta["model"]
     results["label_binning"] = {"weights": meta.get("label_binning"), "data": evaluated.label_binning}
     results["n_baseline_train_clips"] = len(train)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(results, indent=1, default=float) + "\n")
+    (out / "results.json").write_text(json.dumps(strict_json(results), indent=1, allow_nan=False) + "\n")
     markdown = results_markdown(results, meta["model"])
     (out / "results.md").write_text(f"Evaluated on {source}.\n\n{markdown}\n")
     predicted = probs.argmax(axis=2)

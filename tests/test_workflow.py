@@ -1,0 +1,159 @@
+"""End to end on generated data: train beats the majority baseline, retrain lineage, resume, test report, deploy."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import run_script
+from perfex.checkpoint import file_sha256, load_checkpoint, read_config
+from perfex.deploy import CLIP_COLUMNS, DeployConfig, deploy
+from perfex.report import TestConfig, run_test
+from perfex.schema import TRAITS
+from perfex.train import TrainConfig, fit
+
+
+def train(model, data, out, **overrides):
+    settings = dict(epochs=25, patience=25, batch_size=16, lr=2e-3, device="cpu", progress=False, seed=0)
+    settings.update(overrides)
+    fit(TrainConfig(model=model, data=[str(data)], out=str(out), **settings), model)
+    return out / "best.safetensors"
+
+
+@pytest.fixture(scope="module")
+def cnn_run(learnable_csv, tmp_path_factory):
+    return train("cnn", learnable_csv, tmp_path_factory.mktemp("runs") / "cnn")
+
+
+@pytest.mark.parametrize("model", ["cnn", "attn"])
+def test_training_beats_majority_baseline_on_held_out_videos(model, learnable_csv, cnn_run, tmp_path):
+    weights = cnn_run if model == "cnn" else train("attn", learnable_csv, tmp_path / "attn", epochs=12, patience=12)
+    results = run_test(TestConfig(weights=str(weights), out=str(tmp_path / "test"), n_boot=200, progress=False), model)
+    model_accuracy = results["model"]["mean"]["accuracy"]
+    majority = results["baselines"]["majority"]["mean"]["accuracy"]
+    assert model_accuracy > majority + 0.05, (model_accuracy, majority)
+    assert results["model"]["accuracy_ci95"][0] <= model_accuracy <= results["model"]["accuracy_ci95"][1]
+    assert "test split" in results["evaluated_on"]
+    # the report names the model and all three baselines, and the plots exist
+    markdown = (tmp_path / "test" / "results.md").read_text()
+    for name in ("majority", "train_mean", "logreg_au_stats"):
+        assert name in markdown and name in results["baselines"]
+    assert (tmp_path / "test" / "confusion_matrices.png").stat().st_size > 1000
+    predictions = pd.read_csv(tmp_path / "test" / "predictions.csv")
+    assert len(predictions) == results["n_test_clips"]
+
+
+def test_run_directory_holds_checkpoints_metrics_curves_and_split(cnn_run):
+    run = cnn_run.parent
+    for name in ("best.safetensors", "best.json", "last.safetensors", "metrics.csv", "training_curves.png", "split.json"):
+        assert (run / name).exists(), name
+    meta = read_config(cnn_run)
+    assert meta["model"] == "cnn" and meta["iteration"] == 1 and meta["parent"] is None
+    assert len(meta["normalization"]["mean"]) == 17 and meta["label_binning"] == "grid"
+    history = pd.read_csv(run / "metrics.csv")
+    assert list(history["epoch"]) == list(range(1, len(history) + 1))
+    assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0]
+    split = json.loads((run / "split.json").read_text())
+    assert not set(split["train"]) & set(split["test"]) and not set(split["val"]) & set(split["test"])
+
+
+def test_retrain_records_parent_and_iteration(cnn_run, learnable_csv, tmp_path):
+    fit(TrainConfig(model="cnn", data=[str(learnable_csv)], out=str(tmp_path / "r1"), weights=str(cnn_run), epochs=2,
+                    progress=False, device="cpu", replay_data=[str(learnable_csv)], replay_fraction=0.3), "cnn", retrain=True)
+    meta1 = read_config(tmp_path / "r1" / "last.safetensors")
+    assert meta1["iteration"] == 2 and meta1["parent"]["sha256"] == file_sha256(cnn_run)
+    fit(TrainConfig(model="cnn", data=[str(learnable_csv)], out=str(tmp_path / "r2"), weights=str(tmp_path / "r1" / "last.safetensors"),
+                    epochs=1, progress=False, device="cpu", freeze_encoder=True), "cnn", retrain=True)
+    meta2 = read_config(tmp_path / "r2" / "last.safetensors")
+    assert meta2["iteration"] == 3 and meta2["parent"]["sha256"] == file_sha256(tmp_path / "r1" / "last.safetensors")
+    # the frozen encoder did not move; only the head changed
+    before, _ = load_checkpoint(tmp_path / "r1" / "last.safetensors")
+    after, _ = load_checkpoint(tmp_path / "r2" / "last.safetensors")
+    for (name, a), b in zip(before.state_dict().items(), after.state_dict().values()):
+        assert name.startswith("head.") or np.array_equal(a.numpy(), b.numpy()), name
+
+
+def test_resume_continues_where_the_run_stopped(learnable_csv, tmp_path):
+    train("cnn", learnable_csv, tmp_path / "run", epochs=2)
+    train("cnn", learnable_csv, tmp_path / "run", epochs=4, resume=True)
+    assert list(pd.read_csv(tmp_path / "run" / "metrics.csv")["epoch"]) == [1, 2, 3, 4]
+    straight = train("cnn", learnable_csv, tmp_path / "straight", epochs=4)
+    resumed_state = load_checkpoint(tmp_path / "run" / "last.safetensors")[0].state_dict()
+    straight_state = load_checkpoint(straight.parent / "last.safetensors")[0].state_dict()
+    for name, value in straight_state.items():
+        np.testing.assert_allclose(resumed_state[name].numpy(), value.numpy(), atol=1e-5, err_msg=name)
+
+
+def test_deploy_writes_every_clip_with_a_status(cnn_run, deploy_csv, tmp_path):
+    out = tmp_path / "pred.csv"
+    summary = deploy(DeployConfig(weights=str(cnn_run), data=[str(deploy_csv)], out=str(out), per_frame=str(tmp_path / "rows.csv"),
+                                  progress=False), "cnn")
+    table = pd.read_csv(out)
+    assert list(table.columns) == CLIP_COLUMNS
+    assert len(table) == 10 and summary["clips_in_input"] == 10
+    status = dict(zip(table["ID"], table["status"]))
+    assert [status[i] for i in (100, 101)] == ["too_short", "too_short"]
+    assert [status[i] for i in (200, 201)] == ["windowed", "windowed"]
+    assert all(status[i] == "ok" for i in range(6))
+    ok = table[table["status"] != "too_short"]
+    probs = ok[[c for c in table.columns if c.startswith("p_")]].to_numpy().reshape(len(ok), 5, 5)
+    np.testing.assert_allclose(probs.sum(axis=2), 1, atol=1e-4)
+    np.testing.assert_allclose(ok[list(TRAITS)].to_numpy(), probs.argmax(axis=2) / 4)
+    assert table[table["status"] == "too_short"][list(TRAITS)].isna().all().all()
+    rows = pd.read_csv(tmp_path / "rows.csv")
+    source = pd.read_csv(deploy_csv)
+    assert len(rows) == len(source)
+    first = rows[rows["ID"] == 0]["extroversion"].unique()
+    assert first.tolist() == [table.loc[table["ID"] == 0, "extroversion"].item()]
+
+
+def test_deploy_refuses_to_overwrite_without_force_and_predicts_short_on_request(cnn_run, deploy_csv, tmp_path):
+    out = tmp_path / "pred.csv"
+    out.write_text("precious\n")
+    result = run_script("1dcnn_deploy.py", "--weights", str(cnn_run), "--data", str(deploy_csv), "--out", str(out))
+    assert result.returncode == 2 and "--force" in result.stderr and out.read_text() == "precious\n"
+    result = run_script("1dcnn_deploy.py", "--weights", str(cnn_run), "--data", str(deploy_csv), "--out", str(out),
+                        "--force", "--predict-short", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    table = pd.read_csv(out)
+    assert (table["status"] == "short_predicted").sum() == 2 and table["extroversion"].notna().all()
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_deploy_failure_leaves_no_partial_output(tmp_path, deploy_csv):
+    out = tmp_path / "pred.csv"
+    result = run_script("1dcnn_deploy.py", "--weights", str(tmp_path / "missing.safetensors"), "--data", str(deploy_csv), "--out", str(out))
+    assert result.returncode == 2 and "not found" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not out.exists() and not list(tmp_path.glob(".*"))
+
+
+def test_corrupted_or_mismatched_checkpoints_fail_clearly(cnn_run, deploy_csv, tmp_path):
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(cnn_run.read_bytes()[:200])
+    broken.with_suffix(".json").write_text(cnn_run.with_suffix(".json").read_text())
+    result = run_script("1dcnn_deploy.py", "--weights", str(broken), "--data", str(deploy_csv), "--out", str(tmp_path / "o.csv"))
+    assert result.returncode == 2 and "corrupted" in result.stderr and "Traceback" not in result.stderr
+    result = run_script("attn_deploy.py", "--weights", str(cnn_run), "--data", str(deploy_csv), "--out", str(tmp_path / "o.csv"))
+    assert result.returncode == 2 and "1dcnn_*.py" in result.stderr
+
+
+def test_sharded_deploy_and_merge_equal_single_process(cnn_run, deploy_csv, tmp_path):
+    base = ["1dcnn_deploy.py", "--weights", str(cnn_run), "--data", str(deploy_csv), "--no-progress"]
+    assert run_script(*base, "--out", str(tmp_path / "all.csv")).returncode == 0
+    for k in range(3):
+        assert run_script(*base, "--shard", f"{k}/3", "--out", str(tmp_path / f"part{k}.csv")).returncode == 0
+    incomplete = run_script("1dcnn_deploy.py", "--merge", str(tmp_path / "part0.csv"), str(tmp_path / "part2.csv"), "--out", str(tmp_path / "m.csv"))
+    assert incomplete.returncode == 2 and "exactly once" in incomplete.stderr
+    merged = run_script("1dcnn_deploy.py", "--merge", *(str(tmp_path / f"part{k}.csv") for k in range(3)), "--out", str(tmp_path / "merged.csv"))
+    assert merged.returncode == 0, merged.stderr
+    single, joined = pd.read_csv(tmp_path / "all.csv"), pd.read_csv(tmp_path / "merged.csv")
+    assert list(single.columns) == list(joined.columns)
+    pd.testing.assert_frame_equal(single, joined, check_exact=False, atol=1e-5)
+
+
+def test_every_script_has_help():
+    for script in ("1dcnn_train.py", "1dcnn_retrain.py", "1dcnn_test.py", "1dcnn_deploy.py", "attn_train.py",
+                   "attn_retrain.py", "attn_test.py", "attn_deploy.py", "data_augmentation.py"):
+        result = run_script(script, "--help")
+        assert result.returncode == 0 and "--data" in result.stdout and "--out" in result.stdout, script
