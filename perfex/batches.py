@@ -44,10 +44,14 @@ def collate(clips: ClipSet, index: np.ndarray, starts: np.ndarray, lengths: np.n
     )
 
 
-def rank_share(n_items: int, epoch: int, seed: int, rank: int, world_size: int, shuffle: bool) -> np.ndarray:
-    """This rank's item indices for an epoch, as torch's DistributedSampler picks them (padded to equal shares)."""
+def rank_share(n_items: int, epoch: int, seed: int, rank: int, world_size: int) -> np.ndarray:
+    """This rank's shuffled item indices for an epoch, picked by torch's DistributedSampler.
+
+    Ranks get disjoint, equal shares; with several ranks up to ``world_size - 1`` items (a different few each
+    epoch) sit out rather than being repeated on two ranks.
+    """
     sampler = torch.utils.data.DistributedSampler(
-        range(n_items), num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed, drop_last=False
+        range(n_items), num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=world_size > 1
     )
     sampler.set_epoch(epoch)
     return np.fromiter(iter(sampler), dtype=np.int64, count=len(sampler))

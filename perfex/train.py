@@ -255,7 +255,7 @@ class Trainer:
 
     def _train_epoch(self, epoch: int, train_index: np.ndarray) -> tuple[float, int]:
         c = self.config
-        share = train_index[rank_share(len(train_index), epoch, c.seed, self.context.rank, self.context.world_size, shuffle=True)]
+        share = train_index[rank_share(len(train_index), epoch, c.seed, self.context.rank, self.context.world_size)]
         rng = np.random.default_rng([c.seed, epoch, self.context.rank])
         plan = training_batches(self.clips, share, c.batch_size, c.max_frames, rng, pad_to=getattr(self.model, "fixed_length", None))
         if c.record_samples:

@@ -1,0 +1,111 @@
+"""Original PerFeX .pt state dicts: recognised, run through the batched deploy path exactly, converted losslessly."""
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from conftest import run_script
+from models.legacy import legacy_state_dict_shapes
+from perfex.io import load_clips
+from perfex.predict import trait_probabilities
+from perfex.schema import TRAITS
+
+KINDS = {"legacy_cnn": ("1dcnn", "cnn_180.pt"), "legacy_attn": ("attn", "attn_180.pt")}
+
+
+def original_state_dict(kind: str, seed: int = 0) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    return {key: torch.randn(shape, generator=generator) * 0.1 for key, shape in legacy_state_dict_shapes(kind).items()}
+
+
+@pytest.fixture(scope="module", params=list(KINDS))
+def original(request, tmp_path_factory):
+    kind = request.param
+    path = tmp_path_factory.mktemp(kind) / KINDS[kind][1]
+    torch.save(original_state_dict(kind), path)
+    return kind, path
+
+
+def batch_one_reference(model, clips) -> np.ndarray:
+    """The original regime: one clip at a time, zero-padded to 700 frames."""
+    out = []
+    for i in range(len(clips)):
+        x = torch.zeros(1, 700, 17)
+        frames = torch.from_numpy(clips.clip(i))
+        x[0, : len(frames)] = frames
+        with torch.no_grad():
+            out.append(trait_probabilities(model(x, torch.tensor([len(frames)]))).numpy()[0])
+    return np.stack(out)
+
+
+def test_deploy_runs_original_weights_batched_with_identical_outputs(original, deploy_csv, tmp_path):
+    kind, path = original
+    prefix = KINDS[kind][0]
+    out = tmp_path / "pred.csv"
+    result = run_script(f"{prefix}_deploy.py", "--weights", str(path), "--data", str(deploy_csv), "--out", str(out),
+                        "--batch-size", "4", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    table = pd.read_csv(out)
+    assert len(table) == 10
+    from perfex.checkpoint import load_checkpoint
+
+    model, meta = load_checkpoint(path)
+    assert meta["model"] == kind and meta["legacy"] is True
+    clips = load_clips([deploy_csv])
+    ok = np.flatnonzero(table["status"].to_numpy() == "ok")
+    reference = batch_one_reference(model, clips.subset(ok))
+    got = table.iloc[ok][[f"p_{t}_{level}" for t in TRAITS for level in range(5)]].to_numpy().reshape(len(ok), 5, 5)
+    np.testing.assert_allclose(got, reference, atol=2e-5)
+
+    converted_dir = tmp_path / "converted"
+    result = run_script("-m", "perfex.convert_legacy", str(path), str(converted_dir))
+    assert result.returncode == 0, result.stderr
+    converted = converted_dir / (path.stem + ".safetensors")
+    config = __import__("json").loads(converted.with_suffix(".json").read_text())
+    assert config["legacy"] is True and config["model"] == kind and len(config["source_sha256"]) == 64
+    out2 = tmp_path / "pred_converted.csv"
+    result = run_script(f"{prefix}_deploy.py", "--weights", str(converted), "--data", str(deploy_csv), "--out", str(out2),
+                        "--batch-size", "4", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    pd.testing.assert_frame_equal(table, pd.read_csv(out2))
+
+
+def test_the_other_family_script_refuses_original_weights(original, deploy_csv, tmp_path):
+    kind, path = original
+    other = "attn" if kind == "legacy_cnn" else "1dcnn"
+    result = run_script(f"{other}_deploy.py", "--weights", str(path), "--data", str(deploy_csv), "--out", str(tmp_path / "o.csv"))
+    assert result.returncode == 2 and f"{KINDS[kind][0]}_*.py" in result.stderr
+
+
+@pytest.mark.parametrize("damage", ["missing", "misshaped"])
+def test_damaged_original_state_dict_is_refused(damage, deploy_csv, tmp_path):
+    state = original_state_dict("legacy_cnn")
+    if damage == "missing":
+        del state["conv2_1.weight"]
+    else:
+        state["conv2_1.weight"] = torch.zeros(3, 3, 3)
+    path = tmp_path / "bad.pt"
+    torch.save(state, path)
+    result = run_script("1dcnn_deploy.py", "--weights", str(path), "--data", str(deploy_csv), "--out", str(tmp_path / "o.csv"))
+    assert result.returncode == 2 and "conv2_1.weight" in result.stderr and "Traceback" not in result.stderr
+
+
+class Payload:
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
+def test_a_pickle_that_is_not_a_plain_state_dict_is_refused(deploy_csv, tmp_path):
+    path = tmp_path / "evil.pt"
+    with open(path, "wb") as handle:
+        pickle.dump({"conv1_1.weight": Payload()}, handle)
+    result = run_script("1dcnn_deploy.py", "--weights", str(path), "--data", str(deploy_csv), "--out", str(tmp_path / "o.csv"))
+    assert result.returncode == 2 and "not a plain PyTorch state dict" in result.stderr
+    assert "this must never run" not in result.stdout
+    not_a_dict = tmp_path / "list.pt"
+    torch.save([torch.zeros(2)], not_a_dict)
+    result = run_script("-m", "perfex.convert_legacy", str(not_a_dict), str(tmp_path / "c"))
+    assert result.returncode == 2 and "not a state dict" in result.stderr
