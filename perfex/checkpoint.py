@@ -19,6 +19,7 @@ from .schema import AU_INTENSITY_COLUMNS, LEVEL_GRID, TRAITS
 from .tables import atomic_output
 
 FORMAT = "perfex-checkpoint"
+REPO = Path(__file__).resolve().parent.parent
 LEGACY_SUFFIXES = (".pt", ".pth", ".bin")
 FAMILY_SCRIPTS = {"cnn": "1dcnn", "attn": "attn"}
 
@@ -29,6 +30,18 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def portable_path(path: str | Path) -> str:
+    """Store paths inside the repository relative to it, so a checkpoint works from any clone."""
+    resolved = Path(path).resolve()
+    return str(resolved.relative_to(REPO)) if resolved.is_relative_to(REPO) else str(resolved)
+
+
+def locate(path: str | Path) -> Path:
+    """A stored path: as given if it exists, else relative to the repository."""
+    path = Path(path)
+    return path if path.exists() or path.is_absolute() else REPO / path
 
 
 def model_family(model_name: str) -> str:

@@ -83,7 +83,10 @@ def clip_rows(clips: ClipSet, model, config: DeployConfig, device) -> pd.DataFra
     frame = pd.DataFrame({ID_COLUMN: clips.ids, FILE_COLUMN: clips.files,
                           "n_frames": lengths, "n_dropped_frames": clips.dropped_frames, "n_windows": windows, "status": status})
     frame[list(TRAITS)] = levels
-    frame[[f"{t}_score" for t in TRAITS]] = expected_scores(probs)
+    scores = np.full((len(clips), len(TRAITS)), np.nan)
+    if predicted.any():
+        scores[predicted] = expected_scores(probs[predicted])
+    frame[[f"{t}_score" for t in TRAITS]] = scores
     frame[PROB_COLUMNS] = probs.reshape(len(clips), -1)
     return frame
 

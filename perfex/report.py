@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .checkpoint import check_features, load_checkpoint
+from .checkpoint import check_features, load_checkpoint, locate
 from .clips import ClipSet
 from .distributed import pick_device
 from .errors import PerfexError
@@ -58,7 +58,7 @@ def evaluation_sets(config: TestConfig, meta: dict) -> tuple[ClipSet, ClipSet, s
     if config.subset not in SUBSETS:
         raise PerfexError(f"--subset {config.subset!r} is not one of {', '.join(SUBSETS)}")
     features = tuple(meta["feature_names"])
-    data = config.data or meta.get("data", {}).get("files")
+    data = config.data or [str(locate(p)) for p in meta.get("data", {}).get("files", [])]
     if not data:
         raise PerfexError("no --data given and the checkpoint records no training data; pass --data with labelled clips")
     clips = _load(data, config, features)
@@ -76,7 +76,7 @@ def evaluation_sets(config: TestConfig, meta: dict) -> tuple[ClipSet, ClipSet, s
     if len(evaluated) == 0:
         raise PerfexError(f"no clip to evaluate in {source}; check --data, --split and --subset")
     if config.train_data or train_candidates is None or len(train_candidates) == 0:
-        train_files = config.train_data or meta.get("data", {}).get("files")
+        train_files = config.train_data or [str(locate(p)) for p in meta.get("data", {}).get("files", [])]
         if not train_files:
             raise PerfexError("the baselines need training clips: pass --train-data with the data the model was trained on")
         train_all = _load(train_files, config, features)

@@ -17,7 +17,8 @@ from tqdm import tqdm
 
 from . import distributed
 from .batches import collate, rank_share, training_batches
-from .checkpoint import check_features, file_sha256, load_checkpoint, load_optimizer, save_checkpoint, save_optimizer
+from .checkpoint import (check_features, file_sha256, load_checkpoint, load_optimizer, portable_path, resolve_weights,
+                         save_checkpoint, save_optimizer)
 from .clips import ClipSet, concat_clipsets
 from .errors import PerfexError
 from .evaluate import trait_metrics
@@ -289,8 +290,8 @@ class Trainer:
         model = self.model
         parent = None
         if self.parent_meta is not None:
-            weights = Path(self.config.weights)
-            parent = {"file": str(weights), "sha256": self.parent_meta.get("weights_sha256") or file_sha256(weights),
+            weights = resolve_weights(self.config.weights)
+            parent = {"file": portable_path(weights), "sha256": file_sha256(weights),
                       "model": self.parent_meta["model"]}
         return {
             "model": getattr(model, "name", self.family),
@@ -303,7 +304,7 @@ class Trainer:
             "label_binning": self.clips.label_binning,
             "split": self.manifest,
             "split_sha256": manifest_hash(self.manifest),
-            "data": {"files": [str(p) for p in self.config.data], "fingerprint": data_fingerprint(self.clips),
+            "data": {"files": [portable_path(p) for p in self.config.data], "fingerprint": data_fingerprint(self.clips),
                      "n_train_clips": len(self.parts["train"])},
             "epoch": epoch,
             "metrics": scores,
