@@ -58,6 +58,8 @@ def evaluation_sets(config: TestConfig, meta: dict) -> tuple[ClipSet, ClipSet, s
     if config.subset not in SUBSETS:
         raise PerfexError(f"--subset {config.subset!r} is not one of {', '.join(SUBSETS)}")
     features = tuple(meta["feature_names"])
+    if config.label_binning is None and meta.get("label_binning") not in (None, "grid"):
+        config.label_binning = meta["label_binning"]  # bin test labels exactly as the training labels were
     data = config.data or [str(locate(p)) for p in meta.get("data", {}).get("files", [])]
     if not data:
         raise PerfexError("no --data given and the checkpoint records no training data; pass --data with labelled clips")

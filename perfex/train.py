@@ -278,7 +278,7 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
-            total += float(loss) * len(batch.lengths)
+            total += loss.item() * len(batch.lengths)
             count += len(batch.lengths)
             bar.set_postfix(loss=f"{total / count:.3f}")
         return distributed.mean_across_ranks(self.context, total / max(count, 1), count), count * self.context.world_size
