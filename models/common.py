@@ -1,0 +1,65 @@
+"""Pieces shared by the models: padding masks, masked pooling, squeeze-and-excite, sinusoidal time embedding."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def frame_mask(lengths: torch.Tensor, n_frames: int) -> torch.Tensor:
+    """[B, T] boolean mask, True on real frames."""
+    return torch.arange(n_frames, device=lengths.device)[None, :] < lengths[:, None]
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over time of ``x [B, C, T]`` using only frames where ``mask [B, T]`` is True."""
+    weights = mask.to(x.dtype)[:, None, :]
+    return (x * weights).sum(dim=2) / weights.sum(dim=2).clamp(min=1.0)
+
+
+class SqueezeExcite(nn.Module):
+    """Channel gating from a (masked) time average: Linear(C->C/r) -> ReLU -> Linear(C/r->C) -> sigmoid."""
+
+    def __init__(self, channels: int, reduction: int = 16) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(channels, max(channels // reduction, 1))
+        self.fc2 = nn.Linear(max(channels // reduction, 1), channels)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        squeezed = x.mean(dim=2) if mask is None else masked_mean(x, mask)
+        gate = torch.sigmoid(self.fc2(torch.relu(self.fc1(squeezed))))
+        return x * gate[:, :, None]
+
+
+def sinusoidal_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """``[..., dim]`` embedding of scalar times: concat(sin(t f_i), cos(t f_i)), f_i = 10000^(-i/(dim/2-1))."""
+    half = dim // 2
+    freqs = torch.exp(torch.arange(half, device=t.device, dtype=torch.float32) * (-math.log(10000.0) / (half - 1)))
+    angles = t.float()[..., None] * freqs
+    return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+
+class MaskedInputModel(nn.Module):
+    """Base of our models: normalise, zero the padding, keep ``feature_mean``/``feature_std`` as buffers."""
+
+    fixed_length: int | None = None
+
+    def __init__(self, n_features: int, max_frames: int) -> None:
+        super().__init__()
+        self.max_frames = max_frames
+        self.register_buffer("feature_mean", torch.zeros(n_features))
+        self.register_buffer("feature_std", torch.ones(n_features))
+
+    def set_normalization(self, mean: np.ndarray, std: np.ndarray) -> None:
+        """Store training-split statistics; inputs become (x - mean) / std."""
+        self.feature_mean.copy_(torch.as_tensor(np.asarray(mean), dtype=torch.float32))
+        self.feature_std.copy_(torch.as_tensor(np.asarray(std), dtype=torch.float32))
+
+    def prepare(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised input with padded frames set to zero, and the [B, T] frame mask."""
+        mask = frame_mask(lengths.to(x.device), x.shape[1])
+        x = (x - self.feature_mean) / self.feature_std
+        return x * mask[:, :, None].to(x.dtype), mask

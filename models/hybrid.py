@@ -1,0 +1,93 @@
+"""Hybrid attention network: (AU + time embedding -> LSTM -> attention pooling) beside an FCN with squeeze-excite."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from .common import MaskedInputModel, SqueezeExcite, masked_mean, sinusoidal_embedding
+
+
+@dataclass
+class HybridConfig:
+    n_features: int = 17
+    d_model: int = 128
+    lstm_hidden: int = 128
+    attention_hidden: int = 64
+    conv_channels: tuple[int, ...] = (128, 256, 256, 256)
+    conv_kernels: tuple[int, ...] = (8, 5, 3, 3)
+    se_reduction: int = 16
+    head_hidden: int = 128
+    dropout: float = 0.3
+    n_traits: int = 5
+    n_levels: int = 5
+    max_frames: int = 700
+    fps: float = 30.0
+
+
+class HybridAttention(MaskedInputModel):
+    """Branch A sees every real frame through a packed LSTM; attention weights on padding are exactly zero."""
+
+    name = "attn"
+
+    def __init__(self, config: HybridConfig) -> None:
+        super().__init__(config.n_features, config.max_frames)
+        self.config = c = config
+        self.au_embedding = nn.Linear(c.n_features, c.d_model)
+        self.time_embedding = nn.Sequential(nn.Linear(c.d_model, c.d_model), nn.SiLU(), nn.Linear(c.d_model, c.d_model))
+        self.lstm = nn.LSTM(c.d_model, c.lstm_hidden, batch_first=True)
+        self.attention_proj = nn.Linear(c.lstm_hidden, c.attention_hidden)
+        self.attention_score = nn.Linear(c.attention_hidden, 1, bias=False)
+        widths = (c.n_features, *c.conv_channels)
+        self.convs = nn.ModuleList(nn.Conv1d(i, o, k) for i, o, k in zip(widths[:-1], widths[1:], c.conv_kernels))
+        self.excites = nn.ModuleList(SqueezeExcite(o, c.se_reduction) for o in c.conv_channels)
+        self.dropout = nn.Dropout(c.dropout)
+        self.head = nn.Sequential(
+            nn.Linear(c.lstm_hidden + c.conv_channels[-1], c.head_hidden), nn.ReLU(), nn.Dropout(c.dropout),
+            nn.Linear(c.head_hidden, c.n_traits * c.n_levels),
+        )
+
+    def attend(self, x: torch.Tensor, lengths: torch.Tensor, mask: torch.Tensor, times: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Branch A: pooled LSTM state [B, H] and attention weights [B, T] (zero on padding)."""
+        h = self.au_embedding(x) + self.time_embedding(sinusoidal_embedding(times, self.config.d_model))
+        packed = pack_padded_sequence(h, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, _ = self.lstm(packed)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+        scores = self.attention_score(torch.tanh(self.attention_proj(out))).squeeze(-1)
+        weights = scores.float().masked_fill(~mask, float("-inf")).softmax(dim=1)
+        return torch.einsum("bt,bth->bh", weights.to(out.dtype), out), weights
+
+    def convolve(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Branch B: four "same"-length convolutions with squeeze-excite, padding zeroed after each, masked pooling."""
+        h = x.transpose(1, 2)
+        keep = mask[:, None, :].to(h.dtype)
+        for index, (conv, excite) in enumerate(zip(self.convs, self.excites)):
+            k = conv.kernel_size[0]
+            h = torch.relu(conv(F.pad(h, ((k - 1) // 2, k // 2)))) * keep
+            h = excite(h, mask)
+            if index in (0, 2):
+                h = self.dropout(h)
+        return masked_mean(h, mask)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor, times: torch.Tensor | None = None,
+                return_attention: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        x, mask = self.prepare(x, lengths)
+        if times is None:
+            times = torch.arange(x.shape[1], device=x.device, dtype=x.dtype)[None, :].expand(x.shape[0], -1) / self.config.fps
+        pooled, weights = self.attend(x, lengths.clamp(min=1), mask, times * mask)
+        logits = self.head(self.dropout(torch.cat([pooled, self.convolve(x, mask)], dim=1)))
+        return (logits, weights) if return_attention else logits
+
+    def flops_per_frame(self) -> int:
+        """Multiply-adds x 2 per real frame: embeddings, LSTM, attention scores and the four convolutions."""
+        c = self.config
+        embed = c.n_features * c.d_model + 2 * c.d_model * c.d_model
+        lstm = 4 * c.lstm_hidden * (c.d_model + c.lstm_hidden)
+        attention = c.lstm_hidden * c.attention_hidden + c.attention_hidden
+        widths = (c.n_features, *c.conv_channels)
+        convs = sum(i * o * k for i, o, k in zip(widths[:-1], widths[1:], c.conv_kernels))
+        return 2 * (embed + lstm + attention + convs)
