@@ -135,12 +135,12 @@ def test_parser(family: str) -> argparse.ArgumentParser:
 
 
 def run_test(family: str, argv: Sequence[str] | None) -> int:
-    from .report import TestConfig, run_test as evaluate
+    from .report import EvalConfig, run_test as evaluate
 
     args = vars(test_parser(family).parse_args(argv))
     args["out"] = args["out"] or str(REPO / "outputs" / f"{family}-test-{_stamp()}")
     args.pop("workers")
-    results = evaluate(TestConfig(**args), family)
+    results = evaluate(EvalConfig(**args), family)
     print(f"evaluated on {results['evaluated_on']}\n\n{results['markdown']}\n\nwrote {args['out']}/results.json, results.md, "
           "predictions.csv, confusion_matrices.png")
     return 0

@@ -23,7 +23,7 @@ SUBSETS = ("test", "val", "train", "all")
 
 
 @dataclass
-class TestConfig:
+class EvalConfig:
     """Options of one test run."""
 
     weights: str
@@ -46,14 +46,14 @@ class TestConfig:
     progress: bool = True
 
 
-def _load(paths: list[str], config: TestConfig, features: tuple[str, ...]) -> ClipSet:
+def _load(paths: list[str], config: EvalConfig, features: tuple[str, ...]) -> ClipSet:
     clips = load_clips(paths, labels=config.labels, features=features, nan_policy=config.nan_policy,
                        min_confidence=config.min_confidence, label_binning=config.label_binning,
                        require_labels=True, cache_dir=config.cache_dir)
     return clips.subset(np.flatnonzero(clips.lengths >= config.min_frames))
 
 
-def evaluation_sets(config: TestConfig, meta: dict) -> tuple[ClipSet, ClipSet, str]:
+def evaluation_sets(config: EvalConfig, meta: dict) -> tuple[ClipSet, ClipSet, str]:
     """(clips to evaluate, training clips for the baselines, description of where they came from)."""
     if config.subset not in SUBSETS:
         raise PerfexError(f"--subset {config.subset!r} is not one of {', '.join(SUBSETS)}")
@@ -103,7 +103,7 @@ def strict_json(value: object) -> object:
     return value
 
 
-def run_test(config: TestConfig, family: str) -> dict:
+def run_test(config: EvalConfig, family: str) -> dict:
     """Evaluate ``config.weights`` and write results.json, results.md, predictions.csv and confusion matrices."""
     from .plots import plot_confusion_matrices, plot_confusion_matrix_per_trait
 

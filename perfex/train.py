@@ -258,6 +258,7 @@ class Trainer:
         c = self.config
         share = train_index[rank_share(len(train_index), epoch, c.seed, self.context.rank, self.context.world_size)]
         rng = np.random.default_rng([c.seed, epoch, self.context.rank])
+        torch.manual_seed(int(rng.integers(2**62)))  # dropout depends on (seed, epoch, rank) only: resume is exact
         plan = training_batches(self.clips, share, c.batch_size, c.max_frames, rng, pad_to=getattr(self.model, "fixed_length", None))
         if c.record_samples:
             self.out.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ import pytest
 from conftest import run_script
 from perfex.checkpoint import file_sha256, load_checkpoint, read_config
 from perfex.deploy import CLIP_COLUMNS, DeployConfig, deploy
-from perfex.report import TestConfig, run_test
+from perfex.report import EvalConfig, run_test
 from perfex.schema import TRAITS
 from perfex.train import TrainConfig, fit
 
@@ -29,7 +29,7 @@ def cnn_run(learnable_csv, tmp_path_factory):
 @pytest.mark.parametrize("model", ["cnn", "attn"])
 def test_training_beats_majority_baseline_on_held_out_videos(model, learnable_csv, cnn_run, tmp_path):
     weights = cnn_run if model == "cnn" else train("attn", learnable_csv, tmp_path / "attn", epochs=12, patience=12)
-    results = run_test(TestConfig(weights=str(weights), out=str(tmp_path / "test"), n_boot=200, progress=False), model)
+    results = run_test(EvalConfig(weights=str(weights), out=str(tmp_path / "test"), n_boot=200, progress=False), model)
     model_accuracy = results["model"]["mean"]["accuracy"]
     majority = results["baselines"]["majority"]["mean"]["accuracy"]
     assert model_accuracy > majority + 0.05, (model_accuracy, majority)
