@@ -101,7 +101,7 @@ def clip_aus(traits: np.ndarray, person: dict, n_frames: int, rng: np.random.Gen
     aus[:, AU["AU15_r"]] += sad
     aus[:, AU["AU17_r"]] += 0.8 * sad
     # blinks: rate from neuroticism, timing regularity from conscientiousness (same mean rate)
-    blinks = _onsets(rng, n_frames, 17.0 * np.exp(0.2 * neu), regularity=float(np.exp(1.1 * con)))
+    blinks = _onsets(rng, n_frames, 17.0 * np.exp(0.2 * neu), regularity=float(np.clip(np.exp(0.9 * con), 0.35, 8.0)))
     aus[:, AU["AU45_r"]] += _events(n_frames, blinks, rng.uniform(2.0, 3.5, len(blinks)), 6)
     # conscientiousness: fewer fidgety dimpler / chin events
     fidgets = _onsets(rng, n_frames, 3.0 * np.exp(-0.35 * con))

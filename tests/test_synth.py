@@ -1,0 +1,84 @@
+"""The generator: exact formats, determinism, the First Impressions label distribution, the planted links."""
+
+import gzip
+
+import numpy as np
+import pandas as pd
+
+from perfex.schema import AU_INTENSITY_COLUMNS, AU_PRESENCE_COLUMNS, CONTEXT_COLUMNS, EMOTION_COLUMNS, TRAITS
+from perfex.synth import (TRAIT_MEANS, clip_aus, generate_openface_dir, generate_perfex, openface_header, sample_traits,
+                          write_table)
+
+PERFEX_COLUMNS = ["ID", "File", *AU_INTENSITY_COLUMNS, *AU_PRESENCE_COLUMNS, *CONTEXT_COLUMNS, *EMOTION_COLUMNS, *TRAITS]
+
+
+def test_perfex_table_has_the_published_columns_and_grid_labels():
+    frame = generate_perfex(12, seed=0, min_frames=50, max_frames=80)
+    assert list(frame.columns) == PERFEX_COLUMNS
+    per_clip = frame.groupby("ID")[list(TRAITS)].nunique()
+    assert (per_clip == 1).all().all()
+    assert set(np.unique(frame[list(TRAITS)].to_numpy())) <= {0.0, 0.25, 0.5, 0.75, 1.0}
+    assert frame["File"].str.fullmatch(r"[A-Za-z0-9_-]{11}\.\d{3}\.mp4").all()
+    au = frame[list(AU_INTENSITY_COLUMNS)].to_numpy()
+    assert au.min() >= 0 and au.max() <= 5
+
+
+def test_same_seed_same_bytes_other_seed_other_data(tmp_path):
+    for name in ("a.csv.gz", "b.csv.gz"):
+        write_table(generate_perfex(5, seed=7, min_frames=40, max_frames=60), tmp_path / name)
+    assert (tmp_path / "a.csv.gz").read_bytes() == (tmp_path / "b.csv.gz").read_bytes()
+    other = generate_perfex(5, seed=8, min_frames=40, max_frames=60)
+    assert not other.equals(generate_perfex(5, seed=7, min_frames=40, max_frames=60))
+
+
+def test_unlabelled_mode_leaves_trait_columns_empty():
+    frame = generate_perfex(3, seed=0, labeled=False, min_frames=40, max_frames=50)
+    assert frame[list(TRAITS)].isna().all().all()
+
+
+def test_default_traits_follow_first_impressions_statistics():
+    traits = sample_traits(20000, np.random.default_rng(0))
+    np.testing.assert_allclose(traits.mean(axis=0), TRAIT_MEANS, atol=0.03)
+    correlations = np.corrcoef(traits.T)[np.triu_indices(5, 1)]
+    assert correlations.min() > 0.4
+    level2 = (np.floor(traits * 4 + 0.5) == 2).mean(axis=0)
+    assert np.all((level2 > 0.5) & (level2 < 0.65))
+    wide = sample_traits(20000, np.random.default_rng(0), spread=2.5)
+    assert (np.floor(wide * 4 + 0.5) == 2).mean() < 0.4
+
+
+def test_openface_directory_matches_the_real_header_and_has_failed_frames(tmp_path):
+    paths = generate_openface_dir(tmp_path / "of", 3, seed=1, min_frames=300, max_frames=320, labels_path=tmp_path / "labels.csv")
+    with gzip.open(paths[0], "rt") as handle:
+        header = handle.readline().rstrip("\n")
+    assert header == ", ".join(openface_header()) and len(openface_header()) == 334
+    frame = pd.read_csv(paths[0], skipinitialspace=True)
+    np.testing.assert_allclose(np.diff(frame["timestamp"]), 1 / 30, atol=1e-3)
+    failed = frame[frame["success"] == 0]
+    assert len(failed) > 0 and (failed[list(AU_INTENSITY_COLUMNS)] == 0).all().all()
+    labels = pd.read_csv(tmp_path / "labels.csv")
+    assert list(labels.columns) == ["File", *TRAITS] and len(labels) == 3
+
+
+def person():
+    return {"baseline": np.full(17, 0.1), "gain": 1.0}
+
+
+def blink_interval_cv(traits, seed):
+    aus = clip_aus(traits, person(), 9000, np.random.default_rng(seed))
+    blink = aus[:, AU_INTENSITY_COLUMNS.index("AU45_r")]
+    onsets = np.flatnonzero((blink[1:] > 1.0) & (blink[:-1] <= 1.0))
+    gaps = np.diff(onsets)
+    return gaps.std() / gaps.mean(), len(onsets)
+
+
+def test_planted_links_extroversion_smiles_and_conscientiousness_blink_regularity():
+    low, high = TRAIT_MEANS - 0.35, TRAIT_MEANS + 0.35
+    au12 = AU_INTENSITY_COLUMNS.index("AU12_r")
+    smiles = [clip_aus(np.r_[t, TRAIT_MEANS[1:]], person(), 3000, np.random.default_rng(1))[:, au12].mean()
+              for t in (low[0], high[0])]
+    assert smiles[1] > smiles[0] + 0.2
+    regular, n_regular = blink_interval_cv(np.r_[TRAIT_MEANS[:3], high[3], TRAIT_MEANS[4]], seed=2)
+    bursty, n_bursty = blink_interval_cv(np.r_[TRAIT_MEANS[:3], low[3], TRAIT_MEANS[4]], seed=2)
+    assert regular < 0.6 * bursty
+    assert abs(n_regular - n_bursty) < 0.35 * n_bursty  # same blink rate: only the timing differs
