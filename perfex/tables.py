@@ -14,6 +14,9 @@ import pyarrow.csv as pacsv
 
 from .errors import PerfexError
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 def group_rows(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Group row numbers by clip id in O(n log n) once: (ids in order of first appearance, rows, offsets).
@@ -57,6 +60,7 @@ def atomic_output(path: Path) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the final file the usual permissions
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
