@@ -7,7 +7,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .common import MaskedInputModel, SqueezeExcite, masked_mean, sinusoidal_embedding
 
@@ -30,7 +29,7 @@ class HybridConfig:
 
 
 class HybridAttention(MaskedInputModel):
-    """Branch A sees every real frame through a packed LSTM; attention weights on padding are exactly zero."""
+    """Branch A sees every real frame through a batch-first LSTM; attention weights on padding are exactly zero."""
 
     name = "attn"
 
@@ -51,12 +50,12 @@ class HybridAttention(MaskedInputModel):
             nn.Linear(c.head_hidden, c.n_traits * c.n_levels),
         )
 
-    def attend(self, x: torch.Tensor, lengths: torch.Tensor, mask: torch.Tensor, times: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def attend(self, x: torch.Tensor, mask: torch.Tensor, times: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Branch A: pooled LSTM state [B, H] and attention weights [B, T] (zero on padding)."""
         h = self.au_embedding(x) + self.time_embedding(sinusoidal_embedding(times, self.config.d_model))
-        packed = pack_padded_sequence(h, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        out, _ = self.lstm(packed)
-        out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+        # A left-to-right LSTM's output at a real frame never depends on the padding after it, and the attention
+        # below gives padding zero weight, so the plain (fused, ~10x faster to train on CPU than packed) LSTM is exact.
+        out, _ = self.lstm(h)
         scores = self.attention_score(torch.tanh(self.attention_proj(out))).squeeze(-1)
         weights = scores.float().masked_fill(~mask, float("-inf")).softmax(dim=1)
         return torch.einsum("bt,bth->bh", weights.to(out.dtype), out), weights
@@ -78,7 +77,7 @@ class HybridAttention(MaskedInputModel):
         x, mask = self.prepare(x, lengths)
         if times is None:
             times = torch.arange(x.shape[1], device=x.device, dtype=x.dtype)[None, :].expand(x.shape[0], -1) / self.config.fps
-        pooled, weights = self.attend(x, lengths.clamp(min=1), mask, times * mask)
+        pooled, weights = self.attend(x, mask, times * mask)
         logits = self.head(self.dropout(torch.cat([pooled, self.convolve(x, mask)], dim=1)))
         return (logits, weights) if return_attention else logits
 

@@ -97,3 +97,27 @@ def test_split_rejects_data_from_unknown_videos():
     other = make_clips(["zzzzzzzzzzz.000.mp4"])
     with pytest.raises(PerfexError, match="not in the split manifest"):
         split_indices(other, manifest)
+
+
+def test_data_augmentation_script_output_loads_and_splits_with_copies_beside_their_source(tmp_path):
+    from conftest import run_script
+    from perfex.io import load_clips
+    from perfex.synth import generate_perfex, write_table
+
+    source = tmp_path / "train.csv"
+    write_table(generate_perfex(30, seed=2, min_frames=120, max_frames=260), source)
+    out = tmp_path / "aug.csv.gz"
+    result = run_script("data_augmentation.py", "--data", str(source), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    clips = load_clips([out], require_labels=True)
+    original = clips.augmentation == "none"
+    assert original.sum() == 30 and (clips.augmentation == "shift5").sum() == 30
+    windows = sum((n // 100) for n in clips.lengths[original])
+    assert len(clips) == 30 * 3 + windows
+    parts = split_indices(clips, make_split(clips, (0.6, 0.2, 0.2), seed=1))
+    check_disjoint(clips, parts)
+    side = {int(clips.ids[i]): name for name, idx in parts.items() for i in idx}
+    for i in np.flatnonzero(~original):
+        assert side[int(clips.ids[i])] == side[int(clips.source_ids[i])]
+    again = run_script("data_augmentation.py", "--data", str(source), "--out", str(out))
+    assert again.returncode == 2 and "--force" in again.stderr

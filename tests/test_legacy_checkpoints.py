@@ -109,3 +109,33 @@ def test_a_pickle_that_is_not_a_plain_state_dict_is_refused(deploy_csv, tmp_path
     torch.save([torch.zeros(2)], not_a_dict)
     result = run_script("-m", "perfex.convert_legacy", str(not_a_dict), str(tmp_path / "c"))
     assert result.returncode == 2 and "not a state dict" in result.stderr
+
+
+def test_legacy_hybrid_first_branch_never_sees_the_clip():
+    from models.legacy import build_legacy_model
+
+    state = original_state_dict("legacy_attn", seed=3)
+    clips = torch.randn(2, 120, 17).abs() * torch.tensor([[[1.0]], [[4.0]]])
+    lengths = torch.tensor([120, 60])
+    with torch.no_grad():
+        full = build_legacy_model(state)(clips, lengths)
+        assert (full[0] - full[1]).abs().max() > 1e-4  # the clips do change the output ...
+        state["linear_layer_stack.0.weight"][:, 256:] = 0  # ... but cut the convolutional branch off the head
+        branch_a_only = build_legacy_model(state)(clips, lengths)
+    torch.testing.assert_close(branch_a_only[0], branch_a_only[1], atol=0, rtol=0)  # and nothing of the clip is left
+
+
+def test_legacy_cnn_pools_over_all_700_padded_positions_not_the_real_frames():
+    from models.legacy import CNN_KERNELS, build_legacy_model
+
+    model = build_legacy_model(original_state_dict("legacy_cnn", seed=4))
+    frames = torch.randn(1, 90, 17).abs()
+    padded = torch.zeros(1, 700, 17)
+    padded[0, :90] = frames[0]
+    with torch.no_grad():
+        pooled = model.pooled_features(frames, torch.tensor([90]))
+        maps = torch.cat([torch.relu(getattr(model, f"conv{b}_2")(torch.relu(getattr(model, f"conv{b}_1")(padded.transpose(1, 2)))))
+                          for b in range(1, len(CNN_KERNELS) + 1)], dim=1)
+    torch.testing.assert_close(pooled, maps.mean(dim=2), atol=1e-6, rtol=0)
+    real_only = maps[:, :, :90].mean(dim=2)
+    assert (pooled - real_only).abs().max() > 1e-3

@@ -55,7 +55,7 @@ def test_attention_branch_sees_the_content_of_the_clip():
 
     def pooled(frames):
         prepared, mask = model.prepare(frames, lengths)
-        return model.attend(prepared, lengths, mask, times)[0]
+        return model.attend(prepared, mask, times)[0]
 
     changed = x.clone()
     changed[0, 10] += 3.0
