@@ -101,9 +101,7 @@ def load(path: str, cache_dir: str | None = None) -> dict:
     seconds = time.perf_counter() - started
     result = {"seconds": seconds, "rows": int(clips.offsets[-1]), "clips": len(clips), "au_matrix_mb": clips.features.nbytes / 2**20}
     if cache_dir:
-        started = time.perf_counter()
-        load_clips([path], cache_dir=cache_dir)
-        result["cached_seconds"] = time.perf_counter() - started
+        result["cached_seconds"] = min(_timed(lambda: load_clips([path], cache_dir=cache_dir)) for _ in range(3))
     return result
 
 
@@ -226,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     clips_n = 10_000 if args.full else args.clips
     families = [f for f in args.models.split(",") if f]
     args.cache.mkdir(parents=True, exist_ok=True)
-    small, main_file = dataset(args.cache, max(clips_n // 10, 10), 1), dataset(args.cache, clips_n, 0)
+    main_file = dataset(args.cache, clips_n, 0)
     deploy_small, deploy_big = dataset(args.cache, clips_n, 2, labeled=False), dataset(args.cache, 10 * clips_n, 3, labeled=False)
     results: dict = {"machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
                                  "python": platform.python_version(), "processor": platform.processor() or platform.machine()},
@@ -242,20 +240,20 @@ def main(argv: list[str] | None = None) -> int:
     bare = isolated("bare_read", path=str(main_file))
     parse_cache = Path(tempfile.mkdtemp(prefix="parsed-", dir=args.cache))  # empty: the first load really parses
     loaded = isolated("load", path=str(main_file), cache_dir=str(parse_cache))
-    loaded_small = isolated("load", path=str(small))
+    one_x, ten_x = isolated("load", path=str(deploy_small)), isolated("load", path=str(deploy_big))
     bare_rate, load_rate = bare["rows"] / bare["seconds"], loaded["rows"] / loaded["seconds"]
-    rows_ratio = loaded["rows"] / loaded_small["rows"]
-    time_ratio = loaded["seconds"] / loaded_small["seconds"]
+    rows_ratio = ten_x["rows"] / one_x["rows"]
+    time_ratio = ten_x["seconds"] / one_x["seconds"]
     cache_speedup = loaded["seconds"] / loaded["cached_seconds"]
     memory_limit = 3 * loaded["au_matrix_mb"] + bare["peak_rss_mb"]
-    results["load"] = {"bare_read": bare, "load": loaded, "load_small": loaded_small, "rows_ratio": rows_ratio,
+    results["load"] = {"bare_read": bare, "load": loaded, "load_1x": one_x, "load_10x": ten_x, "rows_ratio": rows_ratio,
                        "time_ratio": time_ratio, "cache_speedup": cache_speedup, "memory_limit_mb": memory_limit}
     rows += [
         ("bare pyarrow read", f"{bare_rate / 1e6:.2f} M rows/s, {bare['seconds']:.2f} s, {bare['peak_rss_mb']:.0f} MB", f"{bare['columns']} columns"),
         ("load + validate + group", f"{load_rate / 1e6:.2f} M rows/s ({load_rate / bare_rate:.0%} of bare read)",
          f"{verdict(load_rate >= 0.8 * bare_rate)} target >= 80%; original ~{ORIGINAL_LOAD_ROWS_PER_S / 1e3:.0f} k rows/s"),
-        ("  linearity", f"{rows_ratio:.1f}x rows -> {time_ratio:.1f}x time", f"{verdict(time_ratio <= 1.1 * rows_ratio)} target <= 1.1x rows ratio"),
-        ("  cached second load", f"{loaded['cached_seconds'] * 1e3:.0f} ms ({cache_speedup:.0f}x faster)", f"{verdict(cache_speedup >= 10)} target >= 10x"),
+        ("  linearity", f"{one_x['rows'] / 1e6:.2f} M -> {ten_x['rows'] / 1e6:.2f} M rows: {time_ratio:.1f}x time", f"{verdict(time_ratio <= 1.1 * rows_ratio)} target <= 1.1x rows ratio"),
+        ("  cached second load (best of 3)", f"{loaded['cached_seconds'] * 1e3:.0f} ms ({cache_speedup:.0f}x faster)", f"{verdict(cache_speedup >= 10)} target >= 10x"),
         ("  peak RSS", f"{loaded['peak_rss_mb']:.0f} MB (AU matrix {loaded['au_matrix_mb']:.0f} MB, "
          f"{loaded['peak_rss_mb'] / loaded['au_matrix_mb']:.1f}x)", f"{verdict(loaded['peak_rss_mb'] <= memory_limit)} target <= 3x AU + parse = {memory_limit:.0f} MB"),
     ]

@@ -102,7 +102,7 @@ def load_checkpoint(path: str | Path, family: str | None = None, map_location: s
                 )
     if family is not None and model_family(meta["model"]) != family:
         other = FAMILY_SCRIPTS.get(model_family(meta["model"]), meta["model"])
-        raise PerfexError(f"{path} holds a {meta['model']} model, not a {family} model; use the {other}_*.py scripts with it")
+        raise PerfexError(f"{path} holds a {meta['model']} model but this script runs {family} models; use the {other}_*.py scripts with it")
     return model.to(map_location).eval(), meta
 
 
