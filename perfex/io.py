@@ -600,6 +600,14 @@ def load_clips(paths: Sequence[str | Path] | str | Path, *, labels: str | Path |
     return _with_levels(_joined(parts), label_binning, require_labels)
 
 
+def load_labelled(paths: Sequence[str | Path], options: object, features: tuple[str, ...]) -> ClipSet:
+    """``load_clips`` with labels required and the data flags of a train or test run (any object with
+    ``labels``, ``nan_policy``, ``min_confidence``, ``label_binning`` and ``cache_dir`` attributes)."""
+    return load_clips(paths, labels=options.labels, features=features, nan_policy=options.nan_policy,
+                      min_confidence=options.min_confidence, label_binning=options.label_binning,
+                      require_labels=True, cache_dir=options.cache_dir)
+
+
 def iter_clip_chunks(paths: Sequence[str | Path] | str | Path, *, chunk_rows: int = 1_000_000, labels: str | Path | None = None,
                      features: Sequence[str] = AU_INTENSITY_COLUMNS, nan_policy: str = "error", min_confidence: float = 0.8,
                      label_binning: str | None = None, require_labels: bool = False,

@@ -14,7 +14,7 @@ from .clips import ClipSet
 from .distributed import pick_device
 from .errors import PerfexError
 from .evaluate import clip_summary_features, evaluate_with_baselines, results_markdown
-from .io import load_clips
+from .io import load_labelled
 from .predict import predict_probs
 from .schema import TRAITS
 from .splits import group_keys, load_manifest, split_indices
@@ -47,9 +47,7 @@ class EvalConfig:
 
 
 def _load(paths: list[str], config: EvalConfig, features: tuple[str, ...]) -> ClipSet:
-    clips = load_clips(paths, labels=config.labels, features=features, nan_policy=config.nan_policy,
-                       min_confidence=config.min_confidence, label_binning=config.label_binning,
-                       require_labels=True, cache_dir=config.cache_dir)
+    clips = load_labelled(paths, config, features)
     return clips.subset(np.flatnonzero(clips.lengths >= config.min_frames))
 
 

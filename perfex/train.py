@@ -22,7 +22,7 @@ from .checkpoint import (check_features, file_sha256, load_checkpoint, load_opti
 from .clips import ClipSet, concat_clipsets
 from .errors import PerfexError
 from .evaluate import trait_metrics
-from .io import load_clips
+from .io import load_labelled
 from .predict import predict_probs
 from .schema import LEVEL_GRID, N_LEVELS, TRAITS, resolve_features
 from .splits import check_disjoint, load_manifest, make_split, manifest_hash, save_manifest, split_indices
@@ -131,13 +131,6 @@ class Trainer:
         if self.config.resume and not has_run:
             raise PerfexError(f"--resume: {self.out} holds no last.safetensors to continue from")
 
-    def _load(self, paths: list[str], features: tuple[str, ...]) -> ClipSet:
-        c = self.config
-        return load_clips(
-            paths, labels=c.labels, features=features, nan_policy=c.nan_policy, min_confidence=c.min_confidence,
-            label_binning=c.label_binning, require_labels=True, cache_dir=c.cache_dir,
-        )
-
     def _build_model_and_data(self) -> nn.Module:
         from models import create_model
 
@@ -149,7 +142,7 @@ class Trainer:
             features = tuple(self.parent_meta["feature_names"])
         else:
             features = resolve_features(c.features)
-        clips = self._load(c.data, features)
+        clips = load_labelled(c.data, c, features)
         if self.retrain:
             check_features(self.parent_meta, clips.feature_names, c.weights)
         self.log(f"data: {clips.summary()} from {len(clips.origin)} file(s)")
@@ -196,7 +189,7 @@ class Trainer:
             raise PerfexError("--replay-fraction needs --replay-data: the original training data to mix in")
         if not 0 < c.replay_fraction < 1:
             raise PerfexError(f"--replay-fraction {c.replay_fraction} must be between 0 and 1 (e.g. 0.3)")
-        replay = self._load(c.replay_data, features)
+        replay = load_labelled(c.replay_data, c, features)
         parent_split = self.parent_meta.get("split") if self.parent_meta else None
         pool = split_indices(replay, parent_split)["train"] if parent_split else np.arange(len(replay))
         pool = pool[replay.lengths[pool] >= c.min_frames]
