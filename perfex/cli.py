@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -209,7 +210,12 @@ def main(command: str, model: str | None = None, argv: Sequence[str] | None = No
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         code = 130
-    sys.exit(code)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Leave without running C++ static destructors: with torch and pyarrow's thread pools both loaded, the normal
+    # interpreter shutdown can abort ("terminate called without an active exception", status 134) after the work
+    # is done. Every output file is closed (and atomically renamed) by now.
+    os._exit(code)
 
 
 def run_augment(argv: Sequence[str] | None) -> int:

@@ -40,7 +40,8 @@ def make_split(clips: ClipSet, fractions: tuple[float, float, float] = (0.7, 0.1
         raise PerfexError(f"split fractions {fractions} must be three non-negative numbers summing to 1, e.g. 0.7,0.15,0.15")
     groups = np.array(sorted(set(group_keys(clips))), dtype=object)
     if len(groups) < 3 and fractions[1] > 0 and fractions[2] > 0:
-        raise PerfexError(f"only {len(groups)} source video(s) in the data: a split needs at least 3; add data or pass --split all")
+        raise PerfexError(f"only {len(groups)} source video(s) in the data: a train/validation/test split needs at least 3; "
+                         "add data, or pass --test-fraction 0 to hold out no test videos")
     order = np.random.default_rng(seed).permutation(len(groups))
     n_val = max(1, round(fractions[1] * len(groups))) if fractions[1] > 0 else 0
     n_test = max(1, round(fractions[2] * len(groups))) if fractions[2] > 0 else 0

@@ -157,3 +157,14 @@ def test_every_script_has_help():
                    "attn_retrain.py", "attn_test.py", "attn_deploy.py", "data_augmentation.py"):
         result = run_script(script, "--help")
         assert result.returncode == 0 and "--data" in result.stdout and "--out" in result.stdout, script
+
+
+def test_openface_input_errors_exit_with_status_2_not_an_abort(tmp_path):
+    """torch and pyarrow's thread pools once made the interpreter abort (status 134) after a clean error."""
+    result = run_script("1dcnn_train.py", "--data", "data/openface_deploy", "--labels", "data/openface_labels.csv",
+                        "--out", str(tmp_path / "run"), "--epochs", "1")
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    assert "source video(s)" in result.stderr and "--test-fraction 0" in result.stderr
+    assert "terminate called" not in result.stderr
+    ok = run_script("1dcnn_deploy.py", "--data", "data/openface_deploy", "--out", str(tmp_path / "of.csv"), "--no-progress")
+    assert ok.returncode == 0 and "6 of 6 clips written" in ok.stdout
