@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,8 +48,13 @@ class EvalConfig:
 
 
 def _load(paths: list[str], config: EvalConfig, features: tuple[str, ...]) -> ClipSet:
+    """Labelled clips long enough to evaluate; the ones below --min-frames are named on stderr, not lost silently."""
     clips = load_labelled(paths, config, features)
-    return clips.subset(np.flatnonzero(clips.lengths >= config.min_frames))
+    short = clips.lengths < config.min_frames
+    if short.any():
+        ids = ", ".join(map(str, clips.ids[short][:5]))
+        print(f"not evaluating {int(short.sum())} clip(s) shorter than --min-frames {config.min_frames} (e.g. {ids})", file=sys.stderr)
+    return clips.subset(np.flatnonzero(~short))
 
 
 def evaluation_sets(config: EvalConfig, meta: dict) -> tuple[ClipSet, ClipSet, str]:
