@@ -1,4 +1,4 @@
-"""Checkpoints: weights as safetensors plus a JSON config beside them; original .pt state dicts load safely too."""
+"""Checkpoints: weights as safetensors plus their metadata JSON beside them; original .pt state dicts load safely too."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import hashlib
 import json
 import pickle
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -13,15 +14,22 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from models import build_legacy_model, model_from_config
+
 from . import __version__
 from .errors import PerfexError
-from .schema import AU_INTENSITY_COLUMNS, LEVEL_GRID, TRAITS
+from .metadata import FORMAT, CheckpointMeta
 from .tables import atomic_output
 
-FORMAT = "perfex-checkpoint"
-REPO = Path(__file__).resolve().parent.parent
 LEGACY_SUFFIXES = (".pt", ".pth", ".bin")
-FAMILY_SCRIPTS = {"cnn": "1dcnn", "attn": "attn"}
+
+
+class WrongFamilyError(PerfexError):
+    """A checkpoint of the other model family was given to a script."""
+
+    def __init__(self, path: Path, found: str, expected: str) -> None:
+        super().__init__(f"{path} holds a {found} model but this script runs {expected} models")
+        self.found, self.expected = found, expected
 
 
 def file_sha256(path: Path) -> str:
@@ -32,37 +40,20 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def portable_path(path: str | Path) -> str:
-    """Store paths inside the repository relative to it, so a checkpoint works from any clone."""
-    resolved = Path(path).resolve()
-    return str(resolved.relative_to(REPO)) if resolved.is_relative_to(REPO) else str(resolved)
-
-
-def locate(path: str | Path) -> Path:
-    """A stored path: as given if it exists, else relative to the repository."""
-    path = Path(path)
-    return path if path.exists() or path.is_absolute() else REPO / path
-
-
-def model_family(model_name: str) -> str:
-    """'cnn' for cnn and legacy_cnn, 'attn' for attn and legacy_attn."""
-    return model_name.removeprefix("legacy_")
-
-
 def config_path(weights_path: Path) -> Path:
     return weights_path.with_suffix(".json")
 
 
-def save_checkpoint(model: nn.Module, weights_path: Path, meta: dict) -> Path:
-    """Write ``<name>.safetensors`` and ``<name>.json`` (both atomically); returns the weights path."""
+def save_checkpoint(model: nn.Module, weights_path: Path, meta: CheckpointMeta) -> Path:
+    """Write ``<name>.safetensors`` and its metadata ``<name>.json`` (both atomically); returns the weights path."""
     weights_path = Path(weights_path)
     tensors = {k: v.detach().cpu().contiguous() for k, v in _unwrap(model).state_dict().items()}
     with atomic_output(weights_path) as tmp:
-        save_file(tensors, str(tmp), metadata={"format": FORMAT, "model": meta["model"]})
-    meta = {"format": FORMAT, "perfex_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), **meta}
-    meta["weights_sha256"] = file_sha256(weights_path)
+        save_file(tensors, str(tmp), metadata={"format": FORMAT, "model": meta.model})
+    meta = replace(meta, perfex_version=__version__, created=time.strftime("%Y-%m-%dT%H:%M:%S"),
+                   weights_sha256=file_sha256(weights_path))
     with atomic_output(config_path(weights_path)) as tmp:
-        tmp.write_text(json.dumps(meta, indent=1, default=_json_default) + "\n")
+        tmp.write_text(json.dumps(meta.to_json(), indent=1, default=_json_default) + "\n")
     return weights_path
 
 
@@ -78,45 +69,42 @@ def resolve_weights(path: str | Path) -> Path:
     return path
 
 
-def load_checkpoint(path: str | Path, family: str | None = None, map_location: str = "cpu") -> tuple[nn.Module, dict]:
-    """Load a PerFeX checkpoint or an original PerFeX ``.pt`` state dict; returns (model in eval mode, config)."""
-    from models import build_legacy_model, model_from_config
-
+def load_checkpoint(path: str | Path, family: str | None = None, map_location: str = "cpu") -> tuple[nn.Module, CheckpointMeta]:
+    """Load a PerFeX checkpoint or an original PerFeX ``.pt`` state dict; returns (model in eval mode, metadata)."""
     path = resolve_weights(path)
     if path.suffix in LEGACY_SUFFIXES:
-        state = load_legacy_state_dict(path)
-        model = build_legacy_model(state)
+        model = build_legacy_model(load_legacy_state_dict(path))
         meta = legacy_meta(model, path)
     else:
         meta = read_config(path)
         state = _read_safetensors(path)
-        if meta.get("legacy"):
-            model = build_legacy_model(state)
-        else:
-            model = model_from_config(meta["model"], meta["model_config"])
-            missing, unexpected = model.load_state_dict(state, strict=False)
-            if missing or unexpected:
-                raise PerfexError(
-                    f"{path} does not fit the {meta['model']} model described by {config_path(path).name} "
-                    f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]}); the file may be corrupted"
-                )
-    if family is not None and model_family(meta["model"]) != family:
-        other = FAMILY_SCRIPTS.get(model_family(meta["model"]), meta["model"])
-        raise PerfexError(f"{path} holds a {meta['model']} model but this script runs {family} models; use the {other}_*.py scripts with it")
+        model = build_legacy_model(state) if meta.legacy else _model_with_state(path, meta, state)
+    if family is not None and meta.family != family:
+        raise WrongFamilyError(path, meta.model, family)
     return model.to(map_location).eval(), meta
 
 
-def read_config(weights_path: Path) -> dict:
-    json_path = config_path(weights_path)
+def _model_with_state(path: Path, meta: CheckpointMeta, state: dict[str, torch.Tensor]) -> nn.Module:
+    model = model_from_config(meta.model, meta.model_config)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise PerfexError(
+            f"{path} does not fit the {meta.model} model described by {config_path(path).name} "
+            f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]}); the file may be corrupted"
+        )
+    return model
+
+
+def read_config(weights_path: str | Path) -> CheckpointMeta:
+    """The metadata JSON beside a weights file (schema-1 files are migrated)."""
+    json_path = config_path(Path(weights_path))
     try:
-        meta = json.loads(json_path.read_text())
+        raw = json.loads(json_path.read_text())
     except FileNotFoundError:
-        raise PerfexError(f"{json_path} is missing: a checkpoint needs its JSON config beside the .safetensors file") from None
+        raise PerfexError(f"{json_path} is missing: a checkpoint needs its JSON metadata beside the .safetensors file") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise PerfexError(f"{json_path} is not valid JSON ({err}); the checkpoint is corrupted") from None
-    if meta.get("format") != FORMAT or "model" not in meta:
-        raise PerfexError(f"{json_path} is not a PerFeX checkpoint config (format {meta.get('format')!r})")
-    return meta
+    return CheckpointMeta.from_json(raw, where=str(json_path))
 
 
 def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
@@ -138,27 +126,16 @@ def load_legacy_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return dict(state)
 
 
-def legacy_meta(model: nn.Module, source: Path) -> dict:
-    """The config an original checkpoint implies: raw 17 AUs, grid labels, no normalisation."""
-    return {
-        "format": FORMAT,
-        "model": model.name,
-        "legacy": True,
-        "architecture": f"original PerFeX {model.name.removeprefix('legacy_')} (DESIGN.md section 2)",
-        "source_file": source.name,
-        "source_sha256": file_sha256(source),
-        "feature_names": list(AU_INTENSITY_COLUMNS),
-        "traits": list(TRAITS),
-        "label_grid": list(LEVEL_GRID),
-        "label_binning": "grid",
-        "iteration": 1,
-        "parent": None,
-    }
+def legacy_meta(model: nn.Module, source: Path) -> CheckpointMeta:
+    """The metadata an original checkpoint implies: raw 17 AUs, grid labels, no normalisation."""
+    architecture = f"original PerFeX {model.name.removeprefix('legacy_')} (models/legacy.py)"
+    return CheckpointMeta(model=model.name, legacy=True, label_binning="grid",
+                          source={"file": source.name, "sha256": file_sha256(source), "architecture": architecture})
 
 
-def check_features(meta: dict, feature_names: tuple[str, ...], weights: Path | str) -> None:
+def check_features(meta: CheckpointMeta, feature_names: tuple[str, ...], weights: Path | str) -> None:
     """The data must carry exactly the feature columns the weights were trained on, in order."""
-    expected = tuple(meta.get("feature_names", AU_INTENSITY_COLUMNS))
+    expected = tuple(meta.feature_names)
     if tuple(feature_names) != expected:
         raise PerfexError(
             f"{weights} was trained on {len(expected)} features ({', '.join(expected[:4])}...) but the data gives "

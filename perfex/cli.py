@@ -1,4 +1,8 @@
-"""Command-line front ends: every top-level script is one call into this module."""
+"""Command-line front ends: every top-level script is one call into ``main``.
+
+Each script offers only the flags that do something in it; their defaults come from ``perfex.options``. Parsing
+happens before any heavy import, so ``--help`` and argument errors answer at once.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +11,36 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import MISSING, fields
 from pathlib import Path
 
 from .errors import PerfexError
+from .options import (DEVICES, LABEL_BINNINGS, NAN_POLICIES, PRECISIONS, RETRAIN_DEFAULTS, SUBSETS, DataOptions,
+                      DeployOptions, RetrainOptions, RunOptions, TestOptions, TrainOptions)
+from .paths import DATA_DIR, PROJECT_ROOT, WEIGHTS_DIR
 
-REPO = Path(__file__).resolve().parent.parent
-DATA = REPO / "data"
-WEIGHTS = REPO / "weights"
 MODEL_TITLES = {"cnn": "multi-scale 1D-CNN", "attn": "hybrid attention network (LSTM + attention | FCN + squeeze-excite)"}
 SCRIPT_PREFIX = {"cnn": "1dcnn", "attn": "attn"}
+DEFAULT_BATCH = {"train": 32, "test": 64, "deploy": 64}
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the examples' line breaks and shows every default that is a value (not None or a switch)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if "%(default)" in text or default is None or default is argparse.SUPPRESS or isinstance(default, bool):
+            return text
+        if not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def default(options: type, name: str) -> object:
+    """The one default of an option, read from its dataclass."""
+    field = next(f for f in fields(options) if f.name == name)
+    return field.default_factory() if field.default is MISSING else field.default
 
 
 def _stamp() -> str:
@@ -23,40 +48,48 @@ def _stamp() -> str:
 
 
 def _parser(description: str, epilog: str) -> argparse.ArgumentParser:
-    return argparse.ArgumentParser(description=description, epilog=epilog,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    return argparse.ArgumentParser(description=description, epilog=epilog, formatter_class=HelpFormatter)
 
 
-def _add_data_flags(parser: argparse.ArgumentParser, data_default: list[str] | None, data_help: str) -> None:
-    group = parser.add_argument_group("data")
-    group.add_argument("--data", nargs="+", default=data_default, metavar="PATH",
-                       help=f"{data_help} PerFeX long CSV(s) (.csv/.csv.gz) and/or OpenFace CSV files or directories")
-    group.add_argument("--labels", metavar="FILE", help="labels for OpenFace inputs: CSV with File + five traits, the ChaLearn "
-                       "2016 CSV (VideoName,ValueExtraversion,...) or a ChaLearn annotation_*.pkl")
-    group.add_argument("--nan", dest="nan_policy", choices=("error", "drop-frames", "interpolate"), default="error",
-                       help="what to do with NaN/inf AU values (default: error)")
-    group.add_argument("--min-confidence", type=float, default=0.8,
-                       help="OpenFace inputs: drop frames with success 0 or confidence below this (default: 0.8)")
-    group.add_argument("--min-frames", type=int, default=40,
-                       help="clips with fewer frames are skipped and reported (the original kept > 40; default: 40)")
+# Data flags: dest -> (flag, argparse keywords). Each script picks the ones it uses.
+DATA_FLAGS: dict[str, tuple[str, dict]] = {
+    "labels": ("--labels", dict(metavar="FILE", help="labels for OpenFace inputs: CSV with File + five traits, the ChaLearn "
+                                                     "2016 CSV (VideoName,ValueExtraversion,...) or a ChaLearn annotation_*.pkl")),
+    "label_binning": ("--label-binning", dict(choices=LABEL_BINNINGS, help="how to turn off-grid trait scores (e.g. raw First "
+                                              "Impressions values) into 5 levels; on-grid values (0, .25, .5, .75, 1) need none")),
+    "nan_policy": ("--nan", dict(choices=NAN_POLICIES, help="what to do with NaN/inf AU values")),
+    "min_confidence": ("--min-confidence", dict(type=float, help="OpenFace inputs: drop frames with success 0 or confidence below this")),
+    "min_frames": ("--min-frames", dict(type=int, help="clips with fewer frames are skipped and reported (the original kept > 40)")),
+    "features": ("--features", dict(help="input columns: 'au' (17 AU intensities), 'au,gaze,pose' (OpenFace) or column names")),
+    "cache_dir": ("--cache-dir", dict(metavar="DIR", help="cache parsed CSVs here (keyed by file hash) so the next load is faster")),
+}
+RUN_FLAGS: dict[str, tuple[str, dict]] = {
+    "batch_size": ("--batch-size", dict(type=int, help="clips per batch")),
+    "seed": ("--seed", dict(type=int, help="random seed")),
+    "device": ("--device", dict(choices=DEVICES, help="where to run ('auto' takes a CUDA GPU when there is one)")),
+    "workers": ("--workers", dict(type=int, help="data-loading worker processes")),
+    "precision": ("--precision", dict(choices=PRECISIONS, help="bf16: bfloat16 autocast (recent GPUs, CPUs with AVX-512 bf16)")),
+}
 
 
-def _add_label_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--label-binning", choices=("round", "floor", "quantile"),
-                        help="how to turn off-grid trait scores (e.g. raw First Impressions values) into 5 levels; "
-                             "on-grid values (0, .25, .5, .75, 1) need none")
-    parser.add_argument("--cache-dir", default=None, metavar="DIR",
-                        help="cache parsed CSVs here (keyed by file hash) so the next load is much faster")
+def _add_group(parser: argparse.ArgumentParser, title: str, options: type, table: dict, names: Sequence[str],
+               overrides: dict | None = None) -> None:
+    group = parser.add_argument_group(title)
+    for name in names:
+        flag, keywords = table[name]
+        group.add_argument(flag, dest=name, default=(overrides or {}).get(name, default(options, name)), **keywords)
 
 
-def _add_run_flags(parser: argparse.ArgumentParser, batch_size: int) -> None:
-    group = parser.add_argument_group("run")
-    group.add_argument("--batch-size", type=int, default=batch_size, help=f"clips per batch (default: {batch_size})")
-    group.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    group.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to run (default: auto)")
-    group.add_argument("--workers", type=int, default=0, help="data-loading worker processes (default: 0)")
-    group.add_argument("--amp", action="store_true", help="bfloat16 autocast (useful on recent GPUs)")
-    group.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
+def _add_data_flags(parser: argparse.ArgumentParser, names: Sequence[str], data_default: list[str] | None, data_help: str) -> None:
+    parser.add_argument("--data", nargs="+", default=data_default, metavar="PATH",
+                        help=f"{data_help} PerFeX long CSV(s) (.csv/.csv.gz) and/or OpenFace CSV files or directories")
+    _add_group(parser, "data", DataOptions, DATA_FLAGS, names)
+
+
+def _add_run_flags(parser: argparse.ArgumentParser, names: Sequence[str], batch_size: int) -> None:
+    _add_group(parser, "run", RunOptions, RUN_FLAGS, names, {"batch_size": batch_size})
+    parser.add_argument("--no-progress", dest="progress", action="store_false", default=argparse.SUPPRESS,
+                        help="hide progress bars")
 
 
 def train_parser(family: str, retrain: bool) -> argparse.ArgumentParser:
@@ -66,49 +99,79 @@ def train_parser(family: str, retrain: bool) -> argparse.ArgumentParser:
                        "data). The new checkpoint records its parent and iteration.")
         epilog = (f"examples:\n  python {script}\n  python {script} --weights runs/{family}/best.safetensors "
                   f"--data study.csv --replay-data data/train.csv.gz --replay-fraction 0.3\n"
+                  f"  python {script} --config runs/{family}-retrain-x/run_config.json --out runs/again\n"
                   f"  torchrun --nproc_per_node=2 {script} ...   (same flags, DistributedDataParallel)")
-        data_default, out_help = [str(DATA / "user_study.csv.gz")], "runs/<model>-retrain-<time>"
+        data_default = [str(DATA_DIR / "user_study.csv.gz")]
     else:
         description = (f"Train the {MODEL_TITLES[family]} on PerFeX AU time series: batched, validated every epoch on "
                        "source-video-disjoint clips, best/last checkpoints, early stopping.")
         epilog = (f"examples:\n  python {script}\n  python {script} --data my_perfex.csv --out runs/mine --epochs 100\n"
                   f"  python {script} --data openface_dir/ --labels annotation_training.pkl --label-binning round\n"
+                  f"  python {script} --config runs/{family}-x/run_config.json --seed 1 --out runs/seed1\n"
                   f"  torchrun --nproc_per_node=4 {script} --data big.csv   (DistributedDataParallel)")
-        data_default, out_help = [str(DATA / "train.csv.gz")], "runs/<model>-<time>"
+        data_default = [str(DATA_DIR / "train.csv.gz")]
     parser = _parser(description, epilog)
-    _add_data_flags(parser, data_default, f"training data (default: {data_default[0]}).")
-    _add_label_flags(parser)
+    parser.add_argument("--config", metavar="JSON", help="replay a saved run_config.json; flags given here win")
+    _add_data_flags(parser, list(DATA_FLAGS), data_default, "training data.")
+    _add_training_flags(parser, family, retrain)
+    _add_run_flags(parser, list(RUN_FLAGS), DEFAULT_BATCH["train"])
+    return parser
+
+
+def _add_training_flags(parser: argparse.ArgumentParser, family: str, retrain: bool) -> None:
     group = parser.add_argument_group("training")
-    group.add_argument("--weights", default=str(WEIGHTS / f"{family}.safetensors") if retrain else None,
-                       help="checkpoint to fine-tune" + (f" (default: weights/{family}.safetensors)" if retrain else
-                                                         " (train starts from scratch; use the retrain script to fine-tune)"))
-    group.add_argument("--out", help=f"run directory (default: {out_help})")
-    group.add_argument("--epochs", type=int, default=30 if retrain else 60, help="maximum epochs (default: %(default)s)")
-    group.add_argument("--lr", type=float, default=3e-4 if retrain else 1e-3, help="AdamW learning rate (default: %(default)s)")
-    group.add_argument("--weight-decay", type=float, default=1e-2, help="AdamW weight decay (default: %(default)s)")
-    group.add_argument("--patience", type=int, default=15, help="stop after this many epochs without a better validation macro-F1")
-    group.add_argument("--max-frames", type=int, default=700, help="training window: longer clips are randomly cropped (default: 700)")
-    group.add_argument("--features", default="au", help="input columns: 'au' (17 AU intensities), 'au,gaze,pose' (OpenFace) or names")
+    defaults = RETRAIN_DEFAULTS if retrain else {}
+    value = lambda name: defaults.get(name, default(TrainOptions, name))  # noqa: E731
+    if retrain:
+        group.add_argument("--weights", default=str(WEIGHTS_DIR / f"{family}.safetensors"), help="checkpoint to fine-tune")
+    group.add_argument("--out", help=f"run directory (default: runs/{family}{'-retrain' if retrain else ''}-<time>)")
+    group.add_argument("--epochs", type=int, default=value("epochs"), help="maximum epochs")
+    group.add_argument("--lr", type=float, default=value("lr"), help="AdamW learning rate")
+    group.add_argument("--weight-decay", type=float, default=value("weight_decay"), help="AdamW weight decay")
+    group.add_argument("--patience", type=int, default=value("patience"), help="stop after this many epochs without a better validation macro-F1")
+    group.add_argument("--max-frames", type=int, default=value("max_frames"), help="training window: longer clips are randomly cropped")
     group.add_argument("--split", metavar="JSON", help="reuse a split manifest (default: make one, seeded, saved as split.json)")
-    group.add_argument("--val-fraction", type=float, default=0.15, help="share of source videos for validation (default: 0.15)")
-    group.add_argument("--test-fraction", type=float, default=0.15, help="share of source videos held out for testing (default: 0.15)")
+    group.add_argument("--val-fraction", type=float, default=value("val_fraction"), help="share of source videos for validation")
+    group.add_argument("--test-fraction", type=float, default=value("test_fraction"), help="share of source videos held out for testing")
     group.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     group.add_argument("--record-samples", action="store_true", help="write the clip ids each rank trained on (checks DDP sharding)")
     if retrain:
         group.add_argument("--replay-data", nargs="+", default=[], metavar="PATH",
                            help="original training data to mix in against forgetting (only its training split is used)")
-        group.add_argument("--replay-fraction", type=float, default=0.0, help="share of each epoch's clips taken from --replay-data")
-        group.add_argument("--freeze-encoder", action="store_true", help="train only the classification head")
-    _add_run_flags(parser, 32)
-    return parser
+        group.add_argument("--replay-fraction", type=float, default=default(RetrainOptions, "replay_fraction"),
+                           help="share of each epoch's clips taken from --replay-data")
+        group.add_argument("--freeze-encoder", action="store_true", help="train only the model's declared head")
+
+
+def _parse_with_saved_config(parser: argparse.ArgumentParser, argv: Sequence[str] | None, family: str, retrain: bool) -> dict:
+    """Parse ``argv``; with ``--config``, the saved run's options become the defaults, so given flags win."""
+    from .options import read_run_config
+
+    first = vars(parser.parse_args(argv))
+    if not first.get("config"):
+        return first
+    saved = read_run_config(first["config"])
+    if saved["family"] != family or saved["retrain"] != retrain:
+        kind = "retrain" if saved["retrain"] else "train"
+        raise PerfexError(f"--config {first['config']} is a {saved['family']} {kind} run; replay it with "
+                          f"{SCRIPT_PREFIX.get(saved['family'], saved['family'])}_{kind}.py")
+    known = {action.dest for action in parser._actions}
+    parser.set_defaults(**{k: v for k, v in saved["options"].items() if k in known and k not in ("out", "resume")})
+    return vars(parser.parse_args(argv))
 
 
 def run_train(family: str, retrain: bool, argv: Sequence[str] | None) -> int:
-    from .train import TrainConfig, fit
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not retrain and any(a == "--weights" or a.startswith("--weights=") for a in argv):
+        raise PerfexError(f"train starts from scratch and takes no --weights; to fine-tune a checkpoint use "
+                          f"{SCRIPT_PREFIX[family]}_retrain.py --weights ...")
+    args = _parse_with_saved_config(train_parser(family, retrain), argv, family, retrain)
+    args.pop("config")
+    args["out"] = args["out"] or str(PROJECT_ROOT / "runs" / f"{family}{'-retrain' if retrain else ''}-{_stamp()}")
+    from .options import TrainConfig, build_config
+    from .train import fit
 
-    args = vars(train_parser(family, retrain).parse_args(argv))
-    args["out"] = args["out"] or str(REPO / "runs" / f"{family}{'-retrain' if retrain else ''}-{_stamp()}")
-    fit(TrainConfig(model=family, **args), family, retrain=retrain)
+    fit(build_config(TrainConfig, family, retrain=retrain, **args))
     return 0
 
 
@@ -120,28 +183,30 @@ def test_parser(family: str) -> argparse.ArgumentParser:
         "MAE, Pearson r, bootstrap 95% CI, confusion matrices.",
         f"examples:\n  python {script}\n  python {script} --weights runs/x/best.safetensors\n"
         f"  python {script} --weights cnn_180.pt --data perfex_test.csv --subset all --train-data perfex_train.csv")
-    _add_data_flags(parser, None, "labelled data (default: the data recorded in the checkpoint).")
-    _add_label_flags(parser)
+    _add_data_flags(parser, ["labels", "label_binning", "nan_policy", "min_confidence", "min_frames", "cache_dir"], None,
+                    "labelled data (default: the data and labels table recorded in the checkpoint).")
     group = parser.add_argument_group("evaluation")
-    group.add_argument("--weights", default=str(WEIGHTS / f"{family}.safetensors"),
-                       help=f"checkpoint (.safetensors, run directory or original .pt) (default: weights/{family}.safetensors)")
+    group.add_argument("--weights", default=str(WEIGHTS_DIR / f"{family}.safetensors"),
+                       help="checkpoint (.safetensors, run directory or original .pt)")
     group.add_argument("--out", help="results directory (default: outputs/<model>-test-<time>)")
     group.add_argument("--split", metavar="JSON", help="split manifest (default: the one stored in the checkpoint)")
-    group.add_argument("--subset", choices=("test", "val", "train", "all"), default="test",
-                       help="which part of the split to evaluate (default: test; 'all' only for data the model never saw)")
+    group.add_argument("--subset", choices=SUBSETS, default=default(TestOptions, "subset"),
+                       help="which part of the split to evaluate ('all' only for data the model never saw)")
     group.add_argument("--train-data", nargs="+", metavar="PATH", help="training data for the baselines when --data holds none")
-    group.add_argument("--bootstrap", dest="n_boot", type=int, default=1000, help="bootstrap resamples for the 95%% CI")
-    _add_run_flags(parser, 64)
+    group.add_argument("--bootstrap", dest="n_boot", type=int, default=default(TestOptions, "n_boot"),
+                       help="bootstrap resamples for the 95%% CI")
+    _add_run_flags(parser, ["batch_size", "seed", "device", "precision"], DEFAULT_BATCH["test"])
     return parser
 
 
 def run_test(family: str, argv: Sequence[str] | None) -> int:
-    from .report import EvalConfig, run_test as evaluate
-
     args = vars(test_parser(family).parse_args(argv))
-    args["out"] = args["out"] or str(REPO / "outputs" / f"{family}-test-{_stamp()}")
-    args.pop("workers")
-    results = evaluate(EvalConfig(**args), family)
+    args["out"] = args["out"] or str(PROJECT_ROOT / "outputs" / f"{family}-test-{_stamp()}")
+    args["data"] = args["data"] or []
+    from .evaluation import evaluate_checkpoint
+    from .options import TestConfig, build_config
+
+    results = evaluate_checkpoint(build_config(TestConfig, family, **args))
     print(f"evaluated on {results['evaluated_on']}\n\n{results['markdown']}\n\nwrote {args['out']}/results.json, results.md, "
           "predictions.csv, confusion_matrices.png")
     return 0
@@ -157,40 +222,92 @@ def deploy_parser(family: str) -> argparse.ArgumentParser:
         f"  python {script} --data big.csv --shard 0/2 --out part0.csv; ... --shard 1/2 --out part1.csv\n"
         f"  python {script} --merge part0.csv part1.csv --out traits.csv\n\n"
         "statuses: ok, windowed (long clip: windows averaged), too_short, short_predicted, no_frames")
-    _add_data_flags(parser, [str(DATA / "deploy.csv.gz")], "input (default: data/deploy.csv.gz).")
+    _add_data_flags(parser, ["nan_policy", "min_confidence", "min_frames"], [str(DATA_DIR / "deploy.csv.gz")], "input.")
     group = parser.add_argument_group("output")
-    group.add_argument("--weights", default=str(WEIGHTS / f"{family}.safetensors"),
-                       help=f"checkpoint (.safetensors, run directory or original .pt) (default: weights/{family}.safetensors)")
+    group.add_argument("--weights", default=str(WEIGHTS_DIR / f"{family}.safetensors"),
+                       help="checkpoint (.safetensors, run directory or original .pt)")
     group.add_argument("--out", help="per-clip CSV (default: outputs/<model>-deploy-<time>.csv)")
     group.add_argument("--per-frame", metavar="CSV", help="also write the input rows with the five trait columns filled")
     group.add_argument("--force", action="store_true", help="overwrite existing output files")
     group.add_argument("--predict-short", action="store_true", help="predict clips below --min-frames too (status short_predicted)")
     group.add_argument("--shard", metavar="K/N", help="process only every N-th clip starting at K (for N parallel processes)")
     group.add_argument("--merge", nargs="+", metavar="CSV", help="merge per-clip CSVs written with --shard into --out, then exit")
-    group.add_argument("--chunk-rows", type=int, default=1_000_000, help="frames read per chunk (bounds memory; default 1,000,000)")
-    _add_run_flags(parser, 64)
+    group.add_argument("--chunk-rows", type=int, default=default(DeployOptions, "chunk_rows"), help="frames read per chunk (bounds memory)")
+    _add_run_flags(parser, ["batch_size", "device", "precision"], DEFAULT_BATCH["deploy"])
     return parser
 
 
 def run_deploy(family: str, argv: Sequence[str] | None) -> int:
-    from .deploy import DeployConfig, deploy, merge_shards
-
     args = vars(deploy_parser(family).parse_args(argv))
-    if args["merge"]:
+    merge = args.pop("merge")
+    if merge:
         if not args["out"]:
             raise PerfexError("--merge needs --out: the per-clip CSV to write")
-        summary = merge_shards(args["merge"], args["out"], force=args["force"])
+        from .deploy import merge_shards
+
+        summary = merge_shards(merge, args["out"], force=args["force"])
         print(f"merged {summary['shards']} shards: {summary['clips_written']} clips -> {summary['out']}")
         return 0
-    args["out"] = args["out"] or str(REPO / "outputs" / f"{family}-deploy-{_stamp()}.csv")
-    for unused in ("merge", "seed", "workers", "labels"):
-        args.pop(unused)
-    summary = deploy(DeployConfig(**args), family)
+    args["out"] = args["out"] or str(PROJECT_ROOT / "outputs" / f"{family}-deploy-{_stamp()}.csv")
+    from .deploy import deploy
+    from .options import DeployConfig, build_config
+
+    summary = deploy(build_config(DeployConfig, family, **args))
     statuses = ", ".join(f"{n} {s}" for s, n in sorted(summary["status_counts"].items()))
     print(f"{summary['clips_written']} of {summary['clips_in_input']} clips written ({statuses}) -> {summary['out']}")
     if summary.get("per_frame"):
         print(f"per-frame rows -> {summary['per_frame']}")
     return 0
+
+
+def augment_parser() -> argparse.ArgumentParser:
+    parser = _parser(
+        "Augment PerFeX clips as the original did (every 2nd frame; 5-frame shift with edge fill; non-overlapping "
+        "100-frame windows). Output = input clips + copies with new IDs and provenance columns source_id, augmentation, "
+        "so splits keep every copy with its source video.",
+        "examples:\n  python data_augmentation.py\n  python data_augmentation.py --data train.csv --out train_aug.csv.gz "
+        "--window-frames 150 --no-shift")
+    parser.add_argument("--data", nargs="+", default=[str(DATA_DIR / "train.csv.gz")], metavar="PATH", help="PerFeX long CSV(s) to augment")
+    parser.add_argument("--out", help="output CSV or CSV.GZ (default: outputs/<first input>_augmented.csv.gz)")
+    parser.add_argument("--subsample-step", type=int, default=2, help="keep every n-th frame (0 disables)")
+    parser.add_argument("--shift-frames", type=int, default=5, help="delay by n frames, edge-filled (0 disables)")
+    parser.add_argument("--window-frames", type=int, default=100, help="non-overlapping windows of n frames (0 disables)")
+    parser.add_argument("--no-subsample", action="store_true", help="disable the every-n-th-frame copy")
+    parser.add_argument("--no-shift", action="store_true", help="disable the shifted copy")
+    parser.add_argument("--no-windows", action="store_true", help="disable the window copies")
+    parser.add_argument("--no-original", action="store_true", help="write only the augmented copies")
+    parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    return parser
+
+
+def run_augment(argv: Sequence[str] | None) -> int:
+    args = augment_parser().parse_args(argv)
+    from .augment import AugmentConfig, augment_files
+    from .io import expand_inputs
+    from .tables import refuse_overwrite
+
+    inputs = expand_inputs(args.data)
+    out = Path(args.out or PROJECT_ROOT / "outputs" / f"{inputs[0].name.split('.')[0]}_augmented.csv.gz")
+    refuse_overwrite(out, args.force)
+    config = AugmentConfig(
+        subsample_step=0 if args.no_subsample else args.subsample_step,
+        shift_frames=0 if args.no_shift else args.shift_frames,
+        window_frames=0 if args.no_windows else args.window_frames,
+        keep_original=not args.no_original,
+    )
+    counts = augment_files(inputs, out, config)
+    made = ", ".join(f"{n} {k}" for k, n in counts.items() if k not in ("rows", "input_clips"))
+    print(f"{counts['input_clips']} input clips -> {made} ({counts['rows']} rows) -> {out}")
+    return 0
+
+
+def _error_message(err: Exception) -> str:
+    """One line for the user; a wrong-family checkpoint names the scripts that run it."""
+    from .checkpoint import WrongFamilyError
+
+    if isinstance(err, WrongFamilyError):
+        return f"{err}; use the {SCRIPT_PREFIX.get(err.found.removeprefix('legacy_'), err.found)}_*.py scripts with it"
+    return str(err)
 
 
 def main(command: str, model: str | None = None, argv: Sequence[str] | None = None) -> None:
@@ -205,7 +322,7 @@ def main(command: str, model: str | None = None, argv: Sequence[str] | None = No
     try:
         code = actions[command]()
     except PerfexError as err:
-        print(f"{Path(sys.argv[0]).name}: error: {err}", file=sys.stderr)
+        print(f"{Path(sys.argv[0]).name}: error: {_error_message(err)}", file=sys.stderr)
         code = 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -216,41 +333,3 @@ def main(command: str, model: str | None = None, argv: Sequence[str] | None = No
     # interpreter shutdown can abort ("terminate called without an active exception", status 134) after the work
     # is done. Every output file is closed (and atomically renamed) by now.
     os._exit(code)
-
-
-def run_augment(argv: Sequence[str] | None) -> int:
-    from .augment import AugmentConfig, augment_files
-    from .io import expand_inputs
-    from .tables import refuse_overwrite
-
-    parser = _parser(
-        "Augment PerFeX clips as the original did (every 2nd frame; 5-frame shift with edge fill; non-overlapping "
-        "100-frame windows). Output = input clips + copies with new IDs and provenance columns source_id, augmentation, "
-        "so splits keep every copy with its source video.",
-        "examples:\n  python data_augmentation.py\n  python data_augmentation.py --data train.csv --out train_aug.csv.gz "
-        "--window-frames 150 --no-shift")
-    parser.add_argument("--data", nargs="+", default=[str(DATA / "train.csv.gz")], metavar="PATH",
-                        help="PerFeX long CSV(s) to augment (default: data/train.csv.gz)")
-    parser.add_argument("--out", help="output CSV or CSV.GZ (default: outputs/<first input>_augmented.csv.gz)")
-    parser.add_argument("--subsample-step", type=int, default=2, help="keep every n-th frame (default: 2; 0 disables)")
-    parser.add_argument("--shift-frames", type=int, default=5, help="delay by n frames, edge-filled (default: 5; 0 disables)")
-    parser.add_argument("--window-frames", type=int, default=100, help="non-overlapping windows of n frames (default: 100; 0 disables)")
-    parser.add_argument("--no-subsample", action="store_true", help="disable the every-n-th-frame copy")
-    parser.add_argument("--no-shift", action="store_true", help="disable the shifted copy")
-    parser.add_argument("--no-windows", action="store_true", help="disable the window copies")
-    parser.add_argument("--no-original", action="store_true", help="write only the augmented copies")
-    parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
-    args = parser.parse_args(argv)
-    inputs = expand_inputs(args.data)
-    out = Path(args.out or REPO / "outputs" / f"{inputs[0].name.split('.')[0]}_augmented.csv.gz")
-    refuse_overwrite(out, args.force)
-    config = AugmentConfig(
-        subsample_step=0 if args.no_subsample else args.subsample_step,
-        shift_frames=0 if args.no_shift else args.shift_frames,
-        window_frames=0 if args.no_windows else args.window_frames,
-        keep_original=not args.no_original,
-    )
-    counts = augment_files(inputs, out, config)
-    made = ", ".join(f"{n} {k}" for k, n in counts.items() if k not in ("rows", "input_clips"))
-    print(f"{counts['input_clips']} input clips -> {made} ({counts['rows']} rows) -> {out}")
-    return 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ctypes
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +15,9 @@ from .checkpoint import load_checkpoint
 from .clips import ClipSet
 from .distributed import pick_device
 from .errors import PerfexError
-from .evaluate import expected_scores
 from .io import detect_format, expand_inputs, iter_clip_chunks
-from .predict import predict_probs
+from .options import DeployConfig
+from .predict import expected_scores, predict_probs
 from .schema import FILE_COLUMN, ID_COLUMN, N_LEVELS, TRAITS
 from .tables import atomic_output, read_table, refuse_overwrite, write_table
 
@@ -32,27 +31,6 @@ STATUSES = {
 PROB_COLUMNS = [f"p_{trait}_{level}" for trait in TRAITS for level in range(N_LEVELS)]
 CLIP_COLUMNS = [ID_COLUMN, FILE_COLUMN, "n_frames", "n_dropped_frames", "n_windows", "status", *TRAITS,
                 *(f"{t}_score" for t in TRAITS), *PROB_COLUMNS]
-
-
-@dataclass
-class DeployConfig:
-    """Options of one deploy run."""
-
-    weights: str
-    data: list[str]
-    out: str
-    per_frame: str | None = None
-    force: bool = False
-    batch_size: int = 64
-    device: str = "cpu"
-    min_frames: int = 40
-    predict_short: bool = False
-    shard: str | None = None
-    chunk_rows: int = 1_000_000
-    nan_policy: str = "error"
-    min_confidence: float = 0.8
-    amp: bool = False
-    progress: bool = True
 
 
 def release_freed_memory() -> None:
@@ -79,13 +57,14 @@ def parse_shard(spec: str | None) -> tuple[int, int]:
 def clip_rows(clips: ClipSet, model, config: DeployConfig, device) -> pd.DataFrame:
     """Predictions and status of every clip in ``clips`` (none left out)."""
     lengths = clips.lengths
-    status = np.where(lengths >= config.min_frames, "ok", np.where(config.predict_short, "short_predicted", "too_short"))
+    predict_short = config.deploy.predict_short
+    status = np.where(lengths >= config.data.min_frames, "ok", np.where(predict_short, "short_predicted", "too_short"))
     status = np.where(lengths == 0, "no_frames", status).astype(object)
     predict = np.flatnonzero((status == "ok") | (status == "short_predicted"))
     probs = np.full((len(clips), len(TRAITS), N_LEVELS), np.nan, dtype=np.float32)
     windows = np.zeros(len(clips), dtype=np.int64)
     if len(predict):
-        probs[predict], windows[predict] = predict_probs(model, clips, predict, config.batch_size, device, amp=config.amp)
+        probs[predict], windows[predict] = predict_probs(model, clips, predict, config.run.batch_size, device, bf16=config.run.bf16)
     status[(windows > 1) & (status == "ok")] = "windowed"
     predicted = ~np.isnan(probs[:, 0, 0])
     levels = np.where(predicted[:, None], probs.argmax(axis=2) / (N_LEVELS - 1), np.nan)
@@ -100,23 +79,24 @@ def clip_rows(clips: ClipSet, model, config: DeployConfig, device) -> pd.DataFra
     return frame
 
 
-def deploy(config: DeployConfig, family: str) -> dict:
+def deploy(config: DeployConfig) -> dict:
     """Run the model over every clip of the inputs (streamed in chunks) and write the per-clip CSV atomically."""
-    shard, n_shards = parse_shard(config.shard)
-    out = Path(config.out)
-    refuse_overwrite(out, config.force)
-    if config.per_frame:
-        refuse_overwrite(Path(config.per_frame), config.force)
-    device = pick_device(config.device)
-    model, meta = load_checkpoint(config.weights, family=family, map_location=str(device))
-    inputs = expand_inputs(config.data)
+    options, data = config.deploy, config.data
+    shard, n_shards = parse_shard(options.shard)
+    out = Path(options.out)
+    refuse_overwrite(out, options.force)
+    if options.per_frame:
+        refuse_overwrite(Path(options.per_frame), options.force)
+    device = pick_device(config.run.device)
+    model, meta = load_checkpoint(options.weights, family=config.family, map_location=str(device))
+    inputs = expand_inputs(data.data)
     counts: dict[str, int] = {}
     seen = 0
     with atomic_output(out) as tmp, open(tmp, "w", newline="") as handle:
         header = True
-        chunks = iter_clip_chunks(inputs, chunk_rows=config.chunk_rows, features=tuple(meta["feature_names"]),
-                                  nan_policy=config.nan_policy, min_confidence=config.min_confidence)
-        for clips in tqdm(chunks, desc="deploy", unit="chunk", disable=not config.progress):
+        chunks = iter_clip_chunks(inputs, chunk_rows=options.chunk_rows, features=tuple(meta.feature_names),
+                                  nan_policy=data.nan_policy, min_confidence=data.min_confidence)
+        for clips in tqdm(chunks, desc="deploy", unit="chunk", disable=not config.run.progress):
             mine = np.flatnonzero((seen + np.arange(len(clips))) % n_shards == shard)
             if len(mine):
                 rows = clip_rows(clips.subset(mine), model, config, device)
@@ -131,12 +111,12 @@ def deploy(config: DeployConfig, family: str) -> dict:
         if header:
             handle.write(",".join(CLIP_COLUMNS if n_shards == 1 else ["clip_index", *CLIP_COLUMNS]) + "\n")
     summary = {"clips_in_input": seen, "clips_written": sum(counts.values()), "status_counts": counts, "out": str(out),
-               "shard": [shard, n_shards], "weights": str(config.weights)}
+               "shard": [shard, n_shards], "weights": str(options.weights)}
     if n_shards > 1:
         out.with_suffix(".shard.json").write_text(json.dumps(summary, indent=1) + "\n")
-    if config.per_frame:
-        write_per_frame(inputs, pd.read_csv(out), Path(config.per_frame))
-        summary["per_frame"] = config.per_frame
+    if options.per_frame:
+        write_per_frame(inputs, pd.read_csv(out), Path(options.per_frame))
+        summary["per_frame"] = options.per_frame
     return summary
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import PerfexError
-from .evaluate import confusion_matrices
+from .metrics import confusion_matrices
 from .schema import LEVEL_GRID, N_LEVELS, TRAITS
 
 LEVEL_TICK_LABELS = [f"{level}\n({score:g})".replace("0.", ".") for level, score in enumerate(LEVEL_GRID)]

@@ -16,6 +16,11 @@ from .schema import N_LEVELS, TRAITS
 SHAPE_STEP = 32
 
 
+def expected_scores(probs: np.ndarray) -> np.ndarray:
+    """Expected trait score on the 0..1 scale from level probabilities [N, 5, 5]: ``sum_l l * p_l / 4`` -> [N, 5]."""
+    return np.asarray(probs, dtype=np.float64) @ np.arange(N_LEVELS, dtype=np.float64) / (N_LEVELS - 1)
+
+
 def trait_probabilities(logits: torch.Tensor) -> torch.Tensor:
     """[B, 25] logits -> [B, 5 traits, 5 levels] probabilities."""
     return logits.float().view(-1, len(TRAITS), N_LEVELS).softmax(dim=-1)
@@ -28,7 +33,7 @@ def predict_probs(
     index: np.ndarray | None = None,
     batch_size: int = 64,
     device: torch.device | str = "cpu",
-    amp: bool = False,
+    bf16: bool = False,
     progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Probabilities [N, 5, 5] for the clips at ``index`` (all by default) and the number of windows per clip.
@@ -39,8 +44,8 @@ def predict_probs(
     device = torch.device(device)
     index = np.arange(len(clips)) if index is None else np.asarray(index, dtype=np.int64)
     lengths = clips.lengths[index]
-    fixed_length = getattr(model, "fixed_length", None)
-    window = int(fixed_length or getattr(model, "max_frames", 700))
+    fixed_length = model.fixed_length
+    window = int(fixed_length or model.max_frames)
     positions, starts, sizes = inference_windows(lengths, window)
     keep = sizes > 0
     positions, starts, sizes = positions[keep], starts[keep], sizes[keep]
@@ -49,7 +54,7 @@ def predict_probs(
     counts = np.bincount(positions, minlength=len(index))
     was_training = model.training
     model.eval()
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     for begin in tqdm(range(0, len(order), batch_size), desc="predict", unit="batch", disable=not progress, leave=False):
         chosen = order[begin : begin + batch_size]
         width = fixed_length or -(-int(sizes[chosen].max()) // SHAPE_STEP) * SHAPE_STEP

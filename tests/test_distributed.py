@@ -12,7 +12,8 @@ from perfex.checkpoint import load_checkpoint, read_config
 from perfex.distributed import Context
 from perfex.io import load_clips
 from perfex.splits import load_manifest, split_indices
-from perfex.train import TrainConfig, validation_scores
+from perfex.options import RunOptions
+from perfex.train import validation_scores
 
 
 def torchrun() -> list[str]:
@@ -44,8 +45,8 @@ def test_two_rank_training_matches_single_process_evaluation(learnable_csv, tmp_
     # validation metrics reduced across ranks equal a single-process evaluation of the same weights
     model, _ = load_checkpoint(out / "last.safetensors")
     single = validation_scores(Context(0, 1, 0, __import__("torch").device("cpu")), model, clips, parts["val"],
-                               TrainConfig(model="cnn", data=[], out="", batch_size=8))
-    logged = read_config(out / "last.safetensors")["metrics"]
+                               RunOptions(batch_size=8))
+    logged = read_config(out / "last.safetensors").metrics
     for key in ("val_loss", "val_accuracy", "val_f1_macro"):
         assert logged[key] == pytest.approx(single[key], abs=1e-6), key
 

@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from perfex import evaluate
+from perfex import metrics as evaluate
+from perfex import predict, report
 from perfex.clips import ClipSet
 from perfex.errors import PerfexError
 from perfex.plots import plot_confusion_matrices, plot_confusion_matrix_per_trait, plot_training_curves
@@ -39,12 +40,12 @@ def test_expected_scores_weights_levels_by_probability():
     probs[0, :, 4] = 1.0
     probs[1, :, [1, 3]] = 0.5
     probs[1, 0] = [0.2, 0.2, 0.2, 0.2, 0.2]
-    scores = evaluate.expected_scores(probs)
+    scores = predict.expected_scores(probs)
     assert scores.shape == (2, 5)
     np.testing.assert_allclose(scores[0], 1.0)
     np.testing.assert_allclose(scores[1], [0.5, 0.5, 0.5, 0.5, 0.5])
     probs[1, 1] = [0.0, 0.0, 0.0, 0.5, 0.5]
-    assert evaluate.expected_scores(probs)[1, 1] == pytest.approx(0.875)
+    assert predict.expected_scores(probs)[1, 1] == pytest.approx(0.875)
 
 
 def test_trait_metrics_on_hand_checked_input():
@@ -220,7 +221,7 @@ def test_logreg_baseline_places_probabilities_of_missing_levels_at_zero():
     assert np.all(probs[:, :4, [0, 2, 4]] == 0.0)
     np.testing.assert_allclose(probs.sum(axis=2), 1.0)
     np.testing.assert_array_equal(probs[:, 4, 2], 1.0)
-    np.testing.assert_allclose(scores, evaluate.expected_scores(probs))
+    np.testing.assert_allclose(scores, predict.expected_scores(probs))
 
 
 def test_baselines_reject_mismatched_or_missing_features():
@@ -276,14 +277,14 @@ def test_evaluate_with_baselines_and_markdown_report():
     assert low <= results["model"]["mean"]["accuracy"] <= high
     assert results["bootstrap"] == {"n_boot": 200, "unit": "source video", "n_units": 40}
     json.dumps(results)
-    report = evaluate.results_markdown(results, "cnn")
-    table_rows = [line for line in report.splitlines() if line.startswith("| ")]
+    markdown = report.results_markdown(results, "cnn")
+    table_rows = [line for line in markdown.splitlines() if line.startswith("| ")]
     for name in ("**cnn**", "majority", "train_mean", "logreg_au_stats"):
         assert any(row.startswith(f"| {name}") for row in table_rows), name
     for trait in TRAITS:
         assert any(row.startswith(f"| {trait} |") for row in table_rows), trait
-    assert f"95% CI [{low:.3f}, {high:.3f}]" in report
-    assert "40 source videos" in report
+    assert f"95% CI [{low:.3f}, {high:.3f}]" in markdown
+    assert "40 source videos" in markdown
 
 
 def assert_png(path: Path) -> None:
@@ -316,8 +317,8 @@ def test_training_curves_from_records_or_frame(tmp_path):
         plot_training_curves([{"epoch": 1, "loss": 1.0}], tmp_path / "bad.png")
 
 
-def test_importing_evaluate_does_not_import_matplotlib():
-    code = "import sys, perfex.evaluate; print('matplotlib' in sys.modules)"
+def test_importing_metrics_does_not_import_matplotlib():
+    code = "import sys, perfex.metrics; print('matplotlib' in sys.modules)"
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                             cwd=Path(__file__).resolve().parents[1])
     assert output.stdout.strip() == "False"

@@ -8,17 +8,22 @@ import pytest
 
 from conftest import run_script
 from perfex.checkpoint import file_sha256, load_checkpoint, read_config
-from perfex.deploy import CLIP_COLUMNS, DeployConfig, deploy
-from perfex.report import EvalConfig, run_test
+from perfex.deploy import CLIP_COLUMNS, deploy
+from perfex.evaluation import evaluate_checkpoint
+from perfex.options import DeployConfig, TestConfig, TrainConfig, build_config
 from perfex.schema import TRAITS
-from perfex.train import TrainConfig, fit
+from perfex.train import fit
 
 
-def train(model, data, out, **overrides):
+def train(model, data, out, retrain=False, on_epoch_end=None, **overrides):
     settings = dict(epochs=25, patience=25, batch_size=16, lr=2e-3, device="cpu", progress=False, seed=0)
     settings.update(overrides)
-    fit(TrainConfig(model=model, data=[str(data)], out=str(out), **settings), model)
+    fit(build_config(TrainConfig, model, retrain=retrain, data=[str(data)], out=str(out), **settings), on_epoch_end)
     return out / "best.safetensors"
+
+
+def run_test(config_kwargs, family):
+    return evaluate_checkpoint(build_config(TestConfig, family, **config_kwargs))
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +34,7 @@ def cnn_run(learnable_csv, tmp_path_factory):
 @pytest.mark.parametrize("model", ["cnn", "attn"])
 def test_training_beats_majority_baseline_on_held_out_videos(model, learnable_csv, cnn_run, tmp_path):
     weights = cnn_run if model == "cnn" else train("attn", learnable_csv, tmp_path / "attn", epochs=12, patience=12)
-    results = run_test(EvalConfig(weights=str(weights), out=str(tmp_path / "test"), n_boot=200, progress=False), model)
+    results = run_test(dict(weights=str(weights), out=str(tmp_path / "test"), n_boot=200, progress=False), model)
     model_accuracy = results["model"]["mean"]["accuracy"]
     majority = results["baselines"]["majority"]["mean"]["accuracy"]
     assert model_accuracy > majority + 0.05, (model_accuracy, majority)
@@ -49,8 +54,8 @@ def test_run_directory_holds_checkpoints_metrics_curves_and_split(cnn_run):
     for name in ("best.safetensors", "best.json", "last.safetensors", "metrics.csv", "training_curves.png", "split.json"):
         assert (run / name).exists(), name
     meta = read_config(cnn_run)
-    assert meta["model"] == "cnn" and meta["iteration"] == 1 and meta["parent"] is None
-    assert len(meta["normalization"]["mean"]) == 17 and meta["label_binning"] == "grid"
+    assert meta.model == "cnn" and meta.lineage.iteration == 1 and meta.lineage.parent is None
+    assert len(meta.normalization["mean"]) == 17 and meta.label_binning == "grid"
     history = pd.read_csv(run / "metrics.csv")
     assert list(history["epoch"]) == list(range(1, len(history) + 1))
     assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0]
@@ -59,14 +64,14 @@ def test_run_directory_holds_checkpoints_metrics_curves_and_split(cnn_run):
 
 
 def test_retrain_records_parent_and_iteration(cnn_run, learnable_csv, tmp_path):
-    fit(TrainConfig(model="cnn", data=[str(learnable_csv)], out=str(tmp_path / "r1"), weights=str(cnn_run), epochs=2,
-                    progress=False, device="cpu", replay_data=[str(learnable_csv)], replay_fraction=0.3), "cnn", retrain=True)
+    train("cnn", learnable_csv, tmp_path / "r1", retrain=True, weights=str(cnn_run), epochs=2,
+          replay_data=[str(learnable_csv)], replay_fraction=0.3)
     meta1 = read_config(tmp_path / "r1" / "last.safetensors")
-    assert meta1["iteration"] == 2 and meta1["parent"]["sha256"] == file_sha256(cnn_run)
-    fit(TrainConfig(model="cnn", data=[str(learnable_csv)], out=str(tmp_path / "r2"), weights=str(tmp_path / "r1" / "last.safetensors"),
-                    epochs=1, progress=False, device="cpu", freeze_encoder=True), "cnn", retrain=True)
+    assert meta1.lineage.iteration == 2 and meta1.lineage.parent["sha256"] == file_sha256(cnn_run)
+    train("cnn", learnable_csv, tmp_path / "r2", retrain=True, weights=str(tmp_path / "r1" / "last.safetensors"), epochs=1,
+          freeze_encoder=True)
     meta2 = read_config(tmp_path / "r2" / "last.safetensors")
-    assert meta2["iteration"] == 3 and meta2["parent"]["sha256"] == file_sha256(tmp_path / "r1" / "last.safetensors")
+    assert meta2.lineage.iteration == 3 and meta2.lineage.parent["sha256"] == file_sha256(tmp_path / "r1" / "last.safetensors")
     # the frozen encoder did not move; only the head changed
     before, _ = load_checkpoint(tmp_path / "r1" / "last.safetensors")
     after, _ = load_checkpoint(tmp_path / "r2" / "last.safetensors")
@@ -74,21 +79,43 @@ def test_retrain_records_parent_and_iteration(cnn_run, learnable_csv, tmp_path):
         assert name.startswith("head.") or np.array_equal(a.numpy(), b.numpy()), name
 
 
-def test_resume_continues_where_the_run_stopped(learnable_csv, tmp_path):
-    train("cnn", learnable_csv, tmp_path / "run", epochs=2)
-    train("cnn", learnable_csv, tmp_path / "run", epochs=4, resume=True)
-    assert list(pd.read_csv(tmp_path / "run" / "metrics.csv")["epoch"]) == [1, 2, 3, 4]
-    straight = train("cnn", learnable_csv, tmp_path / "straight", epochs=4)
-    resumed_state = load_checkpoint(tmp_path / "run" / "last.safetensors")[0].state_dict()
-    straight_state = load_checkpoint(straight.parent / "last.safetensors")[0].state_dict()
-    for name, value in straight_state.items():
-        np.testing.assert_allclose(resumed_state[name].numpy(), value.numpy(), atol=1e-5, err_msg=name)
+class Interrupt(Exception):
+    pass
+
+
+def interrupt_after(epoch_to_stop):
+    def hook(epoch, row):
+        if epoch == epoch_to_stop:
+            raise Interrupt
+    return hook
+
+
+def test_resume_ends_exactly_like_an_uninterrupted_run(learnable_csv, tmp_path):
+    """Interrupted before and after the best epoch, a resumed run stops at the same epoch with the same weights."""
+    settings = dict(epochs=9, patience=2, lr=3e-3)
+    straight = train("cnn", learnable_csv, tmp_path / "straight", **settings).parent
+    history = pd.read_csv(straight / "metrics.csv")
+    best = read_config(straight / "best.safetensors").epoch
+    stops = sorted({max(best - 1, 1), min(best + 1, len(history) - 1)})
+    for stop in stops:
+        run = tmp_path / f"stopped{stop}"
+        with pytest.raises(Interrupt):
+            train("cnn", learnable_csv, run, on_epoch_end=interrupt_after(stop), **settings)
+        train("cnn", learnable_csv, run, resume=True, **settings)
+        resumed = pd.read_csv(run / "metrics.csv")
+        assert resumed["epoch"].tolist() == history["epoch"].tolist(), stop
+        np.testing.assert_allclose(resumed["val_loss"], history["val_loss"], rtol=1e-5)
+        for name in ("last.safetensors", "best.safetensors"):
+            a = load_checkpoint(run / name)[0].state_dict()
+            b = load_checkpoint(straight / name)[0].state_dict()
+            for key, value in b.items():
+                np.testing.assert_allclose(a[key].numpy(), value.numpy(), atol=1e-6, err_msg=f"{stop} {name} {key}")
 
 
 def test_deploy_writes_every_clip_with_a_status(cnn_run, deploy_csv, tmp_path):
     out = tmp_path / "pred.csv"
-    summary = deploy(DeployConfig(weights=str(cnn_run), data=[str(deploy_csv)], out=str(out), per_frame=str(tmp_path / "rows.csv"),
-                                  progress=False), "cnn")
+    summary = deploy(build_config(DeployConfig, "cnn", weights=str(cnn_run), data=[str(deploy_csv)], out=str(out),
+                                  per_frame=str(tmp_path / "rows.csv"), progress=False))
     table = pd.read_csv(out)
     assert list(table.columns) == CLIP_COLUMNS
     assert len(table) == 10 and summary["clips_in_input"] == 10

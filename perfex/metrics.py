@@ -1,4 +1,4 @@
-"""Metrics, bootstrap intervals, trivial baselines and report tables for 5-trait x 5-level predictions."""
+"""Metrics, bootstrap intervals and trivial baselines for 5-trait x 5-level predictions."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from sklearn.preprocessing import StandardScaler
 
 from .clips import ClipSet
 from .errors import PerfexError
+from .predict import expected_scores
 from .schema import N_LEVELS, TRAITS
 
 N_TRAITS = len(TRAITS)
@@ -61,12 +62,6 @@ def _check_scores(scores: np.ndarray, n_clips: int, name: str) -> np.ndarray:
     if scores.shape != (n_clips, N_TRAITS):
         raise PerfexError(f"{name} has shape {scores.shape}; expected [{n_clips}, {N_TRAITS}] trait scores in [0, 1]")
     return scores
-
-
-def expected_scores(probs: np.ndarray) -> np.ndarray:
-    """Expected trait score on the 0..1 scale: ``sum_l l * p_l / 4`` -> [N, 5]."""
-    probs = _check_probs(probs)
-    return probs @ LEVELS.astype(np.float64) / (N_LEVELS - 1)
 
 
 def clip_summary_features(clips: ClipSet) -> np.ndarray:
@@ -285,48 +280,6 @@ def evaluate_with_baselines(
         "n_test_clips": len(true_levels),
         "bootstrap": {"n_boot": n_boot, "unit": "clip" if groups is None else "source video", "n_units": n_units},
     }
-
-
-def _fmt(value: float) -> str:
-    return "n/a" if value is None or math.isnan(value) else f"{value:.3f}"
-
-
-def _markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
-    return lines + ["| " + " | ".join(row) + " |" for row in rows]
-
-
-def results_markdown(results: dict, model_name: str) -> str:
-    """Markdown summary: model vs baselines on mean metrics, per-trait accuracy and 1-MAE, and the model's 95% CI."""
-    summary_columns = {
-        "mean accuracy": "accuracy",
-        "macro-F1": "f1_macro",
-        "ROC AUC (OvR macro)": "roc_auc_ovr_macro",
-        "1-MAE": "one_minus_mae",
-        "Pearson r": "pearson_r",
-    }
-    systems = {f"**{model_name}**": results["model"]}
-    systems.update({f"{name} ({BASELINE_DESCRIPTIONS.get(name, 'baseline')})": m for name, m in results["baselines"].items()})
-    lines = [f"Test set: {results['n_test_clips']} clips. Baselines are fitted on the training clips only.", ""]
-    lines += _markdown_table(
-        ["system", *summary_columns],
-        [[name, *(_fmt(m["mean"][key]) for key in summary_columns.values())] for name, m in systems.items()],
-    )
-    short_names = [model_name, *results["baselines"]]
-    for title, key in (("Accuracy per trait", "accuracy"), ("1-MAE per trait", "one_minus_mae")):
-        lines += ["", f"{title}:", ""]
-        lines += _markdown_table(
-            ["trait", *short_names],
-            [[trait, *(_fmt(m["per_trait"][trait][key]) for m in systems.values())] for trait in TRAITS],
-        )
-    low, high = results["model"]["accuracy_ci95"]
-    bootstrap = results.get("bootstrap", {})
-    resampling = (
-        f" ({bootstrap['n_boot']} bootstrap resamples of {bootstrap['n_units']} {bootstrap['unit']}s)" if bootstrap else ""
-    )
-    lines += ["", f"{model_name} mean accuracy {_fmt(results['model']['mean']['accuracy'])}, "
-              f"95% CI [{_fmt(low)}, {_fmt(high)}]{resampling}."]
-    return "\n".join(lines) + "\n"
 
 
 def confusion_matrices(true_levels: np.ndarray, pred_levels: np.ndarray) -> np.ndarray:

@@ -1,0 +1,133 @@
+"""Test a checkpoint: evaluate it on held-out clips beside the baselines; write JSON, Markdown, predictions and plots."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .checkpoint import check_features, load_checkpoint
+from .clips import ClipSet
+from .distributed import pick_device
+from .errors import PerfexError
+from .metadata import CheckpointMeta
+from .metrics import clip_summary_features, evaluate_with_baselines
+from .options import DataOptions, TestConfig
+from .paths import locate
+from .predict import predict_probs
+from .prepare import load_labelled, split_off_short
+from .report import results_markdown
+from .schema import TRAITS
+from .splits import group_keys, load_manifest, split_indices
+
+
+def _load(paths: list[str], data: DataOptions, features: tuple[str, ...]) -> ClipSet:
+    """Labelled clips long enough to evaluate; the ones below --min-frames are named on stderr, not lost silently."""
+    clips, short = split_off_short(load_labelled(paths, data, features), data.min_frames)
+    if len(short):
+        ids = ", ".join(map(str, short.ids[:5]))
+        print(f"not evaluating {len(short)} clip(s) shorter than --min-frames {data.min_frames} (e.g. {ids})", file=sys.stderr)
+    return clips
+
+
+def data_as_trained(config: TestConfig, meta: CheckpointMeta) -> DataOptions:
+    """The run's data options, with what the checkpoint records filling what the user left out: the data files,
+    their labels table and the label binning (test labels are binned exactly as the training labels were)."""
+    recorded = meta.data
+    data = DataOptions(**{**vars(config.data)})
+    if not data.data:
+        data.data = [str(locate(p)) for p in (recorded.files if recorded else [])]
+        if data.labels is None and recorded is not None and recorded.labels:
+            data.labels = str(locate(recorded.labels))
+    if data.label_binning is None and meta.label_binning not in (None, "grid"):
+        data.label_binning = meta.label_binning
+    if not data.data:
+        raise PerfexError("no --data given and the checkpoint records no training data; pass --data with labelled clips")
+    return data
+
+
+def evaluation_sets(config: TestConfig, meta: CheckpointMeta) -> tuple[ClipSet, ClipSet, str]:
+    """(clips to evaluate, training clips for the baselines, description of where they came from)."""
+    test = config.test
+    features = tuple(meta.feature_names)
+    data = data_as_trained(config, meta)
+    clips = _load(data.data, data, features)
+    manifest = load_manifest(test.split) if test.split else meta.split
+    train_candidates = None
+    if test.subset == "all":
+        evaluated, source = clips, f"all {len(clips)} clips of {', '.join(map(str, data.data))}"
+    else:
+        if manifest is None:
+            raise PerfexError("these weights carry no split manifest; pass --split split.json or --subset all (only for data the model never saw)")
+        parts = split_indices(clips, manifest)
+        evaluated = clips.subset(parts[test.subset])
+        source = f"the {test.subset} split ({len(evaluated)} clips, source videos disjoint from training) of {', '.join(map(str, data.data))}"
+        train_candidates = clips.subset(parts["train"])
+    if len(evaluated) == 0:
+        raise PerfexError(f"no clip to evaluate in {source}; check --data, --split and --subset")
+    if test.train_data or train_candidates is None or len(train_candidates) == 0:
+        train_candidates = _baseline_training_clips(config, meta, data, manifest, features)
+    overlap = set(group_keys(evaluated)) & set(group_keys(train_candidates))
+    if overlap and test.subset != "train":
+        raise PerfexError(f"{len(overlap)} source video(s) (e.g. {sorted(overlap)[0]!r}) are in both the evaluated and the training clips")
+    return evaluated, train_candidates, source
+
+
+def _baseline_training_clips(config: TestConfig, meta: CheckpointMeta, data: DataOptions, manifest: dict | None,
+                             features: tuple[str, ...]) -> ClipSet:
+    """Training clips for the baselines: --train-data, else the checkpoint's training data (its train split)."""
+    files = config.test.train_data or [str(locate(p)) for p in (meta.data.files if meta.data else [])]
+    if not files:
+        raise PerfexError("the baselines need training clips: pass --train-data with the data the model was trained on")
+    train_all = _load(files, data, features)
+    return train_all.subset(split_indices(train_all, manifest)["train"]) if manifest else train_all
+
+
+def strict_json(value: object) -> object:
+    """Replace NaN/inf by None and numpy scalars by Python numbers so the JSON is valid everywhere."""
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def evaluate_checkpoint(config: TestConfig) -> dict:
+    """Evaluate ``config.test.weights`` and write results.json, results.md, predictions.csv and confusion matrices."""
+    from .plots import plot_confusion_matrices, plot_confusion_matrix_per_trait
+
+    test, run = config.test, config.run
+    device = pick_device(run.device)
+    model, meta = load_checkpoint(test.weights, family=config.family, map_location=str(device))
+    evaluated, train, source = evaluation_sets(config, meta)
+    check_features(meta, evaluated.feature_names, test.weights)
+    probs, _ = predict_probs(model, evaluated, batch_size=run.batch_size, device=device, bf16=run.bf16, progress=run.progress)
+    results = evaluate_with_baselines(
+        evaluated.levels, probs, evaluated.scores, train.levels, train.scores,
+        clip_summary_features(train), clip_summary_features(evaluated),
+        groups=group_keys(evaluated), n_boot=test.n_boot, seed=run.seed,
+    )
+    results.update(evaluated_on=source, weights=str(test.weights), model_name=meta.model, n_baseline_train_clips=len(train),
+                   label_binning={"weights": meta.label_binning, "data": evaluated.label_binning})
+    out = Path(test.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(strict_json(results), indent=1, allow_nan=False) + "\n")
+    markdown = results_markdown(results, meta.model)
+    (out / "results.md").write_text(f"Evaluated on {source}.\n\n{markdown}\n")
+    predicted = probs.argmax(axis=2)
+    table = pd.DataFrame({"ID": evaluated.ids, "File": evaluated.files})
+    for t, trait in enumerate(TRAITS):
+        table[f"{trait}_true"] = evaluated.levels[:, t] / 4
+        table[f"{trait}_pred"] = predicted[:, t] / 4
+    table.to_csv(out / "predictions.csv", index=False)
+    plot_confusion_matrices(evaluated.levels, predicted, out / "confusion_matrices.png", title=f"{meta.model}: {test.subset} split")
+    plot_confusion_matrix_per_trait(evaluated.levels, predicted, out)
+    results["markdown"] = markdown
+    return results

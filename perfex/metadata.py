@@ -1,0 +1,101 @@
+"""The checkpoint JSON written beside every ``.safetensors`` file: one typed record, versioned, migrated on read.
+
+Schema 2 (this module) groups the lineage and renames ``train_config`` to ``run_config``; schema-1 files (round one,
+and the first shipped weights) carry no ``schema_version`` and are migrated when read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from .errors import PerfexError
+from .schema import AU_INTENSITY_COLUMNS, LEVEL_GRID, TRAITS
+
+FORMAT = "perfex-checkpoint"
+SCHEMA_VERSION = 2
+
+
+@dataclass
+class DataRecord:
+    """The data a run was trained on: files and labels table (portable paths), fingerprint, training-clip count."""
+
+    files: list[str] = field(default_factory=list)
+    labels: str | None = None
+    fingerprint: str | None = None
+    n_train_clips: int | None = None
+
+
+@dataclass
+class Lineage:
+    """Where the weights came from: the parent checkpoint (None when trained from scratch), the iteration, the study."""
+
+    parent: dict[str, str] | None = None
+    iteration: int = 1
+    study: dict[str, Any] | None = None
+
+
+@dataclass
+class CheckpointMeta:
+    """Everything needed to rebuild, check and explain a model; serialised as the checkpoint's JSON."""
+
+    model: str
+    model_config: dict[str, Any] | None = None
+    legacy: bool = False
+    feature_names: list[str] = field(default_factory=lambda: list(AU_INTENSITY_COLUMNS))
+    normalization: dict[str, list[float]] | None = None
+    traits: list[str] = field(default_factory=lambda: list(TRAITS))
+    label_grid: list[float] = field(default_factory=lambda: list(LEVEL_GRID))
+    label_binning: str | None = None
+    split: dict[str, Any] | None = None
+    split_sha256: str | None = None
+    data: DataRecord | None = None
+    epoch: int | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    lineage: Lineage = field(default_factory=Lineage)
+    run_config: dict[str, Any] | None = None
+    source: dict[str, str] | None = None  # original .pt checkpoints: file name, sha256, architecture
+    schema_version: int = SCHEMA_VERSION
+    perfex_version: str | None = None
+    created: str | None = None
+    weights_sha256: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON-ready dict (``format`` first)."""
+        return {"format": FORMAT, **asdict(self)}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any], where: str = "checkpoint config") -> CheckpointMeta:
+        """Read a schema-2 dict, or migrate a schema-1 one; unknown fields are refused, not dropped silently."""
+        if not isinstance(raw, dict) or raw.get("format") != FORMAT or "model" not in raw:
+            found = raw.get("format") if isinstance(raw, dict) else type(raw).__name__
+            raise PerfexError(f"{where} is not a PerFeX checkpoint config (format {found!r})")
+        values = {k: v for k, v in raw.items() if k != "format"}
+        version = values.get("schema_version", 1)
+        if version == 1:
+            values = _migrate_v1(values)
+        elif version != SCHEMA_VERSION:
+            raise PerfexError(f"{where} has schema version {version}; this PerFeX reads up to {SCHEMA_VERSION}: update PerFeX")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise PerfexError(f"{where} has unknown field(s) {', '.join(unknown[:5])}; it was written by another PerFeX version")
+        values["data"] = DataRecord(**values["data"]) if values.get("data") else None
+        values["lineage"] = Lineage(**values.get("lineage") or {})
+        return cls(**values)
+
+    @property
+    def family(self) -> str:
+        """'cnn' for cnn and legacy_cnn, 'attn' for attn and legacy_attn."""
+        return self.model.removeprefix("legacy_")
+
+
+def _migrate_v1(values: dict[str, Any]) -> dict[str, Any]:
+    """Schema 1 -> 2: lineage grouped, ``train_config`` -> ``run_config``, legacy source fields grouped."""
+    values = dict(values)
+    values["lineage"] = {"parent": values.pop("parent", None), "iteration": values.pop("iteration", 1), "study": None}
+    values["run_config"] = values.pop("train_config", None)
+    source = {k: values.pop(k) for k in ("source_file", "source_sha256", "architecture") if k in values}
+    values["source"] = source or None
+    values["schema_version"] = SCHEMA_VERSION
+    return values

@@ -1,0 +1,240 @@
+"""Run options: one ``DataOptions`` and one ``RunOptions``, composed by the train, test and deploy configs.
+
+Every default lives here once; the command line builds these from the flags each script takes, and a saved
+``run_config.json`` replays them (``--config``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .errors import PerfexError
+
+NAN_POLICIES = ("error", "drop-frames", "interpolate")
+LABEL_BINNINGS = ("round", "floor", "quantile")
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("fp32", "bf16")
+SUBSETS = ("test", "val", "train", "all")
+FAMILIES = ("cnn", "attn")
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise PerfexError(message)
+
+
+@dataclass
+class DataOptions:
+    """Which clips to read and how: inputs, labels, binning, NaN policy, confidence, length floor, columns, cache."""
+
+    data: list[str] = field(default_factory=list)
+    labels: str | None = None
+    label_binning: str | None = None
+    nan_policy: str = "error"
+    min_confidence: float = 0.8
+    min_frames: int = 40
+    features: str = "au"
+    cache_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        self.data = [str(p) for p in self.data]
+        _require(self.nan_policy in NAN_POLICIES, f"--nan {self.nan_policy!r} is not one of {', '.join(NAN_POLICIES)}")
+        _require(0.0 <= self.min_confidence <= 1.0, f"--min-confidence {self.min_confidence} must be between 0 and 1 (default 0.8)")
+        _require(self.min_frames >= 1, f"--min-frames {self.min_frames} must be at least 1 (default 40)")
+        binning = self.label_binning
+        _require(binning in (None, "grid", *LABEL_BINNINGS) or str(binning).startswith("quantile:"),
+                 f"--label-binning {binning!r} is not one of {', '.join(LABEL_BINNINGS)}")
+
+
+@dataclass
+class RunOptions:
+    """Where and how a run computes: device, batch size, seed, loader workers, precision, progress bars."""
+
+    device: str = "auto"
+    batch_size: int = 32
+    seed: int = 0
+    workers: int = 0
+    precision: str = "fp32"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        _require(self.device in DEVICES, f"--device {self.device!r} is not one of {', '.join(DEVICES)}")
+        _require(self.precision in PRECISIONS, f"--precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
+        _require(self.batch_size >= 1, f"--batch-size {self.batch_size} must be at least 1")
+        _require(self.workers >= 0, f"--workers {self.workers} must be 0 or more")
+
+    @property
+    def bf16(self) -> bool:
+        return self.precision == "bf16"
+
+
+@dataclass
+class TrainOptions:
+    """The optimisation loop and its run directory."""
+
+    out: str = ""
+    epochs: int = 60
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
+    patience: int = 15
+    max_frames: int = 700
+    split: str | None = None
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    resume: bool = False
+    record_samples: bool = False
+
+    def __post_init__(self) -> None:
+        _require(self.epochs >= 1, f"--epochs {self.epochs} must be at least 1")
+        _require(self.lr > 0, f"--lr {self.lr} must be positive (e.g. 1e-3)")
+        _require(self.patience >= 1, f"--patience {self.patience} must be at least 1")
+        _require(self.max_frames >= 8, f"--max-frames {self.max_frames} must be at least 8 (default 700)")
+        _require(0 < self.val_fraction < 1 and 0 <= self.test_fraction < 1 and self.val_fraction + self.test_fraction < 1,
+                 "--val-fraction and --test-fraction must be in [0, 1) and leave training clips (defaults 0.15, 0.15)")
+
+
+# Fine-tuning starts from trained weights: fewer epochs and a smaller step than training from scratch.
+RETRAIN_DEFAULTS = {"epochs": 30, "lr": 3e-4}
+
+
+@dataclass
+class RetrainOptions:
+    """What makes a run a fine-tuning run: the parent checkpoint, replay against forgetting, a frozen encoder."""
+
+    weights: str = ""
+    replay_data: list[str] = field(default_factory=list)
+    replay_fraction: float = 0.0
+    freeze_encoder: bool = False
+
+    def __post_init__(self) -> None:
+        _require(bool(self.weights), "retrain needs --weights: the checkpoint to fine-tune (e.g. weights/cnn.safetensors)")
+        _require(0 <= self.replay_fraction < 1, f"--replay-fraction {self.replay_fraction} must be in [0, 1) (e.g. 0.3)")
+        _require(self.replay_fraction == 0 or bool(self.replay_data),
+                 "--replay-fraction needs --replay-data: the original training data to mix in")
+
+
+@dataclass
+class TrainConfig:
+    """One train or retrain run; ``retrain`` is None when training from scratch."""
+
+    family: str
+    data: DataOptions
+    run: RunOptions
+    train: TrainOptions
+    retrain: RetrainOptions | None = None
+
+    def __post_init__(self) -> None:
+        _require(self.family in FAMILIES, f"unknown model family {self.family!r}; use one of {', '.join(FAMILIES)}")
+
+
+@dataclass
+class TestOptions:
+    """Which checkpoint to test, on which part of which split, with how many bootstrap resamples."""
+
+    __test__ = False  # not a pytest test class
+
+    weights: str = ""
+    out: str = ""
+    split: str | None = None
+    subset: str = "test"
+    train_data: list[str] | None = None
+    n_boot: int = 1000
+
+    def __post_init__(self) -> None:
+        _require(self.subset in SUBSETS, f"--subset {self.subset!r} is not one of {', '.join(SUBSETS)}")
+        _require(self.n_boot >= 0, f"--bootstrap {self.n_boot} must be 0 or more")
+
+
+@dataclass
+class TestConfig:
+    """One test run."""
+
+    __test__ = False  # not a pytest test class
+    family: str
+    data: DataOptions
+    run: RunOptions
+    test: TestOptions
+
+
+@dataclass
+class DeployOptions:
+    """Where deploy writes, and how it walks the input."""
+
+    weights: str = ""
+    out: str = ""
+    per_frame: str | None = None
+    force: bool = False
+    predict_short: bool = False
+    shard: str | None = None
+    chunk_rows: int = 1_000_000
+
+    def __post_init__(self) -> None:
+        _require(self.chunk_rows >= 1, f"--chunk-rows {self.chunk_rows} must be at least 1")
+
+
+@dataclass
+class DeployConfig:
+    """One deploy run."""
+
+    family: str
+    data: DataOptions
+    run: RunOptions
+    deploy: DeployOptions
+
+
+C = TypeVar("C")
+
+
+def _part_types(config_class: type) -> dict[str, type]:
+    hints = {"data": DataOptions, "run": RunOptions, "train": TrainOptions, "retrain": RetrainOptions,
+             "test": TestOptions, "deploy": DeployOptions}
+    return {f.name: hints[f.name] for f in fields(config_class) if f.name in hints}
+
+
+def build_config(config_class: type[C], family: str, retrain: bool = False, **flat: Any) -> C:
+    """A composed config from flat option names (as the flags give them): each name goes to the part that owns it."""
+    parts = {}
+    left = dict(flat)
+    for name, part in _part_types(config_class).items():
+        if name == "retrain" and not retrain:
+            continue
+        known = {f.name for f in fields(part)}
+        parts[name] = part(**{k: left.pop(k) for k in list(left) if k in known})
+    if left:
+        raise PerfexError(f"unknown option(s) {', '.join(sorted(left))} for {config_class.__name__}")
+    return config_class(family=family, **parts)
+
+
+def flatten(config: object) -> dict[str, Any]:
+    """The flat option names and values of a composed config (the inverse of ``build_config``)."""
+    flat: dict[str, Any] = {}
+    for f in fields(config):
+        value = getattr(config, f.name)
+        if is_dataclass(value):
+            flat.update(asdict(value))
+    return flat
+
+
+def save_run_config(config: object, path: Path) -> None:
+    """Write the composed config as JSON: ``{"family": ..., "data": {...}, "run": {...}, ...}``."""
+    Path(path).write_text(json.dumps(asdict(config), indent=1) + "\n")
+
+
+def read_run_config(path: str | Path) -> dict[str, Any]:
+    """A saved run configuration as ``{"family": ..., "retrain": bool, "options": flat dict}``."""
+    try:
+        saved = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise PerfexError(f"--config {path} does not exist; pass the run_config.json of an earlier run") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise PerfexError(f"--config {path} is not valid JSON ({err})") from None
+    if not isinstance(saved, dict) or "family" not in saved:
+        raise PerfexError(f"--config {path} is not a PerFeX run configuration (no 'family' field)")
+    flat = {}
+    for value in saved.values():
+        if isinstance(value, dict):
+            flat.update(value)
+    return {"family": saved["family"], "retrain": isinstance(saved.get("retrain"), dict), "options": flat}
