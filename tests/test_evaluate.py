@@ -340,5 +340,5 @@ def test_trivial_baselines_on_real_first_impressions_labels():
     majority = evaluate.trait_metrics(levels[test], baselines["majority"][0])["mean"]
     mean_probs, mean_scores = baselines["train_mean"]
     train_mean = evaluate.trait_metrics(levels[test], mean_probs, scores[test], mean_scores)["mean"]
-    assert 0.5 < majority["accuracy"] < 0.65  # DESIGN: level 2 holds 55-59% of clips
-    assert 0.86 < train_mean["one_minus_mae"] < 0.90  # DESIGN: 0.875-0.894 per trait on the test split
+    assert 0.5 < majority["accuracy"] < 0.65  # First Impressions: level 2 holds 55-59% of clips
+    assert 0.86 < train_mean["one_minus_mae"] < 0.90  # First Impressions: 0.875-0.894 per trait on the test split
