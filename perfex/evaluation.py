@@ -18,7 +18,7 @@ from .metrics import clip_summary_features, evaluate_with_baselines
 from .options import DataOptions, TestConfig
 from .paths import locate
 from .predict import predict_probs
-from .prepare import load_labelled, split_off_short
+from .prepare import load_labelled, originals_only_in_evaluation, split_off_short
 from .report import results_markdown
 from .schema import TRAITS
 from .splits import group_keys, load_manifest, split_indices
@@ -56,15 +56,17 @@ def evaluation_sets(config: TestConfig, meta: CheckpointMeta) -> tuple[ClipSet, 
     data = data_as_trained(config, meta)
     clips = _load(data.data, data, features)
     manifest = load_manifest(test.split) if test.split else meta.split
-    train_candidates = None
+    train_candidates, n_copies = None, 0
     if test.subset == "all":
         evaluated, source = clips, f"all {len(clips)} clips of {', '.join(map(str, data.data))}"
     else:
         if manifest is None:
             raise PerfexError("these weights carry no split manifest; pass --split split.json or --subset all (only for data the model never saw)")
-        parts = split_indices(clips, manifest)
+        parts, n_copies = originals_only_in_evaluation(clips, split_indices(clips, manifest))
         evaluated = clips.subset(parts[test.subset])
         source = f"the {test.subset} split ({len(evaluated)} clips, source videos disjoint from training) of {', '.join(map(str, data.data))}"
+        if n_copies and test.subset != "train":
+            source += f"; {n_copies} augmented copies of evaluation videos set aside (original clips only)"
         train_candidates = clips.subset(parts["train"])
     if len(evaluated) == 0:
         raise PerfexError(f"no clip to evaluate in {source}; check --data, --split and --subset")

@@ -48,6 +48,13 @@ def split_off_short(clips: ClipSet, min_frames: int) -> tuple[ClipSet, ClipSet]:
     return clips.subset(np.flatnonzero(~short)), clips.subset(np.flatnonzero(short))
 
 
+def originals_only_in_evaluation(clips: ClipSet, parts: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], int]:
+    """Drop augmented copies from the validation and test parts (they stay with their source video, unused)."""
+    augmented = np.asarray(clips.augmentation) != "none"
+    kept = {name: index if name == "train" else index[~augmented[index]] for name, index in parts.items()}
+    return kept, sum(len(parts[n]) - len(kept[n]) for n in parts)
+
+
 def prepare_training_data(config: TrainConfig, features: tuple[str, ...], parent: CheckpointMeta | None,
                           log: Callable[[str], None]) -> PreparedData:
     """Load the run's data, set short clips aside, split it (seeded or from --split), add replay clips for retrain."""
@@ -63,6 +70,10 @@ def prepare_training_data(config: TrainConfig, features: tuple[str, ...], parent
         clips, (1 - t.val_fraction - t.test_fraction, t.val_fraction, t.test_fraction), seed=config.run.seed)
     parts = split_indices(clips, manifest)
     check_disjoint(clips, parts)
+    parts, n_copies = originals_only_in_evaluation(clips, parts)
+    if n_copies:
+        log(f"{n_copies} augmented cop{'y' if n_copies == 1 else 'ies'} of validation/test videos set aside: "
+            "validation and test score original clips only")
     if len(parts["train"]) == 0 or len(parts["val"]) == 0:
         raise PerfexError("the split leaves no training or no validation clips; add data or change --val-fraction")
     log(" | ".join(f"{k}: {len(v)} clips" for k, v in parts.items()))

@@ -121,3 +121,32 @@ def test_data_augmentation_script_output_loads_and_splits_with_copies_beside_the
         assert side[int(clips.ids[i])] == side[int(clips.source_ids[i])]
     again = run_script("data_augmentation.py", "--data", str(source), "--out", str(out))
     assert again.returncode == 2 and "--force" in again.stderr
+
+
+def test_validation_and_test_score_original_clips_only(tmp_path):
+    """Trained on augmented data, evaluation sides hold no augmented copies; the test report counts those set aside."""
+    from perfex.evaluation import evaluate_checkpoint
+    from perfex.options import TestConfig, TrainConfig, build_config
+    from perfex.prepare import originals_only_in_evaluation
+    from perfex.synth import generate_perfex, write_table
+    from perfex.train import fit
+    from perfex.io import load_clips
+    from perfex.augment import AugmentConfig, augment_files
+    from perfex.checkpoint import read_config
+
+    source = tmp_path / "train.csv"
+    write_table(generate_perfex(40, seed=3, min_frames=120, max_frames=220), source)
+    augmented = tmp_path / "aug.csv"
+    augment_files([source], augmented, AugmentConfig())
+    clips = load_clips([augmented], require_labels=True)
+    parts = split_indices(clips, make_split(clips, (0.6, 0.2, 0.2), seed=0))
+    kept, n_copies = originals_only_in_evaluation(clips, parts)
+    assert (clips.augmentation[kept["val"]] == "none").all() and (clips.augmentation[kept["test"]] == "none").all()
+    assert np.array_equal(kept["train"], parts["train"]) and n_copies == sum(
+        int((clips.augmentation[parts[n]] != "none").sum()) for n in ("val", "test"))
+    fit(build_config(TrainConfig, "cnn", data=[str(augmented)], out=str(tmp_path / "run"), epochs=1, device="cpu", progress=False))
+    results = evaluate_checkpoint(build_config(TestConfig, "cnn", weights=str(tmp_path / "run"), out=str(tmp_path / "t"),
+                                               n_boot=10, device="cpu", progress=False))
+    assert "augmented copies of evaluation videos set aside" in results["evaluated_on"]
+    recorded = split_indices(clips, read_config(tmp_path / "run" / "best.safetensors").split)["test"]
+    assert results["n_test_clips"] == int((clips.augmentation[recorded] == "none").sum()) < len(recorded)
