@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import ctypes
 import json
+import queue
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import torch
 from tqdm import tqdm
 
 from .checkpoint import load_checkpoint
 from .clips import ClipSet
+from .compute import resolve_precision, show_progress, use_threads
 from .distributed import pick_device
 from .errors import PerfexError
 from .io import detect_format, expand_inputs, iter_clip_chunks
@@ -28,6 +34,7 @@ STATUSES = {
     "short_predicted": "fewer frames than --min-frames, predicted because --predict-short was given",
     "no_frames": "no usable frame (all failed tracking or were dropped): not predicted",
 }
+T = TypeVar("T")
 PROB_COLUMNS = [f"p_{trait}_{level}" for trait in TRAITS for level in range(N_LEVELS)]
 CLIP_COLUMNS = [ID_COLUMN, FILE_COLUMN, "n_frames", "n_dropped_frames", "n_windows", "status", *TRAITS,
                 *(f"{t}_score" for t in TRAITS), *PROB_COLUMNS]
@@ -54,22 +61,36 @@ def parse_shard(spec: str | None) -> tuple[int, int]:
     return k, n
 
 
-def clip_rows(clips: ClipSet, model, config: DeployConfig, device) -> pd.DataFrame:
-    """Predictions and status of every clip in ``clips`` (none left out)."""
-    lengths = clips.lengths
-    predict_short = config.deploy.predict_short
-    status = np.where(lengths >= config.data.min_frames, "ok", np.where(predict_short, "short_predicted", "too_short"))
-    status = np.where(lengths == 0, "no_frames", status).astype(object)
-    predict = np.flatnonzero((status == "ok") | (status == "short_predicted"))
-    probs = np.full((len(clips), len(TRAITS), N_LEVELS), np.nan, dtype=np.float32)
-    windows = np.zeros(len(clips), dtype=np.int64)
-    if len(predict):
-        probs[predict], windows[predict] = predict_probs(model, clips, predict, config.run.batch_size, device, bf16=config.run.bf16)
-    status[(windows > 1) & (status == "ok")] = "windowed"
+class ChunkPredictor:
+    """The loaded model and how to run it; turns a chunk of clips into its per-clip rows."""
+
+    def __init__(self, config: DeployConfig, device: torch.device) -> None:
+        self.config, self.device = config, device
+        self.model, self.meta = load_checkpoint(config.deploy.weights, family=config.family, map_location=str(device))
+        self.bf16 = resolve_precision(config.run.precision, device) == "bf16"
+
+    def rows(self, clips: ClipSet) -> pd.DataFrame:
+        """Predictions and status of every clip in ``clips`` (none left out)."""
+        lengths = clips.lengths
+        predict_short = self.config.deploy.predict_short
+        status = np.where(lengths >= self.config.data.min_frames, "ok", np.where(predict_short, "short_predicted", "too_short"))
+        status = np.where(lengths == 0, "no_frames", status).astype(object)
+        predict = np.flatnonzero((status == "ok") | (status == "short_predicted"))
+        probs = np.full((len(clips), len(TRAITS), N_LEVELS), np.nan, dtype=np.float32)
+        windows = np.zeros(len(clips), dtype=np.int64)
+        if len(predict):
+            probs[predict], windows[predict] = predict_probs(self.model, clips, predict, self.config.run.batch_size,
+                                                             self.device, bf16=self.bf16)
+        status[(windows > 1) & (status == "ok")] = "windowed"
+        return clip_table(clips, status, windows, probs)
+
+
+def clip_table(clips: ClipSet, status: np.ndarray, windows: np.ndarray, probs: np.ndarray) -> pd.DataFrame:
+    """The per-clip CSV rows: identity, frame counts, status, levels, expected scores, all 25 probabilities."""
     predicted = ~np.isnan(probs[:, 0, 0])
     levels = np.where(predicted[:, None], probs.argmax(axis=2) / (N_LEVELS - 1), np.nan)
-    frame = pd.DataFrame({ID_COLUMN: clips.ids, FILE_COLUMN: clips.files,
-                          "n_frames": lengths, "n_dropped_frames": clips.dropped_frames, "n_windows": windows, "status": status})
+    frame = pd.DataFrame({ID_COLUMN: clips.ids, FILE_COLUMN: clips.files, "n_frames": clips.lengths,
+                          "n_dropped_frames": clips.dropped_frames, "n_windows": windows, "status": status})
     frame[list(TRAITS)] = levels
     scores = np.full((len(clips), len(TRAITS)), np.nan)
     if predicted.any():
@@ -77,6 +98,39 @@ def clip_rows(clips: ClipSet, model, config: DeployConfig, device) -> pd.DataFra
     frame[[f"{t}_score" for t in TRAITS]] = scores
     frame[PROB_COLUMNS] = probs.reshape(len(clips), -1)
     return frame
+
+
+def read_ahead(items: Iterator[T], depth: int = 1) -> Iterator[T]:
+    """Yield from ``items`` while a background thread already produces the next ``depth`` (reading overlaps inference).
+
+    An exception in the producer is raised here, at the item where it happened.
+    """
+    slots: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                slots.put((item, None))
+            slots.put((done, None))
+        except BaseException as err:  # handed to the consumer, raised there
+            slots.put((done, err))
+
+    worker = threading.Thread(target=produce, name="perfex-read-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, err = slots.get()
+            if err is not None:
+                raise err
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
 
 
 def deploy(config: DeployConfig) -> dict:
@@ -88,18 +142,20 @@ def deploy(config: DeployConfig) -> dict:
     if options.per_frame:
         refuse_overwrite(Path(options.per_frame), options.force)
     device = pick_device(config.run.device)
-    model, meta = load_checkpoint(options.weights, family=config.family, map_location=str(device))
+    use_threads(config.run.threads)
+    predictor = ChunkPredictor(config, device)
     inputs = expand_inputs(data.data)
     counts: dict[str, int] = {}
     seen = 0
     with atomic_output(out) as tmp, open(tmp, "w", newline="") as handle:
         header = True
-        chunks = iter_clip_chunks(inputs, chunk_rows=options.chunk_rows, features=tuple(meta.feature_names),
+        chunks = iter_clip_chunks(inputs, chunk_rows=options.chunk_rows, features=tuple(predictor.meta.feature_names),
                                   nan_policy=data.nan_policy, min_confidence=data.min_confidence)
-        for clips in tqdm(chunks, desc="deploy", unit="chunk", disable=not config.run.progress):
+        bar = tqdm(desc="deploy", unit="clip", disable=not show_progress(config.run.progress))
+        for clips in read_ahead(chunks):
             mine = np.flatnonzero((seen + np.arange(len(clips))) % n_shards == shard)
             if len(mine):
-                rows = clip_rows(clips.subset(mine), model, config, device)
+                rows = predictor.rows(clips.subset(mine))
                 if n_shards > 1:
                     rows.insert(0, "clip_index", seen + mine)
                 rows.to_csv(handle, header=header, index=False, float_format="%.6g")
@@ -107,7 +163,9 @@ def deploy(config: DeployConfig) -> dict:
                 for status, n in rows["status"].value_counts().items():
                     counts[status] = counts.get(status, 0) + int(n)
             seen += len(clips)
+            bar.update(len(clips))
             release_freed_memory()
+        bar.close()
         if header:
             handle.write(",".join(CLIP_COLUMNS if n_shards == 1 else ["clip_index", *CLIP_COLUMNS]) + "\n")
     summary = {"clips_in_input": seen, "clips_written": sum(counts.values()), "status_counts": counts, "out": str(out),

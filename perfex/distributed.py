@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from .compute import use_threads
 from .errors import PerfexError
 
 
@@ -40,18 +41,18 @@ def pick_device(flag: str, local_rank: int = 0) -> torch.device:
     return torch.device("cuda", local_rank)
 
 
-def setup(device_flag: str) -> Context:
-    """Join the torchrun process group when launched by torchrun; otherwise a one-process context."""
+def setup(device_flag: str, threads: int | None = None) -> Context:
+    """Join the torchrun process group when launched by torchrun; otherwise a one-process context.
+
+    CPU threads: ``threads``, else ``OMP_NUM_THREADS``, else the usable cores shared among this machine's ranks."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = pick_device(device_flag, local_rank)
+    use_threads(threads, int(os.environ.get("LOCAL_WORLD_SIZE", str(world_size))))
     if world_size > 1 and not dist.is_initialized():
         if device.type == "cuda":
             torch.cuda.set_device(device)
-        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world_size)))
-        if device.type == "cpu":
-            torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     return Context(rank=rank, world_size=world_size, local_rank=local_rank, device=device)
 

@@ -11,6 +11,7 @@ import pandas as pd
 
 from .checkpoint import check_features, load_checkpoint
 from .clips import ClipSet
+from .compute import resolve_precision, show_progress, use_threads
 from .distributed import pick_device
 from .errors import PerfexError
 from .metadata import CheckpointMeta
@@ -107,10 +108,12 @@ def evaluate_checkpoint(config: TestConfig) -> dict:
 
     test, run = config.test, config.run
     device = pick_device(run.device)
+    use_threads(run.threads)
+    bf16 = resolve_precision(run.precision, device) == "bf16"
     model, meta = load_checkpoint(test.weights, family=config.family, map_location=str(device))
     evaluated, train, source = evaluation_sets(config, meta)
     check_features(meta, evaluated.feature_names, test.weights)
-    probs, _ = predict_probs(model, evaluated, batch_size=run.batch_size, device=device, bf16=run.bf16, progress=run.progress)
+    probs, _ = predict_probs(model, evaluated, batch_size=run.batch_size, device=device, bf16=bf16, progress=show_progress(run.progress))
     results = evaluate_with_baselines(
         evaluated.levels, probs, evaluated.scores, train.levels, train.scores,
         clip_summary_features(train), clip_summary_features(evaluated),

@@ -16,7 +16,7 @@ from .errors import PerfexError
 NAN_POLICIES = ("error", "drop-frames", "interpolate")
 LABEL_BINNINGS = ("round", "floor", "quantile")
 DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16")
 SUBSETS = ("test", "val", "train", "all")
 FAMILIES = ("cnn", "attn")
 
@@ -51,12 +51,13 @@ class DataOptions:
 
 @dataclass
 class RunOptions:
-    """Where and how a run computes: device, batch size, seed, loader workers, precision, progress bars."""
+    """Where and how a run computes: device, batch size, seed, loader workers, threads, precision, progress bars."""
 
     device: str = "auto"
     batch_size: int = 32
     seed: int = 0
     workers: int = 0
+    threads: int | None = None
     precision: str = "fp32"
     progress: bool = True
 
@@ -65,10 +66,7 @@ class RunOptions:
         _require(self.precision in PRECISIONS, f"--precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
         _require(self.batch_size >= 1, f"--batch-size {self.batch_size} must be at least 1")
         _require(self.workers >= 0, f"--workers {self.workers} must be 0 or more")
-
-    @property
-    def bf16(self) -> bool:
-        return self.precision == "bf16"
+        _require(self.threads is None or self.threads >= 1, f"--threads {self.threads} must be at least 1")
 
 
 @dataclass

@@ -26,6 +26,7 @@ from .batches import collate, rank_share, training_batches
 from .checkpoint import (check_features, file_sha256, load_checkpoint, load_optimizer, resolve_weights, save_checkpoint,
                          save_optimizer)
 from .clips import ClipSet
+from .compute import resolve_precision, show_progress
 from .errors import PerfexError
 from .metrics import trait_metrics
 from .metadata import CheckpointMeta, DataRecord, Lineage
@@ -59,7 +60,8 @@ def trait_loss(logits: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
 def validation_scores(context: distributed.Context, model: nn.Module, clips: ClipSet, index: np.ndarray, run: RunOptions) -> dict:
     """Loss, accuracy and macro-F1 on the validation clips; each rank predicts a share, rank results are joined."""
     share = index[context.rank :: context.world_size]
-    probs, _ = predict_probs(model, clips, share, batch_size=run.batch_size * 2, device=context.device, bf16=run.bf16)
+    bf16 = resolve_precision(run.precision, context.device) == "bf16"
+    probs, _ = predict_probs(model, clips, share, batch_size=run.batch_size * 2, device=context.device, bf16=bf16)
     parts = distributed.gather_objects(context, (share, probs))
     order = np.concatenate([p[0] for p in parts])
     probs = np.concatenate([p[1] for p in parts])[np.argsort(order)]
@@ -125,7 +127,7 @@ def check_run_dir(out: Path, resume: bool) -> None:
 
 def fit(config: TrainConfig, on_epoch_end: EpochHook | None = None) -> dict:
     """Train (or fine-tune, when ``config.retrain`` is set) and write the run directory."""
-    context = distributed.setup(config.run.device)
+    context = distributed.setup(config.run.device, config.run.threads)
     log = print if context.is_main else (lambda *a, **k: None)
     check_run_dir(Path(config.train.out), config.train.resume)
     torch.manual_seed(config.run.seed)
@@ -152,6 +154,7 @@ class Trainer:
         freeze = config.retrain is not None and config.retrain.freeze_encoder
         params = trainable_parameters(self.model, freeze)
         self.optimizer = torch.optim.AdamW(params, lr=config.train.lr, weight_decay=config.train.weight_decay)
+        self.bf16 = resolve_precision(config.run.precision, context.device) == "bf16"
         self.engine = self.model
         if context.distributed:
             ids = [context.local_rank] if context.device.type == "cuda" else None
@@ -220,10 +223,10 @@ class Trainer:
                                              collate_fn=lambda p: collate(clips, *p, pad_to=pad_to))
         self.engine.train()
         total, count = 0.0, 0
-        bar = tqdm(loader, desc=f"epoch {epoch}", unit="batch", leave=False, disable=not (run.progress and self.context.is_main))
+        bar = tqdm(loader, desc=f"epoch {epoch}", unit="batch", leave=False, disable=not (show_progress(run.progress) and self.context.is_main))
         for batch in bar:
             batch = batch.to(self.context.device)
-            with torch.autocast(self.context.device.type, dtype=torch.bfloat16, enabled=run.bf16):
+            with torch.autocast(self.context.device.type, dtype=torch.bfloat16, enabled=self.bf16):
                 logits = self.engine(batch.x, batch.lengths, batch.times)
             loss = trait_loss(logits, batch.levels)
             self.optimizer.zero_grad(set_to_none=True)
