@@ -12,11 +12,16 @@ import pyarrow.csv as pacsv
 from ..errors import PerfexError
 from ..schema import ID_COLUMN
 from .messages import UnreadableFile
-from .sniff import DELIMITER_NAMES, Sniffed, head
+from .sniff import DELIMITER_NAMES, Sniffed, head, is_gzip
 
 _NUMBER = r"^\s*([+-]?(\d+\.?\d*([eE][+-]?\d+)?|\.\d+([eE][+-]?\d+)?|inf|infinity|nan))?\s*$"
 _INTEGER = r"^\s*[+-]?\d+\s*$"
 _NULL_VALUES = pa.array(pacsv.ConvertOptions().null_values)
+
+
+def source_of(path: Path) -> str | pa.NativeFile:
+    """What Arrow reads: the path, or a gzip stream when the name ends in .gz in any letter case."""
+    return pa.input_stream(str(path), compression="gzip") if is_gzip(path) else str(path)
 
 
 class RowCollector:
@@ -42,7 +47,7 @@ def convert_options(types: dict[str, pa.DataType]) -> pacsv.ConvertOptions:
 def read_columns(path: Path, sniffed: Sniffed, types: dict[str, pa.DataType], collector: RowCollector) -> pa.Table:
     """Only the ``types`` columns of ``path``, converted as given (multithreaded)."""
     try:
-        return pacsv.read_csv(path, parse_options=_parse(sniffed, collector), convert_options=convert_options(types))
+        return pacsv.read_csv(source_of(path), parse_options=_parse(sniffed, collector), convert_options=convert_options(types))
     except pa.ArrowInvalid as err:
         raise_unparsable(path, sniffed, types, err)
     except OSError as err:
@@ -53,7 +58,7 @@ def open_batches(path: Path, sniffed: Sniffed, types: dict[str, pa.DataType], co
                  chunk_rows: int) -> pacsv.CSVStreamingReader:
     """A record-batch reader over the ``types`` columns, batches of about a quarter of ``chunk_rows`` rows."""
     try:
-        return pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=block_bytes(path, chunk_rows)),
+        return pacsv.open_csv(source_of(path), read_options=pacsv.ReadOptions(block_size=block_bytes(path, chunk_rows)),
                               parse_options=_parse(sniffed, collector), convert_options=convert_options(types))
     except pa.ArrowInvalid as err:
         raise_unparsable(path, sniffed, types, err)
@@ -94,7 +99,7 @@ def _first_unparsable(path: Path, sniffed: Sniffed, types: dict[str, pa.DataType
     """(0-based data row, column, text) of the first value that is not a number where one is needed."""
     numeric = {name: kind for name, kind in types.items() if pa.types.is_integer(kind) or pa.types.is_floating(kind)}
     try:
-        reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(use_threads=False),
+        reader = pacsv.open_csv(source_of(path), read_options=pacsv.ReadOptions(use_threads=False),
                                 parse_options=_parse(sniffed, lambda row: "skip"),
                                 convert_options=pacsv.ConvertOptions(include_columns=list(numeric),
                                                                       column_types={n: pa.string() for n in numeric}))
@@ -129,7 +134,7 @@ def raise_bad_rows(path: Path, sniffed: Sniffed, rows: list[tuple[int, int, int 
 def _first_invalid_line(path: Path, sniffed: Sniffed) -> int | None:
     """File line of the first row with the wrong field count (a single-threaded pass numbers rows)."""
     collector, first_column = RowCollector(), sniffed.header[0]
-    pacsv.read_csv(path, read_options=pacsv.ReadOptions(use_threads=False), parse_options=_parse(sniffed, collector),
+    pacsv.read_csv(source_of(path), read_options=pacsv.ReadOptions(use_threads=False), parse_options=_parse(sniffed, collector),
                    convert_options=pacsv.ConvertOptions(include_columns=[first_column],
                                                         column_types={first_column: pa.string()}))
     return collector.rows[0][2] if collector.rows else None

@@ -15,6 +15,7 @@ INTENSITY, PROBABILITY = "intensity-0-5", "probability-0-1"
 _SCALE_WORDS = {INTENSITY: "AU intensities (0-5)", PROBABILITY: "AU probabilities (0-1)"}
 _EXTRACTOR_WORDS = {"openface2": "OpenFace 2", "py-feat": "py-feat", "libreface": "LibreFace"}
 _AU_NUMBER = re.compile(r"^AU(\d\d)_r$")
+_PERFEX_AU = re.compile(r"^AU\d\d_[rc]$")
 _AU_LIKE = re.compile(r"^(AU\d+(_[rc])?|au_\d+(_intensity)?)$")
 
 
@@ -62,7 +63,7 @@ def format_of(header: list[str]) -> str | None:
         return PYFEAT
     if "frame_idx" in names and any(re.fullmatch(r"au_\d+_intensity", n) for n in names):
         return LIBREFACE
-    if names & {"ID", "File"} or any(_AU_NUMBER.match(n) for n in names):
+    if any(_PERFEX_AU.match(n) for n in names):
         return PERFEX
     return None
 

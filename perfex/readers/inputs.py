@@ -38,8 +38,8 @@ def _table_name(path: Path) -> str | None:
     return path.name[: match.start()] if match else None
 
 
-def _folder_files(folder: Path, skipped: list[str]) -> list[tuple[Path, str]]:
-    """(file, path relative to ``folder`` without suffix) of every CSV in it; other entries go to ``skipped``."""
+def _folder_files(folder: Path, skipped: list[str]) -> list[tuple[Path, str, str]]:
+    """(file, path relative to ``folder`` without and with suffix) of every CSV in it; other entries go to ``skipped``."""
     found = []
     for path in sorted(folder.rglob("*")):
         relative = path.relative_to(folder)
@@ -52,19 +52,19 @@ def _folder_files(folder: Path, skipped: list[str]) -> list[tuple[Path, str]]:
         if name is None:
             skipped.append(relative.as_posix())
         else:
-            found.append((path, (relative.parent / name).as_posix()))
+            found.append((path, (relative.parent / name).as_posix(), relative.as_posix()))
     return found
 
 
-def _examine(path: Path, clip_name: str, aliases: tuple[str, ...], in_folder: bool,
+def _examine(path: Path, clip_name: str, aliases: tuple[str, ...], shown: str | None,
              skipped: list[str]) -> InputFile | None:
     """The file with its sniff (or read error); None when a folder's CSV is plainly no AU table."""
     try:
         sniffed = sniff(path)
     except UnreadableFile as err:
         return InputFile(path, clip_name, aliases, None, str(err))
-    if in_folder and sniffed.fmt is None and not looks_like_au_table(sniffed.header):
-        skipped.append(aliases[0] if aliases else path.name)
+    if shown is not None and sniffed.fmt is None and not looks_like_au_table(sniffed.header):
+        skipped.append(shown)
         return None
     return InputFile(path, clip_name, aliases, sniffed)
 
@@ -74,7 +74,7 @@ def find_inputs(paths: Sequence[str | Path] | str | Path) -> InputScan:
 
     Clip names are file stems, or the path relative to the folder (without suffix) where stems would collide.
     """
-    listed: list[tuple[Path, str | None]] = []
+    listed: list[tuple[Path, str | None, str | None]] = []
     skipped: list[str] = []
     for given in [paths] if isinstance(paths, (str, Path)) else paths:
         path = Path(given)
@@ -84,18 +84,18 @@ def find_inputs(paths: Sequence[str | Path] | str | Path) -> InputScan:
                 raise PerfexError(f"{path} holds no .csv or .csv.gz file; point --data at CSV files or folders of them")
             listed.extend(files)
         elif path.is_file():
-            listed.append((path, None))
+            listed.append((path, None, None))
         else:
             raise PerfexError(f"{path} does not exist; check the path given to --data")
     if not listed:
         raise PerfexError("no input files given; pass --data with CSV files or folders")
-    stems = Counter((relative or _table_name(path) or path.stem).rsplit("/", 1)[-1] for path, relative in listed)
+    stems = Counter((relative or _table_name(path) or path.stem).rsplit("/", 1)[-1] for path, relative, _ in listed)
     found = []
-    for path, relative in listed:
+    for path, relative, shown in listed:
         stem = (relative or _table_name(path) or path.stem).rsplit("/", 1)[-1]
         unique = stems[stem] == 1 or relative is None
         aliases = (relative, stem) if relative and unique and relative != stem else (relative or stem,)
-        entry = _examine(path, stem if unique else relative, aliases, relative is not None, skipped)
+        entry = _examine(path, stem if unique else relative, aliases, shown, skipped)
         if entry is not None:
             found.append(entry)
     if not found:
