@@ -44,7 +44,9 @@ class PerFrameWriter:
 
     def __enter__(self) -> PerFrameWriter:
         tmp = self._stack.enter_context(atomic_output(self.out))
-        sink = pa.CompressedOutputStream(str(tmp), "gzip") if self.out.name.lower().endswith(".gz") else str(tmp)
+        sink = str(tmp)
+        if self.out.name.lower().endswith(".gz"):
+            sink = self._stack.enter_context(pa.CompressedOutputStream(sink, "gzip"))
         self._writer = self._stack.enter_context(pacsv.CSVWriter(sink, self.schema))
         return self
 

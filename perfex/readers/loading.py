@@ -190,13 +190,15 @@ def iter_clip_chunks(paths: PathsLike, options: ReadOptions | None = None, chunk
     reading = _Reading(options, labels, label_binning)
     pending: list[ClipSet] = []
     rows: list[RowBlock] = []
+    n_pending = 0
     for source in _sources(paths, options):
         for part in reading.parts(source, chunk_rows, keep_rows):
             pending.append(part.clips)
             rows.extend([part.rows] if part.rows is not None else [])
-            if sum(p.features.shape[0] for p in pending) >= chunk_rows:
+            n_pending += part.clips.features.shape[0]
+            if n_pending >= chunk_rows:
                 yield _chunk(pending, rows, reading, label_binning, require_labels)
-                pending, rows = [], []
+                pending, rows, n_pending = [], [], 0
     if pending or reading.unreadable:
         yield _chunk(pending, rows, reading, label_binning, require_labels)
 
