@@ -122,6 +122,9 @@ def test_extractor_mismatch_is_refused_unless_allowed(tmp_path):
     assert "\n" not in message and "trained on OpenFace 2 AU intensities (0-5)" in message
     assert "p.csv holds py-feat AU probabilities (0-1)" in message and "--allow-extractor-mismatch" in message
     assert len(read(tmp_path / "p.csv", ReadOptions(expect=trained, allow_extractor_mismatch=True))) == 1
+    read(tmp_path / "p.csv", ReadOptions(cache_dir=tmp_path / "cache"))
+    with pytest.raises(PerfexError, match="trained on OpenFace 2"):  # refused from the cache too
+        read(tmp_path / "p.csv", ReadOptions(expect=trained, cache_dir=tmp_path / "cache"))
     clips = read(tmp_path / "p.csv")
     check_compatible(clips.provenance.as_dict(), clips)
     check_compatible({}, read(needs_or_write_openface(tmp_path)))  # legacy weights: OpenFace 2 intensities
@@ -196,3 +199,16 @@ def test_gzip_libreface_and_pyfeat_formats_detected(tmp_path):
     assert detect_format(tmp_path / "l.csv.gz") == "libreface"
     write_pyfeat(tmp_path / "p.csv", [0])
     assert detect_format(tmp_path / "p.csv") == "py-feat"
+
+
+def test_cache_keeps_provenance_and_face_clips(tmp_path):
+    write_pyfeat(tmp_path / "p.csv", [0, 0, 1, 1])
+    options = ReadOptions(cache_dir=tmp_path / "cache")
+    first, second = read(tmp_path / "p.csv", options), read(tmp_path / "p.csv", options)
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
+    assert second.provenance == first.provenance and second.provenance.scale == PROBABILITY
+    assert second.ids.tolist() == ["p#face0", "p#face1"] and second.feature_names == first.feature_names
+    np.testing.assert_array_equal(second.features, first.features)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "q.csv").write_bytes((tmp_path / "p.csv").read_bytes())  # same bytes, another clip name
+    assert read(tmp_path / "sub" / "q.csv", options).ids.tolist() == ["q#face0", "q#face1"]

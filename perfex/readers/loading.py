@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -43,38 +42,32 @@ def _notify(options: ReadOptions, message: str) -> None:
     (options.notify or (lambda text: print(text, file=sys.stderr)))(message)
 
 
+def _cache_key(source: InputFile, options: ReadOptions) -> dict:
+    """What a file's parse depends on besides its bytes."""
+    fmt = source.sniffed.fmt or PERFEX
+    key = {"reader": fmt, "clip_name": source.clip_name, "features": list(options.columns),
+           "flexible": options.flexible, "nan_policy": options.nan_policy}
+    return key if fmt == PERFEX else key | {"min_confidence": options.min_confidence}
+
+
 def _cached_parts(source: InputFile, options: ReadOptions) -> Iterator[Part]:
     """A whole file's clips, through the cache when ``options.cache_dir`` is set."""
-    if source.error is not None:
-        raise UnreadableFile(source.error)
-    fmt = source.sniffed.fmt or PERFEX
-    entry = None
-    if options.cache_dir is not None:
-        key = asdict(options) | {"reader": fmt, "clip_name": source.clip_name, "columns": list(options.columns)}
-        for unused in ("notify", "expect", "allow_extractor_mismatch", "tolerate_unreadable", "normalize", "cache_dir"):
-            key.pop(unused)
-        key["features"] = list(options.columns)
-        if fmt == PERFEX:
-            key.pop("min_confidence")
-        entry = cache_file(options.cache_dir, source.path, key)
-        cached = load_cached(entry, source.path)
-        if cached is not None:
-            cached.provenance = EXTRACTORS[fmt].provenance
-            yield Part(cached)
-            return
+    if options.cache_dir is None:
+        yield from _parts(source, options, None, False)
+        return
+    entry = cache_file(options.cache_dir, source.path, _cache_key(source, options))
+    cached = load_cached(entry, source.path)
+    if cached is not None:
+        cached.provenance = EXTRACTORS[source.sniffed.fmt or PERFEX].provenance
+        yield Part(cached)
+        return
     parts = list(_parts(source, options, None, False))
-    if entry is not None:
-        save_cached(entry, parts[0].clips)
+    save_cached(entry, parts[0].clips)
     yield from parts
 
 
 def _parts(source: InputFile, options: ReadOptions, chunk_rows: int | None, keep_rows: bool) -> Iterator[Part]:
-    if source.error is not None:
-        raise UnreadableFile(source.error)
     fmt = source.sniffed.fmt
-    if options.expect is not None:
-        check_compatible(options.expect, EXTRACTORS[fmt or PERFEX].provenance, options.allow_extractor_mismatch,
-                         where=str(source.path))
     if fmt in _ONE_CLIP_READERS:
         yield _ONE_CLIP_READERS[fmt](source, options, keep_rows)
     else:
@@ -97,6 +90,11 @@ class _Reading:
         """Each part of ``source``, checked and labelled; an unreadable extractor file is recorded when tolerated."""
         whole = chunk_rows is None and not keep_rows
         try:
+            if source.error is not None:
+                raise UnreadableFile(source.error)
+            if self.options.expect is not None:
+                check_compatible(self.options.expect, EXTRACTORS[source.sniffed.fmt or PERFEX].provenance,
+                                 self.options.allow_extractor_mismatch, where=str(source.path))
             for part in _cached_parts(source, self.options) if whole else _parts(source, self.options, chunk_rows, keep_rows):
                 yield self._accept(part, source)
         except UnreadableFile as err:
