@@ -32,7 +32,7 @@ def test_per_frame_rows_carry_the_traits_of_their_clip(tmp_path):
     out = tmp_path / "out" / "frames.csv"
     chunk_sizes = []
     with PerFrameWriter(out, columns) as writer:
-        for chunk in iter_clip_chunks(scan.files, ReadOptions(notify=lambda text: None), chunk_rows=4, keep_rows=True):
+        for chunk in iter_clip_chunks(scan, ReadOptions(notify=lambda text: None), chunk_rows=4, keep_rows=True):
             clip_rows = sum(block.table.num_rows for block in chunk.rows)
             chunk_sizes.append(clip_rows)
             assert clip_rows == chunk.clips.lengths.sum() + chunk.clips.dropped_frames.sum()

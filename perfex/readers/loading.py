@@ -13,7 +13,7 @@ from ..clips import ClipSet
 from ..errors import PerfexError
 from ..schema import TRAITS
 from .extractors import EXTRACTORS, LIBREFACE, OPENFACE, PERFEX, PYFEAT, check_compatible, describe
-from .inputs import find_inputs
+from .inputs import InputScan, find_inputs
 from .join import LabelTable, check_binning, check_new_ids, joined, with_levels
 from .libreface import read_libreface
 from .messages import UnreadableFile
@@ -24,15 +24,15 @@ from .parts import ClipChunk, InputFile, Part, RowBlock, Unreadable
 from .perfex_long import read_perfex
 from .pyfeat import read_pyfeat
 
-PathsLike = Sequence[str | Path | InputFile] | str | Path
+PathsLike = Sequence[str | Path | InputFile] | str | Path | InputScan
 _ONE_CLIP_READERS = {OPENFACE: read_openface, PYFEAT: read_pyfeat, LIBREFACE: read_libreface}
 
 
 def _sources(paths: PathsLike, options: ReadOptions) -> list[InputFile]:
     """The input files (``find_inputs`` unless already found), with the skipped-files notice sent."""
-    if not isinstance(paths, (str, Path)) and paths and all(isinstance(p, InputFile) for p in paths):
+    if not isinstance(paths, (str, Path, InputScan)) and paths and all(isinstance(p, InputFile) for p in paths):
         return list(paths)
-    scan = find_inputs(paths)
+    scan = paths if isinstance(paths, InputScan) else find_inputs(paths)
     if scan.notice():
         _notify(options, scan.notice())
     return scan.files
