@@ -9,6 +9,19 @@ import numpy as np
 from .schema import AU_INTENSITY_COLUMNS, TRAITS
 
 
+@dataclass(frozen=True)
+class Provenance:
+    """Which AU extractor wrote the inputs, on which scale, and which of the 17 canonical AUs it lacks."""
+
+    extractor: str
+    scale: str
+    missing_aus: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict:
+        """JSON-ready form (for checkpoint metadata)."""
+        return {"extractor": self.extractor, "scale": self.scale, "missing_aus": list(self.missing_aus)}
+
+
 @dataclass
 class ClipSet:
     """Clips stored contiguously: clip ``i`` is ``features[offsets[i]:offsets[i+1]]``.
@@ -30,6 +43,7 @@ class ClipSet:
     dropped_frames: np.ndarray | None = None
     label_binning: str | None = None
     origin: list[str] = field(default_factory=list)
+    provenance: Provenance | None = None
 
     def __post_init__(self) -> None:
         n = len(self.ids)
@@ -122,6 +136,8 @@ def concat_clipsets(parts: list[ClipSet]) -> ClipSet:
     for part in parts[1:]:
         if part.feature_names != first.feature_names:
             raise ValueError("cannot join clip sets with different feature columns")
+        if part.provenance != first.provenance and None not in (part.provenance, first.provenance):
+            raise ValueError("cannot join clip sets read from different AU extractors")
     lengths = np.concatenate([p.lengths for p in parts])
     offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
@@ -152,6 +168,7 @@ def concat_clipsets(parts: list[ClipSet]) -> ClipSet:
         dropped_frames=np.concatenate([p.dropped_frames for p in parts]),
         label_binning=",".join(sorted(binnings)) if binnings else None,
         origin=[o for p in parts for o in p.origin],
+        provenance=next((p.provenance for p in parts if p.provenance is not None), None),
     )
 
 

@@ -136,11 +136,25 @@ def _trait_of_column(column: str) -> str | None:
     return _TRAIT_SPELLINGS.get(key.removeprefix("value") if key.startswith("value") else key)
 
 
-def _labels_from_csv(path: Path) -> pd.DataFrame:
+def _read_label_rows(path: Path) -> pd.DataFrame:
+    """Every cell as text; a file whose header holds no comma but semicolons or tabs is read with that delimiter."""
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        if len(frame.columns) == 1 and (separator := next((s for s in ";\t" if s in frame.columns[0]), None)):
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, sep=separator)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, EOFError) as err:
         raise PerfexError(f"labels file {path} could not be read as CSV ({str(err).splitlines()[0]})") from None
+    return frame
+
+
+def _shown(names) -> str:
+    from .readers.messages import name_list
+
+    return name_list([str(name) for name in names])
+
+
+def _labels_from_csv(path: Path) -> pd.DataFrame:
+    frame = _read_label_rows(path)
     frame.columns = [str(c).strip() for c in frame.columns]
     name_column = next((c for c in _VIDEO_NAME_COLUMNS if c in frame.columns), None)
     traits = {_trait_of_column(c): c for c in frame.columns if _trait_of_column(c)}
@@ -148,7 +162,7 @@ def _labels_from_csv(path: Path) -> pd.DataFrame:
     if name_column is None or missing:
         lacks = ([f"a video name column ({' or '.join(_VIDEO_NAME_COLUMNS)})"] if name_column is None else []) + missing
         raise PerfexError(
-            f"labels file {path} lacks {', '.join(lacks)} (found: {', '.join(frame.columns[:12])}); a labels CSV needs "
+            f"labels file {path} lacks {', '.join(lacks)} (found: {_shown(frame.columns)}); a labels CSV needs "
             "File + extroversion,neuroticism,agreeableness,conscientiousness,openness or the ChaLearn columns"
         )
     values = {}
@@ -176,7 +190,7 @@ def _labels_from_annotation(annotation: object, path: Path) -> pd.DataFrame:
     if missing or not all(isinstance(v, dict) for v in by_trait.values()):
         raise PerfexError(
             f"{path} lacks the traits {', '.join(missing) or '(as dicts)'}: a ChaLearn annotation pickle maps each trait to "
-            f"{{video name -> score}} (found keys: {', '.join(map(str, annotation))})"
+            f"{{video name -> score}} (found keys: {_shown(annotation)})"
         )
     videos = list(dict.fromkeys(name for trait in TRAITS for name in by_trait[trait]))
     try:

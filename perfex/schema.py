@@ -1,5 +1,7 @@
 """Column names, trait order and label grid shared by every reader, model and writer."""
 
+import re
+
 AU_INTENSITY_COLUMNS: tuple[str, ...] = (
     "AU01_r", "AU02_r", "AU04_r", "AU05_r", "AU06_r", "AU07_r", "AU09_r", "AU10_r", "AU12_r",
     "AU14_r", "AU15_r", "AU17_r", "AU20_r", "AU23_r", "AU25_r", "AU26_r", "AU45_r",
@@ -24,9 +26,10 @@ FPS = 30.0
 ORIGINAL_MIN_FRAMES = 40
 ORIGINAL_MAX_FRAMES = 700
 
-# OpenFace 2 FeatureExtraction columns that may be used as extra model inputs (--features).
+# OpenFace 2 FeatureExtraction columns that may be used as extra model inputs (--features); with the 17 AUs,
+# gaze angles and head rotation make the 22 inputs of the authors' later work.
 OPENFACE_GAZE_COLUMNS: tuple[str, ...] = ("gaze_angle_x", "gaze_angle_y")
-OPENFACE_POSE_COLUMNS: tuple[str, ...] = ("pose_Tx", "pose_Ty", "pose_Tz", "pose_Rx", "pose_Ry", "pose_Rz")
+OPENFACE_POSE_COLUMNS: tuple[str, ...] = ("pose_Rx", "pose_Ry", "pose_Rz")
 FEATURE_SETS: dict[str, tuple[str, ...]] = {
     "au": AU_INTENSITY_COLUMNS,
     "gaze": OPENFACE_GAZE_COLUMNS,
@@ -35,16 +38,14 @@ FEATURE_SETS: dict[str, tuple[str, ...]] = {
 
 
 def resolve_features(spec: str) -> tuple[str, ...]:
-    """Turn a spec like ``au`` or ``au,pose`` or explicit column names into a column tuple."""
+    """Turn ``au``, ``au+gaze+pose`` or a comma-separated column list (sets may appear in it) into column names."""
     columns: list[str] = []
-    for part in (p.strip() for p in spec.split(",")):
-        if not part:
-            continue
-        for column in FEATURE_SETS.get(part, (part,)):
+    for part in (p.strip() for p in re.split(r"[+,]", spec)):
+        for column in FEATURE_SETS.get(part, (part,) if part else ()):
             if column not in columns:
                 columns.append(column)
     if not columns:
         from .errors import PerfexError
 
-        raise PerfexError(f"--features {spec!r} names no columns; use 'au' (default), 'au,gaze,pose' or column names")
+        raise PerfexError(f"--features {spec!r} names no columns; use 'au' (default), 'au+gaze+pose' or column names")
     return tuple(columns)

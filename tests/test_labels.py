@@ -200,3 +200,12 @@ def test_real_annotation_scores_need_binning_and_round_to_mostly_level_two():
     share_of_level_two = (levels == 2).mean(axis=0)
     assert ((share_of_level_two > 0.54) & (share_of_level_two < 0.63)).all(), share_of_level_two
     assert ((levels == 0) | (levels == 4)).mean() < 0.012
+
+
+def test_semicolon_labels_and_short_column_lists(tmp_path):
+    table = pd.DataFrame({"File": ["a.mp4", "b.mp4"], **{trait: [0.25, 0.5] for trait in TRAITS}})
+    table.to_csv(tmp_path / "semi.csv", index=False, sep=";")
+    assert read_labels(tmp_path / "semi.csv").loc["b.mp4", "openness"] == 0.5
+    pd.DataFrame({f"c{i}": [1] for i in range(40)}).to_csv(tmp_path / "wide.csv", index=False)
+    with pytest.raises(PerfexError, match=r"\(found: c0, c1, c2, c3, c4, c5, \.\.\. \(\+34 more\)\)"):
+        read_labels(tmp_path / "wide.csv")

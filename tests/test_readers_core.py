@@ -9,9 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import perfex.io
+import perfex.readers.loading
 from perfex.errors import PerfexError
-from perfex.io import detect_format, expand_inputs, iter_clip_chunks, load_clips
+from perfex.readers import ReadOptions, detect_format, expand_inputs, iter_clip_chunks, load_clips
+from perfex.readers.openface import TRACKER_NOTICE
 from perfex.schema import AU_INTENSITY_COLUMNS, AU_PRESENCE_COLUMNS, CONTEXT_COLUMNS, EMOTION_COLUMNS, FPS, TRAITS
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "real"
@@ -228,7 +229,7 @@ def test_unreadable_files_are_refused(tmp_path):
 def test_expand_inputs(tmp_path):
     (tmp_path / "d" / "sub").mkdir(parents=True)
     for name in ["d/b.csv", "d/sub/a.csv.gz", "d/notes.txt", "c.csv"]:
-        (tmp_path / name).write_text("x")
+        (tmp_path / name).write_text("ID,File,AU01_r\n")
     assert expand_inputs([tmp_path / "d", tmp_path / "c.csv"]) == [
         tmp_path / "d" / "b.csv", tmp_path / "d" / "sub" / "a.csv.gz", tmp_path / "c.csv"]
     with pytest.raises(PerfexError, match=r"missing\.csv does not exist"):
@@ -294,12 +295,16 @@ def test_openface_without_face_id_gzipped_and_zero_frame_clip(tmp_path):
     assert clips.times.dtype == np.float32 and clips.features.shape == (3, 17)
 
 
-def test_openface_several_faces_refused(tmp_path):
+def test_openface_several_faces_become_one_clip_each(tmp_path):
     path = tmp_path / "multi.csv"
     write_openface(path, 4)
     path.write_text(path.read_text().replace("\n3, 0, ", "\n3, 1, "))
-    with pytest.raises(PerfexError, match=r"multi\.csv holds 2 faces .*split it by face_id"):
-        load_clips([path])
+    notices = []
+    clips = load_clips([path], ReadOptions(notify=notices.append))
+    assert clips.ids.tolist() == ["multi#face0", "multi#face1"] and clips.lengths.tolist() == [3, 1]
+    np.testing.assert_allclose(clips.clip(1)[:, 0], [0.2])
+    assert clips.clip_times(1).tolist() == [0.0]
+    assert notices == [TRACKER_NOTICE]
 
 
 def test_openface_missing_aus_named(tmp_path):
@@ -362,7 +367,7 @@ def test_iter_clip_chunks_yields_the_clips_of_load_clips(tmp_path):
     perfex_frame(ids, labels).to_csv(path, index=False)
     write_openface(tmp_path / "open.csv", 7)
     whole = load_clips([path, tmp_path / "open.csv"])
-    chunks = list(iter_clip_chunks([path, tmp_path / "open.csv"], chunk_rows=200))
+    chunks = [chunk.clips for chunk in iter_clip_chunks([path, tmp_path / "open.csv"], chunk_rows=200)]
     assert len(chunks) > 3
     assert max(len(c.features) for c in chunks[:-1]) < 200 + 2 * lengths.max()
     assert all(c.origin for c in chunks)
@@ -400,8 +405,8 @@ def test_cache_round_trip_skips_parsing(tmp_path, monkeypatch):
     def no_parsing(*args, **kwargs):
         raise AssertionError("parsed although the cache holds the file")
 
-    monkeypatch.setattr(perfex.io, "_read_perfex", no_parsing)
-    monkeypatch.setattr(perfex.io, "_read_openface", no_parsing)
+    monkeypatch.setattr(perfex.readers.loading, "read_perfex", no_parsing)
+    monkeypatch.setattr(perfex.readers.loading, "_ONE_CLIP_READERS", {"openface": no_parsing})
     second = load_clips(inputs, cache_dir=cache)
     for name in ("ids", "files", "offsets", "features", "times", "scores", "levels", "source_ids", "augmentation",
                  "dropped_frames"):

@@ -1,0 +1,167 @@
+"""Arrow CSV reading shared by every format: typed column reads, record batches, and errors that name row and column."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from ..errors import PerfexError
+from ..schema import ID_COLUMN
+from .messages import UnreadableFile
+from .sniff import DELIMITER_NAMES, Sniffed, head, is_gzip
+
+_NUMBER = r"^\s*([+-]?(\d+\.?\d*([eE][+-]?\d+)?|\.\d+([eE][+-]?\d+)?|inf|infinity|nan))?\s*$"
+_INTEGER = r"^\s*[+-]?\d+\s*$"
+_NULL_VALUES = pa.array(pacsv.ConvertOptions().null_values)
+
+
+def source_of(path: Path) -> str | pa.NativeFile:
+    """What Arrow reads: the path, or a gzip stream when the name ends in .gz in any letter case."""
+    return pa.input_stream(str(path), compression="gzip") if is_gzip(path) else str(path)
+
+
+class RowCollector:
+    """invalid_row_handler: remember rows whose field count differs from the header's, and skip them."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[int, int, int | None]] = []
+
+    def __call__(self, row) -> str:
+        self.rows.append((row.expected_columns, row.actual_columns, row.number))
+        return "skip"
+
+
+def _parse(sniffed: Sniffed, handler) -> pacsv.ParseOptions:
+    return pacsv.ParseOptions(delimiter=sniffed.delimiter, invalid_row_handler=handler)
+
+
+def convert_options(types: dict[str, pa.DataType]) -> pacsv.ConvertOptions:
+    """Read only ``types``' columns, as typed; empty strings (e.g. an empty File or augmentation) are missing."""
+    return pacsv.ConvertOptions(include_columns=list(types), column_types=types, strings_can_be_null=True)
+
+
+def read_columns(path: Path, sniffed: Sniffed, types: dict[str, pa.DataType], collector: RowCollector) -> pa.Table:
+    """Only the ``types`` columns of ``path``, converted as given (multithreaded)."""
+    try:
+        return pacsv.read_csv(source_of(path), parse_options=_parse(sniffed, collector), convert_options=convert_options(types))
+    except pa.ArrowInvalid as err:
+        raise_unparsable(path, sniffed, types, err)
+    except OSError as err:
+        raise UnreadableFile(f"{path} could not be read ({err}); pass a plain .csv or a valid gzip .csv.gz file") from None
+
+
+def open_batches(path: Path, sniffed: Sniffed, types: dict[str, pa.DataType], collector: RowCollector,
+                 chunk_rows: int) -> pacsv.CSVStreamingReader:
+    """A record-batch reader over the ``types`` columns, batches of about a quarter of ``chunk_rows`` rows."""
+    try:
+        return pacsv.open_csv(source_of(path), read_options=pacsv.ReadOptions(block_size=block_bytes(path, chunk_rows)),
+                              parse_options=_parse(sniffed, collector), convert_options=convert_options(types))
+    except pa.ArrowInvalid as err:
+        raise_unparsable(path, sniffed, types, err)
+    except OSError as err:
+        raise UnreadableFile(f"{path} could not be read ({err}); pass a plain .csv or a valid gzip .csv.gz file") from None
+
+
+def block_bytes(path: Path, chunk_rows: int) -> int:
+    """CSV block size for about a quarter of ``chunk_rows`` rows, at most 1 MB (Arrow's memory grows with it)."""
+    start = head(path)
+    lines = start.split(b"\n")[:-1] or [start]
+    rows_bytes = len(start) / len(lines) * chunk_rows / 4
+    return int(np.clip(rows_bytes, max(1 << 14, 4 * max(map(len, lines))), 1 << 20))
+
+
+def _delimiter_hint(sniffed: Sniffed) -> str:
+    if sniffed.delimiter == ",":
+        return ""
+    return (f" (the file is {DELIMITER_NAMES[sniffed.delimiter]}-separated; if it writes decimals with a comma, "
+            "convert it to '.' decimals)")
+
+
+def raise_unparsable(path: Path, sniffed: Sniffed, types: dict[str, pa.DataType], err: Exception) -> None:
+    """Turn an Arrow parse/conversion failure into a message naming the row and column (found by a second pass)."""
+    found = _first_unparsable(path, sniffed, types)
+    if found is None:
+        first_line = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+        raise UnreadableFile(f"{path} could not be read as CSV ({first_line}); "
+                             "pass a PerFeX or AU extractor .csv or .csv.gz file") from None
+    row, name, value = found
+    integer = pa.types.is_integer(types[name])
+    need = "an integer clip ID" if name.strip() == ID_COLUMN else "an integer" if integer else "a number"
+    raise PerfexError(f"{path}: row {row + 1} (file line {row + 2}), column {name.strip()!r} holds {value!r}, not {need}"
+                      f"{_delimiter_hint(sniffed)}; fix or remove that row") from None
+
+
+def _first_unparsable(path: Path, sniffed: Sniffed, types: dict[str, pa.DataType]) -> tuple[int, str, str] | None:
+    """(0-based data row, column, text) of the first value that is not a number where one is needed."""
+    numeric = {name: kind for name, kind in types.items() if pa.types.is_integer(kind) or pa.types.is_floating(kind)}
+    try:
+        reader = pacsv.open_csv(source_of(path), read_options=pacsv.ReadOptions(use_threads=False),
+                                parse_options=_parse(sniffed, lambda row: "skip"),
+                                convert_options=pacsv.ConvertOptions(include_columns=list(numeric),
+                                                                      column_types={n: pa.string() for n in numeric}))
+        first_row = 0
+        for batch in reader:
+            hits = []
+            for name, kind in numeric.items():
+                column = batch.column(name)
+                pattern = _INTEGER if pa.types.is_integer(kind) else _NUMBER
+                ok = pc.or_(pc.is_in(column, value_set=_NULL_VALUES), pc.match_substring_regex(column, pattern, ignore_case=True))
+                bad = np.flatnonzero(~ok.to_numpy(zero_copy_only=False))
+                if len(bad):
+                    hits.append((int(bad[0]), name, column[int(bad[0])].as_py()))
+            if hits:
+                row, name, value = min(hits, key=lambda hit: hit[0])
+                return first_row + row, name, value
+            first_row += batch.num_rows
+    except (pa.ArrowInvalid, OSError):
+        return None
+    return None
+
+
+def raise_bad_rows(path: Path, sniffed: Sniffed, rows: list[tuple[int, int, int | None]], hint: str) -> None:
+    """A row with the wrong number of fields: name its line (a truncated file can be recorded by a tolerant deploy)."""
+    expected, actual, line = rows[0]
+    if line is None:
+        line = _first_invalid_line(path, sniffed)
+    raise UnreadableFile(f"{path}: {f'line {line}' if line else 'a line'} has {actual} fields but the header has "
+                         f"{expected} (a truncated or malformed row); {hint}")
+
+
+def _first_invalid_line(path: Path, sniffed: Sniffed) -> int | None:
+    """File line of the first row with the wrong field count (a single-threaded pass numbers rows)."""
+    collector, first_column = RowCollector(), sniffed.header[0]
+    pacsv.read_csv(source_of(path), read_options=pacsv.ReadOptions(use_threads=False), parse_options=_parse(sniffed, collector),
+                   convert_options=pacsv.ConvertOptions(include_columns=[first_column],
+                                                        column_types={first_column: pa.string()}))
+    return collector.rows[0][2] if collector.rows else None
+
+
+def feature_matrix(table: pa.Table, columns: list[str]) -> np.ndarray:
+    """The ``columns`` as one C-contiguous float32 [rows, F] matrix, filled batch by batch so writes stay in cache."""
+    matrix = np.empty((table.num_rows, len(columns)), dtype=np.float32)
+    start = 0
+    for batch in table.select(columns).to_batches():
+        stop = start + batch.num_rows
+        for j in range(len(columns)):
+            matrix[start:stop, j] = batch.column(j).to_numpy(zero_copy_only=False)
+        start = stop
+    return matrix
+
+
+def string_codes(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """(int code of each row, -1 where empty; the distinct strings) without building Python strings per row."""
+    names = pc.unique(column).drop_null()
+    codes = pc.fill_null(pc.index_in(column, value_set=names), -1).to_numpy()
+    return codes, np.asarray(names.to_pylist(), dtype=object)
+
+
+def all_columns_types(sniffed: Sniffed, types: dict[str, pa.DataType]) -> dict[str, pa.DataType]:
+    """``types`` widened to every column of the file (others as text), float32 read as float64 so they print back
+    as written; for deploy's per-frame output, which carries all input columns."""
+    wide = {name: pa.string() for name in dict.fromkeys(sniffed.header)}
+    wide.update({name: pa.float64() if kind == pa.float32() else kind for name, kind in types.items()})
+    return wide

@@ -1,0 +1,30 @@
+"""LibreFace CSV: one face, frames without a face already left out, AU intensities on 0-5 as au_<n>_intensity."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from ..schema import FPS
+from .arrowcsv import RowCollector, all_columns_types, raise_bad_rows, read_columns
+from .extractors import EXTRACTORS, LIBREFACE
+from .frames import FrameTable, frame_part
+from .options import ReadOptions
+from .parts import InputFile, Part
+from .perfex_long import require_columns
+
+
+def read_libreface(source: InputFile, options: ReadOptions, keep_rows: bool = False) -> Part:
+    """One clip; time is ``frame_idx`` / 30 fps (``frame_time_in_ms`` is not reliably milliseconds)."""
+    raw = source.sniffed.raw_names()
+    columns = options.columns_for(tuple(EXTRACTORS[LIBREFACE].au_names))
+    names = require_columns(source, raw, columns)
+    types = {raw["frame_idx"]: pa.float64(), **{n: pa.float32() for n in names}}
+    collector = RowCollector()
+    table = read_columns(source.path, source.sniffed, all_columns_types(source.sniffed, types) if keep_rows else types,
+                         collector)
+    if collector.rows:
+        raise_bad_rows(source.path, source.sniffed, collector.rows, "repair or remove that line")
+    frame = table.column(raw["frame_idx"]).to_numpy()
+    frames = FrameTable(table, names, np.nan_to_num(frame) / FPS, np.isfinite(frame))
+    return frame_part(source, frames, options, columns, keep_rows)
