@@ -59,7 +59,7 @@ def _child(queue: mp.Queue, name: str, kwargs: dict) -> None:
         import pyarrow.csv  # noqa: F401
 
         import perfex.deploy  # noqa: F401
-        import perfex.io  # noqa: F401
+        import perfex.readers  # noqa: F401
 
         import torch  # noqa: F401
 
@@ -94,7 +94,7 @@ def bare_read(path: str) -> dict:
 
 
 def load(path: str, cache_dir: str | None = None) -> dict:
-    from perfex.io import load_clips
+    from perfex.readers import load_clips
 
     started = time.perf_counter()
     clips = load_clips([path], cache_dir=cache_dir)
@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
 
     # 2. training throughput, and 4. FLOP/s fractions
-    from perfex.io import load_clips
+    from perfex.readers import load_clips
 
     clips = load_clips([main_file], cache_dir=str(parse_cache))
     shutil.rmtree(parse_cache)

@@ -15,7 +15,7 @@ from dataclasses import MISSING, fields
 from pathlib import Path
 
 from .errors import PerfexError
-from .options import (DEVICES, LABEL_BINNINGS, NAN_POLICIES, PRECISIONS, RETRAIN_DEFAULTS, SUBSETS, DataOptions,
+from .options import (DEVICES, LABEL_BINNINGS, NAN_POLICIES, NORMALIZATIONS, PRECISIONS, RETRAIN_DEFAULTS, SUBSETS, DataOptions,
                       DeployOptions, RetrainOptions, RunOptions, TestOptions, TrainOptions)
 from .paths import DATA_DIR, PROJECT_ROOT, WEIGHTS_DIR
 
@@ -60,7 +60,12 @@ DATA_FLAGS: dict[str, tuple[str, dict]] = {
     "nan_policy": ("--nan", dict(choices=NAN_POLICIES, help="what to do with NaN/inf AU values")),
     "min_confidence": ("--min-confidence", dict(type=float, help="OpenFace inputs: drop frames with success 0 or confidence below this")),
     "min_frames": ("--min-frames", dict(type=int, help="clips with fewer frames are skipped and reported (the original kept > 40)")),
-    "features": ("--features", dict(help="input columns: 'au' (17 AU intensities), 'au,gaze,pose' (OpenFace) or column names")),
+    "features": ("--features", dict(help="input columns: au (the 17 AU intensities), au+gaze, au+pose, au+gaze+pose (the 22 "
+                                         "inputs of the authors' later work; OpenFace only) or comma-separated column names")),
+    "normalize": ("--normalize", dict(choices=NORMALIZATIONS, help="clip-median: subtract each clip's per-feature median "
+                                      "before the global standardisation (reduces person-specific resting faces)")),
+    "allow_extractor_mismatch": ("--allow-extractor-mismatch", dict(action="store_true", help="use inputs from another AU "
+                                 "extractor or scale than the weights were trained on (their predictions may mean little)")),
     "cache_dir": ("--cache-dir", dict(metavar="DIR", help="cache parsed CSVs here (keyed by file hash) so the next load is faster")),
 }
 RUN_FLAGS: dict[str, tuple[str, dict]] = {
@@ -68,7 +73,10 @@ RUN_FLAGS: dict[str, tuple[str, dict]] = {
     "seed": ("--seed", dict(type=int, help="random seed")),
     "device": ("--device", dict(choices=DEVICES, help="where to run ('auto' takes a CUDA GPU when there is one)")),
     "workers": ("--workers", dict(type=int, help="data-loading worker processes")),
-    "precision": ("--precision", dict(choices=PRECISIONS, help="bf16: bfloat16 autocast (recent GPUs, CPUs with AVX-512 bf16)")),
+    "threads": ("--threads", dict(type=int, help="CPU threads (default: OMP_NUM_THREADS when set, else the cores this process "
+                                                 "may use, shared among torchrun ranks)")),
+    "precision": ("--precision", dict(choices=PRECISIONS, help="bf16: bfloat16 autocast (recent GPUs, CPUs with AVX-512 bf16); "
+                                                               "auto: what pays on this device (README, performance)")),
 }
 
 
@@ -112,7 +120,8 @@ def train_parser(family: str, retrain: bool) -> argparse.ArgumentParser:
         data_default = [str(DATA_DIR / "train.csv.gz")]
     parser = _parser(description, epilog)
     parser.add_argument("--config", metavar="JSON", help="replay a saved run_config.json; flags given here win")
-    _add_data_flags(parser, list(DATA_FLAGS), data_default, "training data.")
+    names = [n for n in DATA_FLAGS if n not in (("features", "normalize") if retrain else ("allow_extractor_mismatch",))]
+    _add_data_flags(parser, names, data_default, "training data.")
     _add_training_flags(parser, family, retrain)
     _add_run_flags(parser, list(RUN_FLAGS), DEFAULT_BATCH["train"])
     return parser
@@ -183,7 +192,8 @@ def test_parser(family: str) -> argparse.ArgumentParser:
         "MAE, Pearson r, bootstrap 95% CI, confusion matrices.",
         f"examples:\n  python {script}\n  python {script} --weights runs/x/best.safetensors\n"
         f"  python {script} --weights cnn_180.pt --data perfex_test.csv --subset all --train-data perfex_train.csv")
-    _add_data_flags(parser, ["labels", "label_binning", "nan_policy", "min_confidence", "min_frames", "cache_dir"], None,
+    _add_data_flags(parser, ["labels", "label_binning", "nan_policy", "min_confidence", "min_frames", "allow_extractor_mismatch",
+                             "cache_dir"], None,
                     "labelled data (default: the data and labels table recorded in the checkpoint).")
     group = parser.add_argument_group("evaluation")
     group.add_argument("--weights", default=str(WEIGHTS_DIR / f"{family}.safetensors"),
@@ -195,7 +205,7 @@ def test_parser(family: str) -> argparse.ArgumentParser:
     group.add_argument("--train-data", nargs="+", metavar="PATH", help="training data for the baselines when --data holds none")
     group.add_argument("--bootstrap", dest="n_boot", type=int, default=default(TestOptions, "n_boot"),
                        help="bootstrap resamples for the 95%% CI")
-    _add_run_flags(parser, ["batch_size", "seed", "device", "precision"], DEFAULT_BATCH["test"])
+    _add_run_flags(parser, ["batch_size", "seed", "device", "threads", "precision"], DEFAULT_BATCH["test"])
     return parser
 
 
@@ -222,7 +232,8 @@ def deploy_parser(family: str) -> argparse.ArgumentParser:
         f"  python {script} --data big.csv --shard 0/2 --out part0.csv; ... --shard 1/2 --out part1.csv\n"
         f"  python {script} --merge part0.csv part1.csv --out traits.csv\n\n"
         "statuses: ok, windowed (long clip: windows averaged), too_short, short_predicted, no_frames")
-    _add_data_flags(parser, ["nan_policy", "min_confidence", "min_frames"], [str(DATA_DIR / "deploy.csv.gz")], "input.")
+    _add_data_flags(parser, ["nan_policy", "min_confidence", "min_frames", "allow_extractor_mismatch"],
+                    [str(DATA_DIR / "deploy.csv.gz")], "input.")
     group = parser.add_argument_group("output")
     group.add_argument("--weights", default=str(WEIGHTS_DIR / f"{family}.safetensors"),
                        help="checkpoint (.safetensors, run directory or original .pt)")
@@ -233,7 +244,7 @@ def deploy_parser(family: str) -> argparse.ArgumentParser:
     group.add_argument("--shard", metavar="K/N", help="process only every N-th clip starting at K (for N parallel processes)")
     group.add_argument("--merge", nargs="+", metavar="CSV", help="merge per-clip CSVs written with --shard into --out, then exit")
     group.add_argument("--chunk-rows", type=int, default=default(DeployOptions, "chunk_rows"), help="frames read per chunk (bounds memory)")
-    _add_run_flags(parser, ["batch_size", "device", "precision"], DEFAULT_BATCH["deploy"])
+    _add_run_flags(parser, ["batch_size", "device", "threads", "precision"], DEFAULT_BATCH["deploy"])
     return parser
 
 
@@ -283,7 +294,7 @@ def augment_parser() -> argparse.ArgumentParser:
 def run_augment(argv: Sequence[str] | None) -> int:
     args = augment_parser().parse_args(argv)
     from .augment import AugmentConfig, augment_files
-    from .io import expand_inputs
+    from .readers import expand_inputs
     from .tables import refuse_overwrite
 
     inputs = expand_inputs(args.data)

@@ -5,14 +5,15 @@ from __future__ import annotations
 import ctypes
 import json
 import queue
+import sys
 import threading
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import torch
 from tqdm import tqdm
 
@@ -21,11 +22,13 @@ from .clips import ClipSet
 from .compute import resolve_precision, show_progress, use_threads
 from .distributed import pick_device
 from .errors import PerfexError
-from .io import detect_format, expand_inputs, iter_clip_chunks
 from .options import DeployConfig
+from .per_frame import PerFrameWriter, per_frame_columns
 from .predict import expected_scores, predict_probs
+from .prepare import read_options
+from .readers import ClipChunk, Unreadable, find_inputs, iter_clip_chunks
 from .schema import FILE_COLUMN, ID_COLUMN, N_LEVELS, TRAITS
-from .tables import atomic_output, read_table, refuse_overwrite, write_table
+from .tables import atomic_output, refuse_overwrite
 
 STATUSES = {
     "ok": "predicted from one window",
@@ -33,10 +36,11 @@ STATUSES = {
     "too_short": "fewer frames than --min-frames: not predicted (pass --predict-short to predict anyway)",
     "short_predicted": "fewer frames than --min-frames, predicted because --predict-short was given",
     "no_frames": "no usable frame (all failed tracking or were dropped): not predicted",
+    "unreadable": "the file could not be read (empty, truncated, not UTF-8...): the reason is in the note column",
 }
 T = TypeVar("T")
 PROB_COLUMNS = [f"p_{trait}_{level}" for trait in TRAITS for level in range(N_LEVELS)]
-CLIP_COLUMNS = [ID_COLUMN, FILE_COLUMN, "n_frames", "n_dropped_frames", "n_windows", "status", *TRAITS,
+CLIP_COLUMNS = [ID_COLUMN, FILE_COLUMN, "n_frames", "n_dropped_frames", "n_windows", "status", "note", *TRAITS,
                 *(f"{t}_score" for t in TRAITS), *PROB_COLUMNS]
 
 
@@ -90,7 +94,7 @@ def clip_table(clips: ClipSet, status: np.ndarray, windows: np.ndarray, probs: n
     predicted = ~np.isnan(probs[:, 0, 0])
     levels = np.where(predicted[:, None], probs.argmax(axis=2) / (N_LEVELS - 1), np.nan)
     frame = pd.DataFrame({ID_COLUMN: clips.ids, FILE_COLUMN: clips.files, "n_frames": clips.lengths,
-                          "n_dropped_frames": clips.dropped_frames, "n_windows": windows, "status": status})
+                          "n_dropped_frames": clips.dropped_frames, "n_windows": windows, "status": status, "note": ""})
     frame[list(TRAITS)] = levels
     scores = np.full((len(clips), len(TRAITS)), np.nan)
     if predicted.any():
@@ -133,10 +137,30 @@ def read_ahead(items: Iterator[T], depth: int = 1) -> Iterator[T]:
         stop.set()
 
 
+def unreadable_rows(files: list[Unreadable]) -> pd.DataFrame:
+    """One row per input file that could not be read: accounted for, not predicted."""
+    frame = pd.DataFrame({ID_COLUMN: [u.id for u in files], FILE_COLUMN: [u.file for u in files], "n_frames": 0,
+                          "n_dropped_frames": 0, "n_windows": 0, "status": "unreadable", "note": [u.reason for u in files]})
+    return frame.reindex(columns=CLIP_COLUMNS)
+
+
+def chunk_rows(chunk: ClipChunk, predictor: ChunkPredictor, first_index: int, shard: tuple[int, int]) -> pd.DataFrame:
+    """This shard's per-clip rows of one chunk; unreadable files count as clips (after the chunk's clips) for sharding."""
+    positions = first_index + np.arange(len(chunk.clips) + len(chunk.unreadable))
+    mine = np.flatnonzero(positions % shard[1] == shard[0])
+    clips, files = mine[mine < len(chunk.clips)], mine[mine >= len(chunk.clips)] - len(chunk.clips)
+    parts = [predictor.rows(chunk.clips.subset(clips)) if len(clips) else None,
+             unreadable_rows([chunk.unreadable[i] for i in files]) if len(files) else None]
+    rows = pd.concat([p for p in parts if p is not None] or [pd.DataFrame(columns=CLIP_COLUMNS)], ignore_index=True)
+    if shard[1] > 1:
+        rows.insert(0, "clip_index", positions[mine])
+    return rows
+
+
 def deploy(config: DeployConfig) -> dict:
     """Run the model over every clip of the inputs (streamed in chunks) and write the per-clip CSV atomically."""
-    options, data = config.deploy, config.data
-    shard, n_shards = parse_shard(options.shard)
+    options = config.deploy
+    shard = parse_shard(options.shard)
     out = Path(options.out)
     refuse_overwrite(out, options.force)
     if options.per_frame:
@@ -144,62 +168,36 @@ def deploy(config: DeployConfig) -> dict:
     device = pick_device(config.run.device)
     use_threads(config.run.threads)
     predictor = ChunkPredictor(config, device)
-    inputs = expand_inputs(data.data)
+    scan = find_inputs(config.data.data)
+    if scan.notice():
+        print(scan.notice(), file=sys.stderr)
+    reading = read_options(config.data, (), predictor.meta, tolerate_unreadable=True)
+    chunks = read_ahead(iter_clip_chunks(scan, reading, options.chunk_rows, keep_rows=bool(options.per_frame)))
     counts: dict[str, int] = {}
     seen = 0
-    with atomic_output(out) as tmp, open(tmp, "w", newline="") as handle:
-        header = True
-        chunks = iter_clip_chunks(inputs, chunk_rows=options.chunk_rows, features=tuple(predictor.meta.feature_names),
-                                  nan_policy=data.nan_policy, min_confidence=data.min_confidence)
-        bar = tqdm(desc="deploy", unit="clip", disable=not show_progress(config.run.progress))
-        for clips in read_ahead(chunks):
-            mine = np.flatnonzero((seen + np.arange(len(clips))) % n_shards == shard)
-            if len(mine):
-                rows = predictor.rows(clips.subset(mine))
-                if n_shards > 1:
-                    rows.insert(0, "clip_index", seen + mine)
-                rows.to_csv(handle, header=header, index=False, float_format="%.6g")
-                header = False
-                for status, n in rows["status"].value_counts().items():
-                    counts[status] = counts.get(status, 0) + int(n)
-            seen += len(clips)
-            bar.update(len(clips))
+    with ExitStack() as stack:
+        tmp = stack.enter_context(atomic_output(out))
+        handle = stack.enter_context(open(tmp, "w", newline=""))
+        frames = stack.enter_context(PerFrameWriter(options.per_frame, per_frame_columns(scan.files))) if options.per_frame else None
+        bar = stack.enter_context(tqdm(desc="deploy", unit="clip", disable=not show_progress(config.run.progress)))
+        handle.write(",".join(CLIP_COLUMNS if shard[1] == 1 else ["clip_index", *CLIP_COLUMNS]) + "\n")
+        for chunk in chunks:
+            rows = chunk_rows(chunk, predictor, seen, shard)
+            rows.to_csv(handle, header=False, index=False, float_format="%.6g")
+            if frames is not None:
+                frames.write(chunk.rows, rows[ID_COLUMN].to_numpy(), rows[list(TRAITS)].to_numpy(dtype=np.float64))
+            for status, n in rows["status"].value_counts().items():
+                counts[status] = counts.get(status, 0) + int(n)
+            seen += len(chunk.clips) + len(chunk.unreadable)
+            bar.update(len(chunk.clips) + len(chunk.unreadable))
             release_freed_memory()
-        bar.close()
-        if header:
-            handle.write(",".join(CLIP_COLUMNS if n_shards == 1 else ["clip_index", *CLIP_COLUMNS]) + "\n")
     summary = {"clips_in_input": seen, "clips_written": sum(counts.values()), "status_counts": counts, "out": str(out),
-               "shard": [shard, n_shards], "weights": str(options.weights)}
-    if n_shards > 1:
+               "shard": list(shard), "weights": str(options.weights)}
+    if shard[1] > 1:
         out.with_suffix(".shard.json").write_text(json.dumps(summary, indent=1) + "\n")
     if options.per_frame:
-        write_per_frame(inputs, pd.read_csv(out), Path(options.per_frame))
         summary["per_frame"] = options.per_frame
     return summary
-
-
-def write_per_frame(inputs: list[Path], per_clip: pd.DataFrame, out: Path) -> None:
-    """The input rows with the five trait columns filled (level / 4); rows of unpredicted clips keep them empty."""
-    by_id = per_clip.assign(key=per_clip[ID_COLUMN].astype(str)).set_index("key")[list(TRAITS)]
-    tables = []
-    for path in inputs:
-        table = read_table(path)
-        if detect_format(path) == "openface":
-            stem = path.name.removesuffix(".gz").removesuffix(".csv")
-            table = table.rename_columns([c.strip() for c in table.column_names])
-            keys = np.full(table.num_rows, stem, dtype=object)
-            table = table.add_column(0, ID_COLUMN, pa.array(keys))
-        else:
-            keys = table.column(ID_COLUMN).to_numpy(zero_copy_only=False).astype(str)
-        values = by_id.reindex(keys).to_numpy()
-        for t, trait in enumerate(TRAITS):
-            column = pa.array(values[:, t], type=pa.float64(), from_pandas=True)
-            if trait in table.column_names:
-                table = table.set_column(table.column_names.index(trait), trait, column)
-            else:
-                table = table.append_column(trait, column)
-        tables.append(table)
-    write_table(pa.concat_tables(tables, promote_options="permissive"), out)
 
 
 def merge_shards(shard_files: list[str], out: str, force: bool = False) -> dict:

@@ -25,9 +25,9 @@ from .schema import TRAITS
 from .splits import group_keys, load_manifest, split_indices
 
 
-def _load(paths: list[str], data: DataOptions, features: tuple[str, ...]) -> ClipSet:
+def _load(paths: list[str], data: DataOptions, meta: CheckpointMeta) -> ClipSet:
     """Labelled clips long enough to evaluate; the ones below --min-frames are named on stderr, not lost silently."""
-    clips, short = split_off_short(load_labelled(paths, data, features), data.min_frames)
+    clips, short = split_off_short(load_labelled(paths, data, meta), data.min_frames)
     if len(short):
         ids = ", ".join(map(str, short.ids[:5]))
         print(f"not evaluating {len(short)} clip(s) shorter than --min-frames {data.min_frames} (e.g. {ids})", file=sys.stderr)
@@ -53,9 +53,8 @@ def data_as_trained(config: TestConfig, meta: CheckpointMeta) -> DataOptions:
 def evaluation_sets(config: TestConfig, meta: CheckpointMeta) -> tuple[ClipSet, ClipSet, str]:
     """(clips to evaluate, training clips for the baselines, description of where they came from)."""
     test = config.test
-    features = tuple(meta.feature_names)
     data = data_as_trained(config, meta)
-    clips = _load(data.data, data, features)
+    clips = _load(data.data, data, meta)
     manifest = load_manifest(test.split) if test.split else meta.split
     train_candidates, n_copies = None, 0
     if test.subset == "all":
@@ -72,20 +71,19 @@ def evaluation_sets(config: TestConfig, meta: CheckpointMeta) -> tuple[ClipSet, 
     if len(evaluated) == 0:
         raise PerfexError(f"no clip to evaluate in {source}; check --data, --split and --subset")
     if test.train_data or train_candidates is None or len(train_candidates) == 0:
-        train_candidates = _baseline_training_clips(config, meta, data, manifest, features)
+        train_candidates = _baseline_training_clips(config, meta, data, manifest)
     overlap = set(group_keys(evaluated)) & set(group_keys(train_candidates))
     if overlap and test.subset != "train":
         raise PerfexError(f"{len(overlap)} source video(s) (e.g. {sorted(overlap)[0]!r}) are in both the evaluated and the training clips")
     return evaluated, train_candidates, source
 
 
-def _baseline_training_clips(config: TestConfig, meta: CheckpointMeta, data: DataOptions, manifest: dict | None,
-                             features: tuple[str, ...]) -> ClipSet:
+def _baseline_training_clips(config: TestConfig, meta: CheckpointMeta, data: DataOptions, manifest: dict | None) -> ClipSet:
     """Training clips for the baselines: --train-data, else the checkpoint's training data (its train split)."""
     files = config.test.train_data or [str(locate(p)) for p in (meta.data.files if meta.data else [])]
     if not files:
         raise PerfexError("the baselines need training clips: pass --train-data with the data the model was trained on")
-    train_all = _load(files, data, features)
+    train_all = _load(files, data, meta)
     return train_all.subset(split_indices(train_all, manifest)["train"]) if manifest else train_all
 
 

@@ -44,6 +44,8 @@ class CheckpointMeta:
     legacy: bool = False
     feature_names: list[str] = field(default_factory=lambda: list(AU_INTENSITY_COLUMNS))
     normalization: dict[str, list[float]] | None = None
+    normalize: str = "global"  # 'clip-median': each clip's per-feature median is subtracted before `normalization`
+    provenance: dict[str, Any] | None = None  # extractor, scale and missing AUs of the training data (None: OpenFace 2)
     traits: list[str] = field(default_factory=lambda: list(TRAITS))
     label_grid: list[float] = field(default_factory=lambda: list(LEVEL_GRID))
     label_binning: str | None = None

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from .errors import PerfexError
 
 NAN_POLICIES = ("error", "drop-frames", "interpolate")
+NORMALIZATIONS = ("global", "clip-median")
 LABEL_BINNINGS = ("round", "floor", "quantile")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -28,7 +29,8 @@ def _require(condition: bool, message: str) -> None:
 
 @dataclass
 class DataOptions:
-    """Which clips to read and how: inputs, labels, binning, NaN policy, confidence, length floor, columns, cache."""
+    """Which clips to read and how: inputs, labels, binning, NaN policy, confidence, length floor, columns,
+    per-clip normalisation, whether another extractor's output may be used, cache."""
 
     data: list[str] = field(default_factory=list)
     labels: str | None = None
@@ -37,10 +39,13 @@ class DataOptions:
     min_confidence: float = 0.8
     min_frames: int = 40
     features: str = "au"
+    normalize: str = "global"
+    allow_extractor_mismatch: bool = False
     cache_dir: str | None = None
 
     def __post_init__(self) -> None:
         self.data = [str(p) for p in self.data]
+        _require(self.normalize in NORMALIZATIONS, f"--normalize {self.normalize!r} is not one of {', '.join(NORMALIZATIONS)}")
         _require(self.nan_policy in NAN_POLICIES, f"--nan {self.nan_policy!r} is not one of {', '.join(NAN_POLICIES)}")
         _require(0.0 <= self.min_confidence <= 1.0, f"--min-confidence {self.min_confidence} must be between 0 and 1 (default 0.8)")
         _require(self.min_frames >= 1, f"--min-frames {self.min_frames} must be at least 1 (default 40)")

@@ -12,9 +12,9 @@ import numpy as np
 
 from .clips import ClipSet, concat_clipsets
 from .errors import PerfexError
-from .io import load_clips
 from .metadata import CheckpointMeta
 from .options import DataOptions, TrainConfig
+from .readers import ReadOptions, load_clips
 from .splits import check_disjoint, load_manifest, make_split, split_indices
 
 
@@ -35,11 +35,23 @@ class PreparedData:
         return frames.mean(axis=0), np.where(std > 1e-6, std, 1.0)
 
 
-def load_labelled(paths: Sequence[str], data: DataOptions, features: tuple[str, ...]) -> ClipSet:
-    """Every clip of ``paths`` with its labels (an unlabelled clip is an error), read with the run's data options."""
-    return load_clips(paths, labels=data.labels, features=features, nan_policy=data.nan_policy,
-                      min_confidence=data.min_confidence, label_binning=data.label_binning,
-                      require_labels=True, cache_dir=data.cache_dir)
+def read_options(data: DataOptions, features: str | tuple[str, ...], trained: CheckpointMeta | None = None,
+                 tolerate_unreadable: bool = False) -> ReadOptions:
+    """How to read a run's inputs: its data options, plus what the weights were trained on when there are weights
+    (their exact columns, per-clip normalisation and extractor, which the inputs must match)."""
+    if trained is None:
+        return ReadOptions(features=features, nan_policy=data.nan_policy, min_confidence=data.min_confidence,
+                           normalize=data.normalize, cache_dir=data.cache_dir, tolerate_unreadable=tolerate_unreadable)
+    return ReadOptions(features=tuple(trained.feature_names), nan_policy=data.nan_policy, min_confidence=data.min_confidence,
+                       normalize=trained.normalize, cache_dir=data.cache_dir, expect=trained.provenance or {},
+                       allow_extractor_mismatch=data.allow_extractor_mismatch, tolerate_unreadable=tolerate_unreadable)
+
+
+def load_labelled(paths: Sequence[str], data: DataOptions, trained: CheckpointMeta | None = None) -> ClipSet:
+    """Every clip of ``paths`` with its labels (an unlabelled clip is an error), read with the run's data options
+    (and, given the weights' metadata, as those weights need)."""
+    return load_clips(paths, read_options(data, data.features, trained), labels=data.labels,
+                      label_binning=data.label_binning, require_labels=True)
 
 
 def split_off_short(clips: ClipSet, min_frames: int) -> tuple[ClipSet, ClipSet]:
@@ -55,10 +67,9 @@ def originals_only_in_evaluation(clips: ClipSet, parts: dict[str, np.ndarray]) -
     return kept, sum(len(parts[n]) - len(kept[n]) for n in parts)
 
 
-def prepare_training_data(config: TrainConfig, features: tuple[str, ...], parent: CheckpointMeta | None,
-                          log: Callable[[str], None]) -> PreparedData:
+def prepare_training_data(config: TrainConfig, parent: CheckpointMeta | None, log: Callable[[str], None]) -> PreparedData:
     """Load the run's data, set short clips aside, split it (seeded or from --split), add replay clips for retrain."""
-    clips = load_labelled(config.data.data, config.data, features)
+    clips = load_labelled(config.data.data, config.data, parent)
     log(f"data: {clips.summary()} from {len(clips.origin)} file(s)")
     clips, skipped = split_off_short(clips, config.data.min_frames)
     if len(skipped):
@@ -79,15 +90,15 @@ def prepare_training_data(config: TrainConfig, features: tuple[str, ...], parent
     log(" | ".join(f"{k}: {len(v)} clips" for k, v in parts.items()))
     prepared = PreparedData(clips, parts, manifest, skipped)
     if config.retrain is not None and config.retrain.replay_fraction > 0:
-        prepared = with_replay(prepared, config, features, parent, log)
+        prepared = with_replay(prepared, config, parent, log)
     return prepared
 
 
-def with_replay(prepared: PreparedData, config: TrainConfig, features: tuple[str, ...], parent: CheckpointMeta | None,
+def with_replay(prepared: PreparedData, config: TrainConfig, parent: CheckpointMeta | None,
                 log: Callable[[str], None]) -> PreparedData:
     """Mix the parent's own training clips (never its val/test clips) into the fine-tuning training split."""
     retrain = config.retrain
-    replay = load_labelled(retrain.replay_data, config.data, features)
+    replay = load_labelled(retrain.replay_data, config.data, parent)
     pool = split_indices(replay, parent.split)["train"] if parent is not None and parent.split else np.arange(len(replay))
     pool = pool[replay.lengths[pool] >= config.data.min_frames]
     n_user = len(prepared.parts["train"])

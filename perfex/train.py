@@ -34,7 +34,7 @@ from .options import RunOptions, TrainConfig, save_run_config
 from .paths import portable_path
 from .predict import predict_probs
 from .prepare import PreparedData, prepare_training_data
-from .schema import N_LEVELS, TRAITS, resolve_features
+from .schema import N_LEVELS, TRAITS
 from .splits import manifest_hash, save_manifest
 
 EpochHook = Callable[[int, dict], None]
@@ -94,11 +94,11 @@ def load_parent(config: TrainConfig) -> Parent | None:
     return Parent(model, meta, weights)
 
 
-def initial_model(config: TrainConfig, data: PreparedData, features: tuple[str, ...], parent: Parent | None) -> nn.Module:
+def initial_model(config: TrainConfig, data: PreparedData, parent: Parent | None) -> nn.Module:
     """Where train and retrain differ: a fresh model normalised on the training split, or the parent's weights."""
     if parent is not None:
         return parent.model
-    model = create_model(config.family, n_features=len(features), max_frames=config.train.max_frames)
+    model = create_model(config.family, n_features=data.clips.n_features, max_frames=config.train.max_frames)
     model.set_normalization(*data.normalization())
     return model
 
@@ -132,11 +132,10 @@ def fit(config: TrainConfig, on_epoch_end: EpochHook | None = None) -> dict:
     check_run_dir(Path(config.train.out), config.train.resume)
     torch.manual_seed(config.run.seed)
     parent = load_parent(config)
-    features = tuple(parent.meta.feature_names) if parent else resolve_features(config.data.features)
-    data = prepare_training_data(config, features, parent.meta if parent else None, log)
+    data = prepare_training_data(config, parent.meta if parent else None, log)
     if parent is not None:
         check_features(parent.meta, data.clips.feature_names, parent.weights)
-    model = initial_model(config, data, features, parent)
+    model = initial_model(config, data, parent)
     trainer = Trainer(config, context, model, data, parent, log)
     result = trainer.run(on_epoch_end)
     distributed.teardown(context)
@@ -254,6 +253,8 @@ class Trainer:
         return CheckpointMeta(
             model=model.name, model_config=None if legacy else config_to_dict(model), legacy=legacy,
             feature_names=list(clips.feature_names),
+            normalize=parent.meta.normalize if parent else self.config.data.normalize,
+            provenance=parent.meta.provenance if parent else (clips.provenance.as_dict() if clips.provenance else None),
             normalization={"mean": model.feature_mean.tolist(), "std": model.feature_std.tolist()} if not legacy else None,
             label_binning=clips.label_binning, split=self.data.manifest, split_sha256=manifest_hash(self.data.manifest),
             data=DataRecord(files=[portable_path(p) for p in data.data], labels=portable_path(data.labels) if data.labels else None,

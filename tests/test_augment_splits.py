@@ -101,7 +101,7 @@ def test_split_rejects_data_from_unknown_videos():
 
 def test_data_augmentation_script_output_loads_and_splits_with_copies_beside_their_source(tmp_path):
     from conftest import run_script
-    from perfex.io import load_clips
+    from perfex.readers import load_clips
     from perfex.synth import generate_perfex, write_table
 
     source = tmp_path / "train.csv"
@@ -130,7 +130,7 @@ def test_validation_and_test_score_original_clips_only(tmp_path):
     from perfex.prepare import originals_only_in_evaluation
     from perfex.synth import generate_perfex, write_table
     from perfex.train import fit
-    from perfex.io import load_clips
+    from perfex.readers import load_clips
     from perfex.augment import AugmentConfig, augment_files
     from perfex.checkpoint import read_config
 

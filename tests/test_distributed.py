@@ -10,7 +10,7 @@ import pytest
 from conftest import REPO, run_script
 from perfex.checkpoint import load_checkpoint, read_config
 from perfex.distributed import Context
-from perfex.io import load_clips
+from perfex.readers import load_clips
 from perfex.splits import load_manifest, split_indices
 from perfex.options import RunOptions
 from perfex.train import validation_scores

@@ -9,7 +9,7 @@ import torch
 
 from conftest import run_script
 from models.legacy import legacy_state_dict_shapes
-from perfex.io import load_clips
+from perfex.readers import load_clips
 from perfex.predict import trait_probabilities
 from perfex.schema import TRAITS
 

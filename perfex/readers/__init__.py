@@ -4,7 +4,7 @@ from ..clips import Provenance
 from ..schema import resolve_features
 from .extractors import INTENSITY, PROBABILITY, check_compatible
 from .inputs import InputScan, expand_inputs, find_inputs
-from .loading import iter_clip_chunks, load_clips, load_labelled, read
+from .loading import iter_clip_chunks, load_clips, read
 from .messages import UnreadableFile, name_list
 from .normalize import center_on_clip_median, clip_medians
 from .options import NAN_POLICIES, NORMALIZATIONS, ReadOptions
@@ -15,5 +15,5 @@ __all__ = [
     "INTENSITY", "NAN_POLICIES", "NORMALIZATIONS", "PROBABILITY", "ClipChunk", "InputFile", "InputScan", "Provenance",
     "ReadOptions", "RowBlock", "Unreadable", "UnreadableFile", "center_on_clip_median", "check_compatible",
     "clip_medians", "detect_format", "expand_inputs", "find_inputs", "iter_clip_chunks", "load_clips",
-    "load_labelled", "name_list", "read", "resolve_features",
+    "name_list", "read", "resolve_features",
 ]

@@ -154,17 +154,6 @@ def read(path: str | Path, options: ReadOptions | None = None) -> ClipSet:
     return load_clips([path], options or ReadOptions())
 
 
-def load_labelled(paths: PathsLike, options: object, features: str | Sequence[str], expect: dict | None = None) -> ClipSet:
-    """``load_clips`` with labels required and the data flags of a train or test run (any object with ``labels``,
-    ``nan_policy``, ``min_confidence``, ``label_binning`` and ``cache_dir``; ``normalize`` and
-    ``allow_extractor_mismatch`` when present). ``expect``: the checkpoint metadata whose extractor the inputs must match."""
-    read_options = ReadOptions(features=features, nan_policy=options.nan_policy, min_confidence=options.min_confidence,
-                               cache_dir=options.cache_dir, normalize=getattr(options, "normalize", "global"),
-                               expect=expect, allow_extractor_mismatch=getattr(options, "allow_extractor_mismatch", False))
-    return load_clips(paths, read_options, labels=options.labels, label_binning=options.label_binning,
-                      require_labels=True)
-
-
 def _empty(options: ReadOptions) -> ClipSet:
     columns = options.columns
     return ClipSet(ids=np.zeros(0, dtype=object), files=np.zeros(0, dtype=object), offsets=np.zeros(1, dtype=np.int64),
