@@ -44,5 +44,7 @@ def int_tuple(config: Any, name: str) -> tuple[int, ...]:
 
 def check_outputs(config: Any) -> None:
     """``n_outputs`` is None (one logit per trait and level) or a positive integer."""
-    if config.n_outputs is not None:
-        check_positive(config, "n_outputs")
+    value = config.n_outputs
+    if value is not None and (not _whole(value) or value <= 0):
+        raise ModelConfigError(f"{config.model} option n_outputs must be a positive integer, not {value!r}; "
+                               "leave it unset for one logit per trait and level")
