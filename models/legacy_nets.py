@@ -29,11 +29,11 @@ EMBEDDING_HALF = 256
 def original_time_embedding(t: torch.Tensor) -> torch.Tensor:
     """The original sinusoid ``[..., 512]``: concat(cos(t f_i), sin(t f_i)), f_i = exp(-ln(10000) i / 256), i < 256.
 
-    Computed in float64 and returned as float32, so it is the formula's value to float32 rounding.
+    In float32 like the original (angles at t = 2330 carry float32 rounding of about 1e-4, as the original's did).
     """
-    i = torch.arange(EMBEDDING_HALF, device=t.device, dtype=torch.float64)
-    angles = t.double()[..., None] * torch.exp(-math.log(10000.0) * i / EMBEDDING_HALF)
-    return torch.cat([angles.cos(), angles.sin()], dim=-1).float()
+    i = torch.arange(EMBEDDING_HALF, device=t.device, dtype=torch.float32)
+    angles = t.float()[..., None] * torch.exp(-math.log(10000.0) * i / EMBEDDING_HALF)
+    return torch.cat([angles.cos(), angles.sin()], dim=-1)
 
 
 @dataclass
