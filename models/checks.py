@@ -29,7 +29,8 @@ def check_fraction(config: Any, name: str) -> None:
     """A dropout-like option: a number in [0, 1)."""
     value = getattr(config, name)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise ModelConfigError(f"{config.model} option {name} must be a number in [0, 1), not {value!r}; use e.g. {_default(config, name)}")
+        raise ModelConfigError(f"{config.model} option {name} must be a number in [0, 1), not {value!r}; "
+                               f"use e.g. {_default(config, name)}")
 
 
 def int_tuple(config: Any, name: str) -> tuple[int, ...]:

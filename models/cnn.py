@@ -34,7 +34,8 @@ class CNNConfig:
         if even:
             raise ModelConfigError(f"cnn option kernels holds even size(s) {even}, which would shift the output length; "
                                    "use odd kernel sizes such as 3, 5, 7, 9")
-        check_positive(self, "n_features", "hidden_channels", "branch_channels", "head_hidden", "n_traits", "n_levels", "max_frames")
+        check_positive(self, "n_features", "hidden_channels", "branch_channels", "head_hidden", "n_traits", "n_levels",
+                       "max_frames")
         check_fraction(self, "dropout")
         check_outputs(self)
 
@@ -52,7 +53,8 @@ class MultiScaleCNN(TraitModel):
         self.dropout = nn.Dropout(c.dropout)
         width = c.branch_channels * len(c.kernels)
         self.head = nn.Sequential(
-            nn.Linear(width, c.head_hidden), nn.ReLU(), nn.Dropout(c.dropout), nn.Linear(c.head_hidden, c.n_outputs or c.n_traits * c.n_levels)
+            nn.Linear(width, c.head_hidden), nn.ReLU(), nn.Dropout(c.dropout),
+            nn.Linear(c.head_hidden, c.n_outputs or c.n_traits * c.n_levels),
         )
 
     def forward_features(self, x: torch.Tensor, lengths: torch.Tensor, times: torch.Tensor | None = None) -> torch.Tensor:

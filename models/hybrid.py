@@ -37,14 +37,17 @@ class HybridConfig:
         self.conv_channels, self.conv_kernels = int_tuple(self, "conv_channels"), int_tuple(self, "conv_kernels")
         if len(self.conv_channels) != len(self.conv_kernels):
             raise ModelConfigError(f"attn options conv_channels ({len(self.conv_channels)} entries) and conv_kernels "
-                                   f"({len(self.conv_kernels)} entries) must have the same length: one kernel size per convolution")
+                                   f"({len(self.conv_kernels)} entries) must have the same length: "
+                                   "one kernel size per convolution")
         check_positive(self, "n_features", "d_model", "lstm_hidden", "attention_hidden", "se_reduction", "head_hidden",
                        "n_traits", "n_levels", "max_frames")
         if self.d_model % 2 or self.d_model < 4:
-            raise ModelConfigError(f"attn option d_model must be even and at least 4 (half sines, half cosines), not {self.d_model}; use e.g. 128")
+            raise ModelConfigError(f"attn option d_model must be even and at least 4 (half sines, half cosines), "
+                                   f"not {self.d_model}; use e.g. 128")
         check_fraction(self, "dropout")
         if isinstance(self.fps, bool) or not isinstance(self.fps, (int, float)) or not self.fps > 0:
-            raise ModelConfigError(f"attn option fps must be a positive number of frames per second, not {self.fps!r}; use e.g. 30")
+            raise ModelConfigError(f"attn option fps must be a positive number of frames per second, not {self.fps!r}; "
+                                   "use e.g. 30")
         check_outputs(self)
 
 

@@ -6,8 +6,7 @@ import torch
 
 from .base import TraitModel
 from .errors import StateDictError
-from .legacy_nets import (CNN_KERNELS, N_AUS, PADDED_FRAMES, LegacyCNN, LegacyConfig, LegacyHybrid,
-                          original_time_embedding)
+from .legacy_nets import CNN_KERNELS, N_AUS, PADDED_FRAMES, LegacyCNN, LegacyConfig, LegacyHybrid, original_time_embedding
 
 __all__ = ["CNN_KERNELS", "LEGACY_MODELS", "N_AUS", "PADDED_FRAMES", "LegacyCNN", "LegacyConfig", "LegacyHybrid",
            "build_legacy_model", "detect_legacy_architecture", "legacy_state_dict_shapes", "original_time_embedding"]
@@ -67,7 +66,8 @@ def detect_legacy_architecture(state_dict: dict[str, torch.Tensor]) -> str:
         raise StateDictError("the state dict matches neither original PerFeX model (no conv1_1.weight or conv1d_y1.weight key); "
                              "pass a cnn_*.pt or attn_*.pt file saved with torch.save(model.state_dict())")
     shown = "; ".join(scores[kind][:4]) + (f" (and {len(scores[kind]) - 4} more)" if len(scores[kind]) > 4 else "")
-    raise StateDictError(f"the state dict looks like the original {kind.removeprefix('legacy_')} model but does not fit it: {shown}")
+    family = kind.removeprefix("legacy_")
+    raise StateDictError(f"the state dict looks like the original {family} model but does not fit it: {shown}")
 
 
 def build_legacy_model(state_dict: dict[str, torch.Tensor]) -> TraitModel:

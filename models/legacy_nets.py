@@ -1,7 +1,7 @@
 """The two original PerFeX architectures, reproducing the original forward computation for its checkpoints.
 
 Inputs zero-padded to 700 frames, raw AU values, no masking beyond zeroing the padded frames; state-dict keys
-are the original ones. See docs/models.md for what each original layer did.
+are the original ones (summarised in docs/models.md).
 """
 
 from __future__ import annotations

@@ -84,9 +84,9 @@ def test_freezing_the_encoder_trains_only_the_head(name):
     x, lengths = batch([30, 20])
     model(x, lengths).square().mean().backward()
     optimizer.step()
-    assert all(torch.equal(a, p) for a, p in zip(encoder_before, model.encoder_parameters()))
+    assert all(torch.equal(a, p) for a, p in zip(encoder_before, model.encoder_parameters(), strict=True))
     assert all(p.grad is None for p in model.encoder_parameters())
-    assert any(not torch.equal(a, p) for a, p in zip(head_before, trainable))
+    assert any(not torch.equal(a, p) for a, p in zip(head_before, trainable, strict=True))
 
 
 @pytest.mark.parametrize("name", OURS)
@@ -96,7 +96,7 @@ def test_reset_head_changes_the_outputs_and_survives_a_config_round_trip(name):
     model.reset_head(20)
     x, lengths = batch([30, 20])
     assert model(x, lengths).shape == (2, 20) and model.n_outputs == 20
-    assert all(torch.equal(a, p) for a, p in zip(encoder_before, model.encoder_parameters()))
+    assert all(torch.equal(a, p) for a, p in zip(encoder_before, model.encoder_parameters(), strict=True))
     again = model_from_config(name, config_to_dict(model))
     again.load_state_dict(model.state_dict())
     with torch.no_grad():
@@ -156,8 +156,8 @@ def test_normalisation_is_stored_and_applied(name):
     shifted = create_model(name).eval()
     shifted.load_state_dict({**state, "feature_mean": torch.zeros(17), "feature_std": torch.ones(17)})
     with torch.no_grad():
-        torch.testing.assert_close(model(x * torch.tensor(std, dtype=torch.float32) + torch.tensor(mean, dtype=torch.float32), lengths),
-                                   shifted(x, lengths), atol=1e-4, rtol=0)
+        raw = x * torch.tensor(std, dtype=torch.float32) + torch.tensor(mean, dtype=torch.float32)
+        torch.testing.assert_close(model(raw, lengths), shifted(x, lengths), atol=1e-4, rtol=0)
 
 
 @pytest.mark.parametrize("name", OURS)

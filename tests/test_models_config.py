@@ -10,25 +10,26 @@ from models.hybrid import HybridConfig
 
 
 @pytest.mark.parametrize(("name", "options", "message"), [
-    ("cnn", {"kernels": (3, 4, 7)}, "cnn option kernels holds even size(s) [4], which would shift the output length; "
-                                    "use odd kernel sizes such as 3, 5, 7, 9"),
+    ("cnn", {"kernels": (3, 4, 7)}, ("cnn option kernels holds even size(s) [4], which would shift the output length; "
+                                     "use odd kernel sizes such as 3, 5, 7, 9")),
     ("cnn", {"kernels": []}, "cnn option kernels must be a non-empty list of positive integers, not []; use e.g. [3, 5, 7, 9]"),
     ("cnn", {"hidden_channels": 0}, "cnn option hidden_channels must be a positive integer, not 0; use e.g. 64"),
     ("cnn", {"max_frames": 12.5}, "cnn option max_frames must be a positive integer, not 12.5; use e.g. 700"),
     ("cnn", {"dropout": 1.0}, "cnn option dropout must be a number in [0, 1), not 1.0; use e.g. 0.5"),
-    ("cnn", {"n_outputs": -2}, "cnn option n_outputs must be a positive integer, not -2; leave it unset for one "
-                                  "logit per trait and level"),
-    ("attn", {"conv_kernels": (8, 5, 3)}, "attn options conv_channels (4 entries) and conv_kernels (3 entries) must have "
-                                          "the same length: one kernel size per convolution"),
-    ("attn", {"d_model": 63}, "attn option d_model must be even and at least 4 (half sines, half cosines), not 63; use e.g. 128"),
+    ("cnn", {"n_outputs": -2}, ("cnn option n_outputs must be a positive integer, not -2; leave it unset for one "
+                                   "logit per trait and level")),
+    ("attn", {"conv_kernels": (8, 5, 3)}, ("attn options conv_channels (4 entries) and conv_kernels (3 entries) must have "
+                                           "the same length: one kernel size per convolution")),
+    ("attn", {"d_model": 63}, ("attn option d_model must be even and at least 4 (half sines, half cosines), "
+                                  "not 63; use e.g. 128")),
     ("attn", {"dropout": -0.1}, "attn option dropout must be a number in [0, 1), not -0.1; use e.g. 0.3"),
     ("attn", {"fps": 0}, "attn option fps must be a positive number of frames per second, not 0; use e.g. 30"),
     ("attn", {"lstm_hidden": True}, "attn option lstm_hidden must be a positive integer, not True; use e.g. 128"),
-    ("legacy_cnn", {"n_features": 25}, "the original architectures are fixed at 17 AUs padded to 700 frames (asked for "
-                                       "n_features=25, max_frames=700); drop these options or train a cnn or attn model"),
+    ("legacy_cnn", {"n_features": 25}, ("the original architectures are fixed at 17 AUs padded to 700 frames (asked for "
+                                        "n_features=25, max_frames=700); drop these options or train a cnn or attn model")),
     ("legacy_attn", {"dropout": 0.1}, "model 'legacy_attn' has no option 'dropout'; its options are max_frames, n_features"),
-    ("cnn", {"depth": 3}, "model 'cnn' has no option 'depth'; its options are branch_channels, dropout, head_hidden, "
-                          "hidden_channels, kernels, max_frames, n_features, n_levels, n_outputs, n_traits"),
+    ("cnn", {"depth": 3}, ("model 'cnn' has no option 'depth'; its options are branch_channels, dropout, head_hidden, "
+                           "hidden_channels, kernels, max_frames, n_features, n_levels, n_outputs, n_traits")),
     ("transformer", {}, "unknown model 'transformer'; choose one of cnn, attn, legacy_cnn, legacy_attn"),
 ])
 def test_bad_options_are_refused_with_what_to_change(name, options, message):

@@ -38,14 +38,16 @@ def reference_probabilities(s: dict, clip: torch.Tensor, **variant) -> torch.Ten
     x = torch.zeros(700, 17)
     x[: len(clip)] = clip
     times = sinusoid(torch.arange(700) * 100 / 30, **variant)
-    embedded = F.linear(x, s["au_emb.weight"], s["au_emb.bias"]) + F.linear(
-        F.silu(F.linear(times, s["time_embed.0.weight"], s["time_embed.0.bias"])), s["time_embed.2.weight"], s["time_embed.2.bias"])
+    hidden = F.silu(F.linear(times, s["time_embed.0.weight"], s["time_embed.0.bias"]))
+    time_part = F.linear(hidden, s["time_embed.2.weight"], s["time_embed.2.bias"])
+    embedded = F.linear(x, s["au_emb.weight"], s["au_emb.bias"]) + time_part
     lstm = torch.nn.LSTM(512, 256)
-    lstm.load_state_dict({k.removeprefix("attention_lstm.lstm."): v for k, v in s.items() if k.startswith("attention_lstm.lstm.")})
+    prefix = "attention_lstm.lstm."
+    lstm.load_state_dict({k.removeprefix(prefix): v for k, v in s.items() if k.startswith(prefix)})
     out, _ = lstm(embedded[None])  # sequence length 1, "batch" of 700 frames
     scalar = F.linear(out[0, 699], s["attention_lstm.output_layer.weight"], s["attention_lstm.output_layer.bias"])
     y = x.T[None]
-    for index, padding in zip(range(1, 5), (4, 2, 1, 1)):
+    for index, padding in zip(range(1, 5), (4, 2, 1, 1), strict=True):
         y = torch.relu(F.conv1d(y, s[f"conv1d_y{index}.weight"], s[f"conv1d_y{index}.bias"], padding=padding))
         se = f"squeeze_excite{index}"
         gate = torch.relu(F.linear(y.mean(dim=2), s[f"{se}.fc1.weight"], s[f"{se}.fc1.bias"]))
