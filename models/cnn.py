@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
 
-from .common import MaskedInputModel, masked_mean
+from .base import TraitModel
+from .checks import check_fraction, check_outputs, check_positive, int_tuple
+from .common import masked_mean
+from .errors import ModelConfigError
 
 
 @dataclass
 class CNNConfig:
+    model: ClassVar[str] = "cnn"
     n_features: int = 17
     kernels: tuple[int, ...] = (3, 5, 7, 9)
     hidden_channels: int = 64
@@ -21,35 +26,53 @@ class CNNConfig:
     n_traits: int = 5
     n_levels: int = 5
     max_frames: int = 700
+    n_outputs: int | None = None  # None: n_traits * n_levels logits
+
+    def __post_init__(self) -> None:
+        self.kernels = int_tuple(self, "kernels")
+        even = [k for k in self.kernels if k % 2 == 0]
+        if even:
+            raise ModelConfigError(f"cnn option kernels holds even size(s) {even}, which would shift the output length; "
+                                   "use odd kernel sizes such as 3, 5, 7, 9")
+        check_positive(self, "n_features", "hidden_channels", "branch_channels", "head_hidden", "n_traits", "n_levels",
+                       "max_frames")
+        check_fraction(self, "dropout")
+        check_outputs(self)
 
 
-class MultiScaleCNN(MaskedInputModel):
+class MultiScaleCNN(TraitModel):
     """Each branch: Conv1d(F->64) -> ReLU -> Conv1d(64->128) -> ReLU; padding is zeroed between layers."""
 
     name = "cnn"
 
     def __init__(self, config: CNNConfig) -> None:
-        super().__init__(config.n_features, config.max_frames)
-        self.config = config
+        super().__init__(config)
         c = config
         self.first = nn.ModuleList(nn.Conv1d(c.n_features, c.hidden_channels, k, padding=k // 2) for k in c.kernels)
         self.second = nn.ModuleList(nn.Conv1d(c.hidden_channels, c.branch_channels, k, padding=k // 2) for k in c.kernels)
         self.dropout = nn.Dropout(c.dropout)
         width = c.branch_channels * len(c.kernels)
         self.head = nn.Sequential(
-            nn.Linear(width, c.head_hidden), nn.ReLU(), nn.Dropout(c.dropout), nn.Linear(c.head_hidden, c.n_traits * c.n_levels)
+            nn.Linear(width, c.head_hidden), nn.ReLU(), nn.Dropout(c.dropout),
+            nn.Linear(c.head_hidden, c.n_outputs or c.n_traits * c.n_levels),
         )
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor, times: torch.Tensor | None = None) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor, lengths: torch.Tensor, times: torch.Tensor | None = None) -> torch.Tensor:
         x, mask = self.prepare(x, lengths)
         x = x.transpose(1, 2).contiguous()
         keep = mask[:, None, :].to(x.dtype)
         pooled = []
-        for first, second in zip(self.first, self.second):
+        for first, second in zip(self.first, self.second, strict=True):
             h = torch.relu(first(x)) * keep
             h = torch.relu(second(h))
             pooled.append(masked_mean(h, mask))
-        return self.head(self.dropout(torch.cat(pooled, dim=1)))
+        return torch.cat(pooled, dim=1)
+
+    def forward_head(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(pooled))
+
+    def outputs_changed(self, n_outputs: int) -> None:
+        self.config.n_outputs = n_outputs
 
     def flops_per_frame(self) -> int:
         """Multiply-adds x 2 of the convolutions for one real frame (the head runs once per clip)."""

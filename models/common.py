@@ -1,10 +1,9 @@
-"""Pieces shared by the models: padding masks, masked pooling, squeeze-and-excite, sinusoidal time embedding."""
+"""Pieces shared by our models: padding masks, masked pooling, squeeze-and-excite, sinusoidal time embedding."""
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -40,26 +39,3 @@ def sinusoidal_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
     freqs = torch.exp(torch.arange(half, device=t.device, dtype=torch.float32) * (-math.log(10000.0) / (half - 1)))
     angles = t.float()[..., None] * freqs
     return torch.cat([angles.sin(), angles.cos()], dim=-1)
-
-
-class MaskedInputModel(nn.Module):
-    """Base of our models: normalise, zero the padding, keep ``feature_mean``/``feature_std`` as buffers."""
-
-    fixed_length: int | None = None
-
-    def __init__(self, n_features: int, max_frames: int) -> None:
-        super().__init__()
-        self.max_frames = max_frames
-        self.register_buffer("feature_mean", torch.zeros(n_features))
-        self.register_buffer("feature_std", torch.ones(n_features))
-
-    def set_normalization(self, mean: np.ndarray, std: np.ndarray) -> None:
-        """Store training-split statistics; inputs become (x - mean) / std."""
-        self.feature_mean.copy_(torch.as_tensor(np.asarray(mean), dtype=torch.float32))
-        self.feature_std.copy_(torch.as_tensor(np.asarray(std), dtype=torch.float32))
-
-    def prepare(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Normalised input with padded frames set to zero, and the [B, T] frame mask."""
-        mask = frame_mask(lengths.to(x.device), x.shape[1])
-        x = (x - self.feature_mean) / self.feature_std
-        return x * mask[:, :, None].to(x.dtype), mask

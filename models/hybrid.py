@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import MaskedInputModel, SqueezeExcite, masked_mean, sinusoidal_embedding
+from .base import TraitModel
+from .checks import check_fraction, check_outputs, check_positive, int_tuple
+from .common import SqueezeExcite, masked_mean, sinusoidal_embedding
+from .errors import ModelConfigError
 
 
 @dataclass
 class HybridConfig:
+    model: ClassVar[str] = "attn"
     n_features: int = 17
     d_model: int = 128
     lstm_hidden: int = 128
@@ -26,28 +31,46 @@ class HybridConfig:
     n_levels: int = 5
     max_frames: int = 700
     fps: float = 30.0
+    n_outputs: int | None = None  # None: n_traits * n_levels logits
+
+    def __post_init__(self) -> None:
+        self.conv_channels, self.conv_kernels = int_tuple(self, "conv_channels"), int_tuple(self, "conv_kernels")
+        if len(self.conv_channels) != len(self.conv_kernels):
+            raise ModelConfigError(f"attn options conv_channels ({len(self.conv_channels)} entries) and conv_kernels "
+                                   f"({len(self.conv_kernels)} entries) must have the same length: "
+                                   "one kernel size per convolution")
+        check_positive(self, "n_features", "d_model", "lstm_hidden", "attention_hidden", "se_reduction", "head_hidden",
+                       "n_traits", "n_levels", "max_frames")
+        if self.d_model % 2 or self.d_model < 4:
+            raise ModelConfigError(f"attn option d_model must be even and at least 4 (half sines, half cosines), "
+                                   f"not {self.d_model}; use e.g. 128")
+        check_fraction(self, "dropout")
+        if isinstance(self.fps, bool) or not isinstance(self.fps, (int, float)) or not self.fps > 0:
+            raise ModelConfigError(f"attn option fps must be a positive number of frames per second, not {self.fps!r}; "
+                                   "use e.g. 30")
+        check_outputs(self)
 
 
-class HybridAttention(MaskedInputModel):
+class HybridAttention(TraitModel):
     """Branch A sees every real frame through a batch-first LSTM; attention weights on padding are exactly zero."""
 
     name = "attn"
 
     def __init__(self, config: HybridConfig) -> None:
-        super().__init__(config.n_features, config.max_frames)
-        self.config = c = config
+        super().__init__(config)
+        c = config
         self.au_embedding = nn.Linear(c.n_features, c.d_model)
         self.time_embedding = nn.Sequential(nn.Linear(c.d_model, c.d_model), nn.SiLU(), nn.Linear(c.d_model, c.d_model))
         self.lstm = nn.LSTM(c.d_model, c.lstm_hidden, batch_first=True)
         self.attention_proj = nn.Linear(c.lstm_hidden, c.attention_hidden)
         self.attention_score = nn.Linear(c.attention_hidden, 1, bias=False)
         widths = (c.n_features, *c.conv_channels)
-        self.convs = nn.ModuleList(nn.Conv1d(i, o, k) for i, o, k in zip(widths[:-1], widths[1:], c.conv_kernels))
+        self.convs = nn.ModuleList(nn.Conv1d(i, o, k) for i, o, k in zip(widths[:-1], widths[1:], c.conv_kernels, strict=True))
         self.excites = nn.ModuleList(SqueezeExcite(o, c.se_reduction) for o in c.conv_channels)
         self.dropout = nn.Dropout(c.dropout)
         self.head = nn.Sequential(
             nn.Linear(c.lstm_hidden + c.conv_channels[-1], c.head_hidden), nn.ReLU(), nn.Dropout(c.dropout),
-            nn.Linear(c.head_hidden, c.n_traits * c.n_levels),
+            nn.Linear(c.head_hidden, c.n_outputs or c.n_traits * c.n_levels),
         )
 
     def attend(self, x: torch.Tensor, mask: torch.Tensor, times: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -61,10 +84,10 @@ class HybridAttention(MaskedInputModel):
         return torch.einsum("bt,bth->bh", weights.to(out.dtype), out), weights
 
     def convolve(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Branch B: four "same"-length convolutions with squeeze-excite, padding zeroed after each, masked pooling."""
+        """Branch B: "same"-length convolutions with squeeze-excite, padding zeroed after each, masked pooling."""
         h = x.transpose(1, 2)
         keep = mask[:, None, :].to(h.dtype)
-        for index, (conv, excite) in enumerate(zip(self.convs, self.excites)):
+        for index, (conv, excite) in enumerate(zip(self.convs, self.excites, strict=True)):
             k = conv.kernel_size[0]
             h = torch.relu(conv(F.pad(h, ((k - 1) // 2, k // 2)))) * keep
             h = excite(h, mask)
@@ -72,21 +95,41 @@ class HybridAttention(MaskedInputModel):
                 h = self.dropout(h)
         return masked_mean(h, mask)
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor, times: torch.Tensor | None = None,
-                return_attention: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    def features_and_attention(self, x: torch.Tensor, lengths: torch.Tensor,
+                               times: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pooled features [B, lstm_hidden + conv_channels[-1]] and attention weights [B, T] (zero on padding)."""
         x, mask = self.prepare(x, lengths)
         if times is None:
             times = torch.arange(x.shape[1], device=x.device, dtype=x.dtype)[None, :].expand(x.shape[0], -1) / self.config.fps
         pooled, weights = self.attend(x, mask, times * mask)
-        logits = self.head(self.dropout(torch.cat([pooled, self.convolve(x, mask)], dim=1)))
+        return torch.cat([pooled, self.convolve(x, mask)], dim=1), weights
+
+    def forward_features(self, x: torch.Tensor, lengths: torch.Tensor, times: torch.Tensor | None = None) -> torch.Tensor:
+        return self.features_and_attention(x, lengths, times)[0]
+
+    def attention_weights(self, x: torch.Tensor, lengths: torch.Tensor, times: torch.Tensor | None = None) -> torch.Tensor:
+        """Attention weights [B, T] over frames: sum to 1 over each clip's real frames, exactly 0 on padding."""
+        return self.features_and_attention(x, lengths, times)[1]
+
+    def forward_head(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(pooled))
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor, times: torch.Tensor | None = None,
+                return_attention: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Logits [B, n_outputs]; with ``return_attention=True`` also the attention weights [B, T]."""
+        pooled, weights = self.features_and_attention(x, lengths, times)
+        logits = self.forward_head(pooled)
         return (logits, weights) if return_attention else logits
 
+    def outputs_changed(self, n_outputs: int) -> None:
+        self.config.n_outputs = n_outputs
+
     def flops_per_frame(self) -> int:
-        """Multiply-adds x 2 per real frame: embeddings, LSTM, attention scores and the four convolutions."""
+        """Multiply-adds x 2 per real frame: embeddings, LSTM, attention scores and the convolutions."""
         c = self.config
         embed = c.n_features * c.d_model + 2 * c.d_model * c.d_model
         lstm = 4 * c.lstm_hidden * (c.d_model + c.lstm_hidden)
         attention = c.lstm_hidden * c.attention_hidden + c.attention_hidden
         widths = (c.n_features, *c.conv_channels)
-        convs = sum(i * o * k for i, o, k in zip(widths[:-1], widths[1:], c.conv_kernels))
+        convs = sum(i * o * k for i, o, k in zip(widths[:-1], widths[1:], c.conv_kernels, strict=True))
         return 2 * (embed + lstm + attention + convs)

@@ -1,0 +1,51 @@
+"""Validation helpers used by the config dataclasses' ``__post_init__``; messages name the option and a fix."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any
+
+from .errors import ModelConfigError
+
+
+def _default(config: Any, name: str) -> Any:
+    return next(f.default for f in fields(config) if f.name == name)
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_positive(config: Any, *names: str) -> None:
+    """Each named option must be an integer above zero."""
+    for name in names:
+        value = getattr(config, name)
+        if not _whole(value) or value <= 0:
+            raise ModelConfigError(f"{config.model} option {name} must be a positive integer, not {value!r}; "
+                                   f"use e.g. {_default(config, name)}")
+
+
+def check_fraction(config: Any, name: str) -> None:
+    """A dropout-like option: a number in [0, 1)."""
+    value = getattr(config, name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ModelConfigError(f"{config.model} option {name} must be a number in [0, 1), not {value!r}; "
+                               f"use e.g. {_default(config, name)}")
+
+
+def int_tuple(config: Any, name: str) -> tuple[int, ...]:
+    """A non-empty sequence of positive integers as a tuple (JSON configs give lists)."""
+    value = getattr(config, name)
+    items = tuple(value) if isinstance(value, (list, tuple)) else ()
+    if not items or not all(_whole(v) and v > 0 for v in items):
+        raise ModelConfigError(f"{config.model} option {name} must be a non-empty list of positive integers, not {value!r}; "
+                               f"use e.g. {list(_default(config, name))}")
+    return items
+
+
+def check_outputs(config: Any) -> None:
+    """``n_outputs`` is None (one logit per trait and level) or a positive integer."""
+    value = config.n_outputs
+    if value is not None and (not _whole(value) or value <= 0):
+        raise ModelConfigError(f"{config.model} option n_outputs must be a positive integer, not {value!r}; "
+                               "leave it unset for one logit per trait and level")

@@ -1,0 +1,57 @@
+"""Config validation: bad options fail at construction with a message naming the option and the fix."""
+
+from pathlib import Path
+
+import pytest
+
+from models import ModelConfigError, create_model, model_from_config
+from models.cnn import CNNConfig
+from models.hybrid import HybridConfig
+
+
+@pytest.mark.parametrize(("name", "options", "message"), [
+    ("cnn", {"kernels": (3, 4, 7)}, ("cnn option kernels holds even size(s) [4], which would shift the output length; "
+                                     "use odd kernel sizes such as 3, 5, 7, 9")),
+    ("cnn", {"kernels": []}, "cnn option kernels must be a non-empty list of positive integers, not []; use e.g. [3, 5, 7, 9]"),
+    ("cnn", {"hidden_channels": 0}, "cnn option hidden_channels must be a positive integer, not 0; use e.g. 64"),
+    ("cnn", {"max_frames": 12.5}, "cnn option max_frames must be a positive integer, not 12.5; use e.g. 700"),
+    ("cnn", {"dropout": 1.0}, "cnn option dropout must be a number in [0, 1), not 1.0; use e.g. 0.5"),
+    ("cnn", {"n_outputs": -2}, ("cnn option n_outputs must be a positive integer, not -2; leave it unset for one "
+                                   "logit per trait and level")),
+    ("attn", {"conv_kernels": (8, 5, 3)}, ("attn options conv_channels (4 entries) and conv_kernels (3 entries) must have "
+                                           "the same length: one kernel size per convolution")),
+    ("attn", {"d_model": 63}, ("attn option d_model must be even and at least 4 (half sines, half cosines), "
+                                  "not 63; use e.g. 128")),
+    ("attn", {"dropout": -0.1}, "attn option dropout must be a number in [0, 1), not -0.1; use e.g. 0.3"),
+    ("attn", {"fps": 0}, "attn option fps must be a positive number of frames per second, not 0; use e.g. 30"),
+    ("attn", {"lstm_hidden": True}, "attn option lstm_hidden must be a positive integer, not True; use e.g. 128"),
+    ("legacy_cnn", {"n_features": 25}, ("the original architectures are fixed at 17 AUs padded to 700 frames (asked for "
+                                        "n_features=25, max_frames=700); drop these options or train a cnn or attn model")),
+    ("legacy_attn", {"dropout": 0.1}, "model 'legacy_attn' has no option 'dropout'; its options are max_frames, n_features"),
+    ("cnn", {"depth": 3}, ("model 'cnn' has no option 'depth'; its options are branch_channels, dropout, head_hidden, "
+                           "hidden_channels, kernels, max_frames, n_features, n_levels, n_outputs, n_traits")),
+    ("transformer", {}, "unknown model 'transformer'; choose one of cnn, attn, legacy_cnn, legacy_attn"),
+])
+def test_bad_options_are_refused_with_what_to_change(name, options, message):
+    with pytest.raises(ModelConfigError) as caught:
+        create_model(name, **options)
+    assert str(caught.value) == message
+    assert isinstance(caught.value, ValueError)
+
+
+def test_configs_validate_when_built_directly_and_lists_become_tuples():
+    with pytest.raises(ModelConfigError, match="use odd kernel sizes"):
+        CNNConfig(kernels=(2,))
+    assert HybridConfig(conv_channels=[8, 16], conv_kernels=[4, 3]).conv_kernels == (4, 3)
+    model = model_from_config("attn", {"conv_channels": [8, 16], "conv_kernels": [4, 3], "d_model": 8, "lstm_hidden": 8})
+    assert model.config.conv_channels == (8, 16) and len(model.convs) == 2
+
+
+def test_models_do_not_import_the_rest_of_perfex():
+    import subprocess
+    import sys
+
+    code = "import sys, models; models.create_model('attn'); print(sorted(m for m in sys.modules if m.split('.')[0] == 'perfex'))"
+    repo = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
