@@ -14,7 +14,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from models import build_legacy_model, model_from_config
+from models import ModelConfigError, build_legacy_model, model_from_config
 
 from . import __version__
 from .errors import PerfexError
@@ -85,7 +85,10 @@ def load_checkpoint(path: str | Path, family: str | None = None, map_location: s
 
 
 def _model_with_state(path: Path, meta: CheckpointMeta, state: dict[str, torch.Tensor]) -> nn.Module:
-    model = model_from_config(meta.model, meta.model_config)
+    try:
+        model = model_from_config(meta.model, meta.model_config)
+    except ModelConfigError as err:
+        raise PerfexError(f"{config_path(path)} describes a model that cannot be built: {err}") from None
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise PerfexError(

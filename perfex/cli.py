@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import MISSING, fields
 from pathlib import Path
 
+from models.errors import ModelError
+
 from .errors import PerfexError
 from .options import (DEVICES, LABEL_BINNINGS, NAN_POLICIES, NORMALIZATIONS, PRECISIONS, RETRAIN_DEFAULTS, SUBSETS, DataOptions,
                       DeployOptions, RetrainOptions, RunOptions, TestOptions, TrainOptions)
@@ -332,7 +334,7 @@ def main(command: str, model: str | None = None, argv: Sequence[str] | None = No
     }
     try:
         code = actions[command]()
-    except PerfexError as err:
+    except (PerfexError, ModelError) as err:
         print(f"{Path(sys.argv[0]).name}: error: {_error_message(err)}", file=sys.stderr)
         code = 2
     except KeyboardInterrupt:

@@ -10,6 +10,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from models.errors import ModelError
+
 from .checkpoint import legacy_meta, load_legacy_state_dict, save_checkpoint
 from .errors import PerfexError
 from .tables import refuse_overwrite
@@ -40,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.source.exists():
             raise PerfexError(f"{args.source} does not exist")
         target = convert(args.source, args.out_dir, args.force)
-    except PerfexError as err:
+    except (PerfexError, ModelError) as err:
         print(f"convert_legacy: error: {err}", file=sys.stderr)
         return 2
     print(f"wrote {target} and {target.with_suffix('.json').name}")

@@ -103,19 +103,6 @@ def initial_model(config: TrainConfig, data: PreparedData, parent: Parent | None
     return model
 
 
-def trainable_parameters(model: nn.Module, freeze_encoder: bool) -> list[nn.Parameter]:
-    """Every parameter, or only the declared head's (the encoder's are frozen)."""
-    if not freeze_encoder:
-        return list(model.parameters())
-    head = list(model.head_parameters())
-    if not head:
-        raise PerfexError(f"--freeze-encoder: the {model.name} model declares no head parameters to train; omit the flag")
-    head_ids = {id(p) for p in head}
-    for p in model.parameters():
-        p.requires_grad_(id(p) in head_ids)
-    return head
-
-
 def check_run_dir(out: Path, resume: bool) -> None:
     """A run directory is never overwritten: continuing it needs --resume."""
     has_run = (out / "last.safetensors").exists()
@@ -151,7 +138,7 @@ class Trainer:
         self.out = Path(config.train.out)
         self.model = model.to(context.device)
         freeze = config.retrain is not None and config.retrain.freeze_encoder
-        params = trainable_parameters(self.model, freeze)
+        params = self.model.freeze_encoder() if freeze else list(self.model.parameters())
         self.optimizer = torch.optim.AdamW(params, lr=config.train.lr, weight_decay=config.train.weight_decay)
         self.bf16 = resolve_precision(config.run.precision, context.device) == "bf16"
         self.engine = self.model
@@ -255,7 +242,7 @@ class Trainer:
             feature_names=list(clips.feature_names),
             normalize=parent.meta.normalize if parent else self.config.data.normalize,
             provenance=parent.meta.provenance if parent else (clips.provenance.as_dict() if clips.provenance else None),
-            normalization={"mean": model.feature_mean.tolist(), "std": model.feature_std.tolist()} if not legacy else None,
+            normalization={"mean": model.feature_mean.tolist(), "std": model.feature_std.tolist()} if model.normalizes else None,
             label_binning=clips.label_binning, split=self.data.manifest, split_sha256=manifest_hash(self.data.manifest),
             data=DataRecord(files=[portable_path(p) for p in data.data], labels=portable_path(data.labels) if data.labels else None,
                             fingerprint=data_fingerprint(clips), n_train_clips=len(self.data.parts["train"])),

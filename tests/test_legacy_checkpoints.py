@@ -53,7 +53,7 @@ def test_deploy_runs_original_weights_batched_with_identical_outputs(original, d
     from perfex.checkpoint import load_checkpoint
 
     model, meta = load_checkpoint(path)
-    assert meta["model"] == kind and meta["legacy"] is True
+    assert meta.model == kind and meta.legacy is True
     clips = load_clips([deploy_csv])
     ok = np.flatnonzero(table["status"].to_numpy() == "ok")
     reference = batch_one_reference(model, clips.subset(ok))
@@ -65,7 +65,7 @@ def test_deploy_runs_original_weights_batched_with_identical_outputs(original, d
     assert result.returncode == 0, result.stderr
     converted = converted_dir / (path.stem + ".safetensors")
     config = __import__("json").loads(converted.with_suffix(".json").read_text())
-    assert config["legacy"] is True and config["model"] == kind and len(config["source_sha256"]) == 64
+    assert config["legacy"] is True and config["model"] == kind and len(config["source"]["sha256"]) == 64
     out2 = tmp_path / "pred_converted.csv"
     result = run_script(f"{prefix}_deploy.py", "--weights", str(converted), "--data", str(deploy_csv), "--out", str(out2),
                         "--batch-size", "4", "--no-progress")
