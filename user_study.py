@@ -1,0 +1,7 @@
+#!/usr/bin/env python
+"""User study: select clips to rate, a rating page, and collect ratings into retrain data (see --help)."""
+
+from perfex.study.cli import main
+
+if __name__ == "__main__":
+    main()
