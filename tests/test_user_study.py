@@ -251,3 +251,35 @@ def test_user_study_help_and_bad_flags():
     assert run_script("user_study.py", "select", "--help").stdout.count("(default:") >= 8
     result = run_script("user_study.py", "select", "--strategy", "nope")
     assert result.returncode == 2
+
+
+def test_likert_answers_are_mapped_to_the_grid_and_videos_shown_on_the_page(tmp_path):
+    frame = generate_perfex(6, seed=4, min_frames=60, max_frames=80)
+    write_table(frame, tmp_path / "input.csv")
+    fake_predictions(frame, tmp_path / "pred.csv")
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    first = frame["File"].iloc[0]
+    (videos / first).write_bytes(b"not really a video")
+    study = tmp_path / "s"
+    manifest = create_study(SelectConfig(predictions=str(tmp_path / "pred.csv"), data=[str(tmp_path / "input.csv")],
+                                         out=str(study), raters="2", n=6, scale="likert5", page=True, videos=str(videos)))
+    assert (study / "videos" / first).read_bytes() == b"not really a video" and f'"video": "videos/{first}"' in (study / "rate.html").read_text()
+    answers = {"rater1": np.tile([1, 2, 3, 4, 5], (6, 1)), "rater2": np.tile([2, 2, 3, 5, 5], (6, 1))}
+    for rater, values in answers.items():
+        fill(study, manifest, rater, values)
+    collect(CollectConfig(study=str(study), out=str(tmp_path / "out"), bootstrap=0))
+    data = pd.read_csv(tmp_path / "out" / "retrain.csv.gz")
+    assert data[list(TRAITS)].drop_duplicates().to_numpy().tolist() == [[0.25, 0.25, 0.5, 1.0, 1.0]]  # means .125 .25 .5 .875 1, rounded
+    with pytest.raises(PerfexError, match=r"line 2 \(clip \d+\): extroversion = '0.25' is off the likert5 scale"):
+        fill(study, manifest, "rater1", np.full((6, 5), 0.25))
+        collect(CollectConfig(study=str(study), out=str(tmp_path / "again"), bootstrap=0))
+
+
+def test_blank_sheets_and_existing_outputs_are_refused(small_study, tmp_path):
+    root, frame, manifest = small_study
+    with pytest.raises(PerfexError, match="^sheet_alice.csv: no answers yet; fill the sheet, or pass --sheets"):
+        collect(CollectConfig(study=str(root / "s"), out=str(tmp_path / "out")))
+    with pytest.raises(PerfexError, match="is not empty; pass --force"):
+        create_study(SelectConfig(predictions=str(root / "pred.csv"), data=[str(root / "input.csv")], out=str(root / "s"),
+                                  raters="2", n=2))

@@ -67,18 +67,28 @@ def rater_checks(scores: np.ndarray, raters: list[str], min_r: float) -> dict[st
     return checks
 
 
-def aggregate_levels(scores: np.ndarray, how: str, binning: str, clip_ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(raters' mean or median score [clips, traits], binned levels [clips, traits] in 0..4)."""
+def aggregate_levels(scores: np.ndarray, how: str, binning: str, clip_ids: list[str]) -> tuple[np.ndarray, np.ndarray, str]:
+    """(raters' mean or median score [clips, traits], binned levels [clips, traits] in 0..4, binning as recorded)."""
     if how not in AGGREGATES:
         raise PerfexError(f"--aggregate {how!r}: use one of {', '.join(AGGREGATES)}")
     combined = scores.mean(axis=1) if how == "mean" else np.median(scores, axis=1)
-    levels, _ = scores_to_levels(combined, binning, np.asarray(clip_ids))
-    return combined, levels
+    levels, recorded = scores_to_levels(combined, binning, np.asarray(clip_ids))
+    return combined, levels, recorded
 
 
 def _outputs(out: Path) -> list[Path]:
     names = (RETRAIN_NAME, "aggregate.csv", "agreement.json", "report.md", "agreement.png", "ratings.png")
     return [out / name for name in names] + [sidecar_path(out / RETRAIN_NAME)]
+
+
+def _sidecar(manifest: dict, study_dir: Path, hashes: dict[str, str], raters: list[str], used: list[str], aggregate: str,
+             retrain: Path, rows: int) -> dict:
+    """What the retrain CSV came from: the study, its inputs and sheets (hashes), raters and how they were combined."""
+    return {"study_id": manifest["study_id"],
+            "study_manifest": {"path": str((study_dir / MANIFEST).resolve()), "sha256": sha256(study_dir / MANIFEST)},
+            "inputs": manifest["data"], "predictions": manifest["predictions"], "sheets": hashes, "raters": raters,
+            "raters_used": used, "aggregate": aggregate, "label_binning": manifest["label_binning"],
+            "retrain_data": {"path": str(retrain.resolve()), "sha256": sha256(retrain), "rows": rows}}
 
 
 def collect(config: CollectConfig) -> dict:
@@ -97,19 +107,15 @@ def collect(config: CollectConfig) -> dict:
     if len(used) < 1:
         raise PerfexError("every rater is flagged; nothing is left to aggregate (leave out --drop-flagged to keep them)")
     keep = [raters.index(r) for r in used]
-    combined, levels = aggregate_levels(scores[:, keep], config.aggregate, manifest["label_binning"], manifest["clip_ids"])
+    combined, levels, binning = aggregate_levels(scores[:, keep], config.aggregate, manifest["label_binning"], manifest["clip_ids"])
+    manifest = {**manifest, "label_binning": binning}
     labels = pd.DataFrame(levels / (N_LEVELS - 1), index=pd.Index(manifest["clip_ids"], name=ID_COLUMN), columns=list(TRAITS))
     retrain = out / RETRAIN_NAME
     rows = write_retrain_csv(inputs, labels, manifest["study_id"], retrain)
     summary = {"study_id": manifest["study_id"], "raters": raters, "raters_used": used, "aggregate": config.aggregate,
                "label_binning": manifest["label_binning"], "scale": manifest["scale"], "n_clips": len(manifest["clip_ids"]),
                "agreement": agreement, "rater_checks": checks, "min_rater_r": config.min_rater_r, "bootstrap": config.bootstrap}
-    sidecar = {"study_id": manifest["study_id"], "study_manifest": {"path": str((study_dir / MANIFEST).resolve()),
-                                                                     "sha256": sha256(study_dir / MANIFEST)},
-               "inputs": manifest["data"], "predictions": manifest["predictions"], "sheets": hashes, "raters": raters,
-               "raters_used": used, "aggregate": config.aggregate, "label_binning": manifest["label_binning"],
-               "retrain_data": {"path": str(retrain.resolve()), "sha256": sha256(retrain), "rows": rows}}
-    write_json(sidecar, sidecar_path(retrain))
+    write_json(_sidecar(manifest, study_dir, hashes, raters, used, config.aggregate, retrain, rows), sidecar_path(retrain))
     write_report(out, summary, manifest, study_dir, scores, combined, levels)
     write_json(summary, out / "agreement.json")
     return summary

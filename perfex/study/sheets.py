@@ -98,28 +98,36 @@ def _answer(path: Path, line: int, clip: str, trait: str, text: str, scale: str)
     return value
 
 
+def _row_answers(path: Path, line: int, row: list[str], header: list[str], column: dict[str, int], study_id: str,
+                 known: set[str], scale: str) -> tuple[str, list[float]]:
+    """(clip ID, five answers) of one sheet row, checked for shifted fields, the study ID, the clip and the scale."""
+    while len(row) > len(header) and not row[-1].strip():
+        row = row[:-1]
+    if len(row) != len(header):
+        raise PerfexError(f"{path.name} line {line}: {len(row)} fields where the header has {len(header)} "
+                          "(a shifted row?); keep every answer in its trait's column")
+    if row[column["study_id"]].strip() != study_id:
+        raise PerfexError(f"{path.name} line {line}: study_id {row[column['study_id']].strip()!r} is not this study "
+                          f"({study_id}); the sheet belongs to another study")
+    clip = _normal_id(row[column[ID_COLUMN]])
+    if clip not in known:
+        raise PerfexError(f"{path.name} line {line}: clip ID {clip!r} is not one of this study's clips (clips.csv)")
+    return clip, [_answer(path, line, clip, t, row[column[t]], scale) for t in TRAITS]
+
+
 def read_sheet(path: str | Path, study_id: str, clip_ids: list[str], scale: str) -> tuple[str, dict[str, list[float]]]:
     """(rater, {clip ID: five answers}) of a filled sheet; any problem is a one-line error naming the file and line."""
     path = Path(path)
     header, rows = _rows(path)
     column = _column_index(path, header)
-    known, answers, first_line, raters = set(clip_ids), {}, {}, set()
+    if rows and all(not field.strip() for _, row in rows for field in row[column[TRAITS[0]]:]):
+        raise PerfexError(f"{path.name}: no answers yet; fill the sheet, or pass --sheets with only the filled ones")
+    answers, first_line, raters = {}, {}, set()
     for line, row in rows:
-        while len(row) > len(header) and not row[-1].strip():
-            row = row[:-1]
-        if len(row) != len(header):
-            raise PerfexError(f"{path.name} line {line}: {len(row)} fields where the header has {len(header)} "
-                              "(a shifted row?); keep every answer in its trait's column")
-        if row[column["study_id"]].strip() != study_id:
-            raise PerfexError(f"{path.name} line {line}: study_id {row[column['study_id']].strip()!r} is not this study "
-                              f"({study_id}); the sheet belongs to another study")
-        clip = _normal_id(row[column[ID_COLUMN]])
-        if clip not in known:
-            raise PerfexError(f"{path.name} line {line}: clip ID {clip!r} is not one of this study's clips (clips.csv)")
+        clip, given = _row_answers(path, line, row, header, column, study_id, set(clip_ids), scale)
         if clip in answers:
             raise PerfexError(f"{path.name} line {line}: clip {clip} is answered twice (first on line {first_line[clip]})")
-        answers[clip] = [_answer(path, line, clip, t, row[column[t]], scale) for t in TRAITS]
-        first_line[clip] = line
+        answers[clip], first_line[clip] = given, line
         if "rater" in column and row[column["rater"]].strip():
             raters.add(row[column["rater"]].strip())
     absent = [clip for clip in clip_ids if clip not in answers]
