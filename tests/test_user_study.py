@@ -283,3 +283,20 @@ def test_blank_sheets_and_existing_outputs_are_refused(small_study, tmp_path):
     with pytest.raises(PerfexError, match="is not empty; pass --force"):
         create_study(SelectConfig(predictions=str(root / "pred.csv"), data=[str(root / "input.csv")], out=str(root / "s"),
                                   raters="2", n=2))
+
+
+def test_openface_inputs_become_perfex_rows_with_integer_ids(tmp_path):
+    from perfex.io import load_clips
+    from perfex.synth import generate_openface_dir
+
+    generate_openface_dir(tmp_path / "of", 3, seed=2, min_frames=60, max_frames=80)
+    clips = load_clips([tmp_path / "of"])
+    fake_predictions(pd.DataFrame({"ID": clips.ids, "File": clips.files}), tmp_path / "pred.csv")
+    manifest = create_study(SelectConfig(predictions=str(tmp_path / "pred.csv"), data=[str(tmp_path / "of")],
+                                         out=str(tmp_path / "s"), raters="2", n=3, strategy="random"))
+    for k, rater in enumerate(("rater1", "rater2")):
+        fill(tmp_path / "s", manifest, rater, np.full((3, 5), GRID[k * 4]))
+    collect(CollectConfig(study=str(tmp_path / "s"), out=str(tmp_path / "out"), bootstrap=0))
+    again = load_clips([tmp_path / "out" / "retrain.csv.gz"], require_labels=True)
+    assert sorted(again.files) == sorted(clips.files) and sorted(again.ids.tolist()) == [0, 1, 2]
+    assert (again.levels == 2).all() and sorted(again.lengths) == sorted(clips.lengths)

@@ -49,13 +49,17 @@ def _perfex_rows(path: Path, labels: pd.DataFrame, study_id: str) -> pa.Table:
 
 
 def _openface_rows(path: Path, labels: pd.DataFrame, study_id: str) -> pa.Table:
-    """An OpenFace clip as PerFeX rows (ID, File, AU intensities of its tracked frames)."""
+    """Rated OpenFace clips as PerFeX rows: ID (the clip's position in the study, as PerFeX IDs are integers), File
+    (the clip name, which keeps its source video), the AU intensities of its tracked frames."""
     clips = load_clips([path])
-    keep = [i for i, clip in enumerate(clips.ids.astype(str)) if clip in labels.index]
-    rows = [np.arange(clips.offsets[i], clips.offsets[i + 1]) for i in keep]
-    index = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
-    keys = np.repeat(clips.ids.astype(str)[keep], [len(r) for r in rows]) if keep else np.zeros(0, dtype=object)
-    columns = {ID_COLUMN: keys, FILE_COLUMN: np.repeat(clips.files[keep], [len(r) for r in rows]) if keep else keys}
+    names = clips.ids.astype(str)
+    keep = [i for i, clip in enumerate(names) if clip in labels.index]
+    lengths = [int(clips.offsets[i + 1] - clips.offsets[i]) for i in keep]
+    index = np.concatenate([np.arange(clips.offsets[i], clips.offsets[i + 1]) for i in keep]) if keep else np.zeros(0, dtype=int)
+    keys = np.repeat(names[keep], lengths) if keep else np.zeros(0, dtype=object)
+    position = {clip: n for n, clip in enumerate(labels.index)}
+    columns = {ID_COLUMN: np.array([position[k] for k in keys], dtype=np.int64),
+               FILE_COLUMN: np.repeat(clips.files[keep], lengths) if keep else keys}
     columns.update({name: clips.features[index, j] for j, name in enumerate(clips.feature_names) if name in AU_INTENSITY_COLUMNS})
     return _with_traits(pa.Table.from_pydict(columns), keys, labels, study_id)
 
