@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """User study: select clips to rate, a rating page, and collect ratings into retrain data (see --help)."""
 
 from perfex.study.cli import main

@@ -1,15 +1,14 @@
 """User study: select -> sheets -> collect -> retrain, sheet validation errors, agreement against direct computations."""
 
 import json
-import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import run_script
+
 from perfex.errors import PerfexError
 from perfex.schema import N_LEVELS, TRAITS
 from perfex.study.agreement import icc2k, ordinal_alpha
@@ -133,6 +132,10 @@ def test_agreement_matches_direct_computation():
      "sheet_alice.csv line 3: clip {dup} is answered twice (first on line 2)"),
     (lambda lines: [lines[0]] + [line.replace("study-", "study-0", 1) for line in lines[1:]],
      "sheet_alice.csv line 2: study_id '{other}' is not this study ({study_id}); the sheet belongs to another study"),
+    (lambda lines: lines[:1] + [",".join("99999" if i == 2 else f for i, f in enumerate(lines[1].split(",")))] + lines[2:],
+     "sheet_alice.csv line 2: clip ID '99999' is not one of this study's clips (clips.csv)"),
+    (lambda lines: lines[:-1],
+     "sheet_alice.csv: clip {last} has no row (1 of 6 clips missing); the sheet needs one answered row per study clip"),
 ])
 def test_bad_sheets_get_one_line_errors_naming_file_and_line(small_study, tmp_path, damage, message):
     root, frame, manifest = small_study
@@ -143,8 +146,8 @@ def test_bad_sheets_get_one_line_errors_naming_file_and_line(small_study, tmp_pa
     lines = (study / "sheet_alice.csv").read_text().splitlines()
     (study / "sheet_alice.csv").write_text("\n".join(damage(lines)) + "\n")
     result = run_script("user_study.py", "collect", "--study", str(study), "--out", str(tmp_path / "out"), env=ENV)
-    clip, dup = lines[3].split(",")[2], lines[1].split(",")[2]
-    expected = message.format(clip=clip, dup=dup, other="study-0" + manifest["study_id"][6:], study_id=manifest["study_id"])
+    clip, dup, last = lines[3].split(",")[2], lines[1].split(",")[2], lines[-1].split(",")[2]
+    expected = message.format(clip=clip, dup=dup, last=last, other="study-0" + manifest["study_id"][6:], study_id=manifest["study_id"])
     assert result.returncode == 2 and result.stderr == f"user_study.py: error: {expected}\n"
     assert not (tmp_path / "out" / "retrain.csv.gz").exists()
 
@@ -277,7 +280,7 @@ def test_likert_answers_are_mapped_to_the_grid_and_videos_shown_on_the_page(tmp_
 
 
 def test_blank_sheets_and_existing_outputs_are_refused(small_study, tmp_path):
-    root, frame, manifest = small_study
+    root, _, _ = small_study
     with pytest.raises(PerfexError, match="^sheet_alice.csv: no answers yet; fill the sheet, or pass --sheets"):
         collect(CollectConfig(study=str(root / "s"), out=str(tmp_path / "out")))
     with pytest.raises(PerfexError, match="is not empty; pass --force"):

@@ -6,12 +6,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from test_user_study import GRID, fake_predictions
 
 from perfex.schema import TRAITS
 from perfex.study.build import SelectConfig, create_study
 from perfex.study.collect import CollectConfig, collect
 from perfex.synth import generate_perfex, write_table
-from test_user_study import GRID, fake_predictions
 
 BROWSER_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
@@ -75,7 +75,7 @@ def test_rating_page_saves_sheets_that_collect_reads(browser, tmp_path):
               for clip in manifest["clip_ids"] for trait in TRAITS}
     for rater in manifest["raters"]:
         blank = (study / f"sheet_{rater}.csv").read_text().splitlines()
-        order = rate_in_page(browser, study / "rate.html", rater, lambda c, t: chosen[(rater, c, t)], study / f"sheet_{rater}.csv")
+        order = rate_in_page(browser, study / "rate.html", rater, lambda c, t, r=rater: chosen[(r, c, t)], study / f"sheet_{rater}.csv")
         assert order == [line.split(",")[2] for line in blank[1:]]
         saved = (study / f"sheet_{rater}.csv").read_text().splitlines()
         assert saved[0] == blank[0] and [s.split(",")[:3] for s in saved[1:]] == [b.split(",")[:3] for b in blank[1:]]

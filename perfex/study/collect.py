@@ -114,6 +114,7 @@ def collect(config: CollectConfig) -> dict:
     rows = write_retrain_csv(inputs, labels, manifest["study_id"], retrain)
     summary = {"study_id": manifest["study_id"], "raters": raters, "raters_used": used, "aggregate": config.aggregate,
                "label_binning": manifest["label_binning"], "scale": manifest["scale"], "n_clips": len(manifest["clip_ids"]),
+               "inputs": manifest["data"],
                "agreement": agreement, "rater_checks": checks, "min_rater_r": config.min_rater_r, "bootstrap": config.bootstrap}
     write_json(_sidecar(manifest, study_dir, hashes, raters, used, config.aggregate, retrain, rows), sidecar_path(retrain))
     write_report(out, summary, manifest, study_dir, scores, combined, levels)

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from ..schema import FILE_COLUMN, ID_COLUMN, N_LEVELS, TRAITS  # noqa: E402
-from ..tables import atomic_output  # noqa: E402
+from ..schema import FILE_COLUMN, ID_COLUMN, N_LEVELS, TRAITS
+from ..tables import atomic_output
 
 
 def _aggregate_table(clips: pd.DataFrame, study_id: str, combined: np.ndarray, levels: np.ndarray, how: str) -> pd.DataFrame:
@@ -25,7 +21,8 @@ def _aggregate_table(clips: pd.DataFrame, study_id: str, combined: np.ndarray, l
 
 
 def _agreement_figure(summary: dict, path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(8, 3.6))
+    fig = _figure((8, 3.6))
+    ax = fig.subplots()
     x = np.arange(len(TRAITS))
     for offset, key, label in ((-0.18, "icc2k", "ICC(2,k)"), (0.18, "alpha_ordinal", "Krippendorff's alpha (ordinal)")):
         values = np.array([summary["agreement"][t][key] for t in TRAITS])
@@ -36,11 +33,12 @@ def _agreement_figure(summary: dict, path: Path) -> None:
     ax.set_ylabel("agreement (95% bootstrap CI)")
     ax.set_title(f"{summary['study_id']}: inter-rater agreement")
     ax.legend(fontsize=8)
-    _save(fig, path)
+    _save(fig, path, summary)
 
 
 def _ratings_figure(summary: dict, scores: np.ndarray, combined: np.ndarray, predicted: np.ndarray, path: Path) -> None:
-    fig, axes = plt.subplots(2, len(TRAITS), figsize=(15, 6))
+    fig = _figure((15, 6))
+    axes = fig.subplots(2, len(TRAITS))
     for k, trait in enumerate(TRAITS):
         for r, rater in enumerate(summary["raters"]):
             axes[0, k].hist(scores[:, r, k], bins=np.linspace(-0.125, 1.125, 6), histtype="step", label=rater)
@@ -52,20 +50,30 @@ def _ratings_figure(summary: dict, scores: np.ndarray, combined: np.ndarray, pre
     axes[1, 0].set_ylabel(f"raters' {summary['aggregate']}")
     axes[0, -1].legend(fontsize=7)
     fig.suptitle(f"{summary['study_id']}: rating distributions (top), model vs raters (bottom)")
-    _save(fig, path)
+    _save(fig, path, summary)
 
 
-def _save(fig, path: Path) -> None:
+def _figure(size: tuple[float, float]):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=size)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig, path: Path, summary: dict) -> None:
+    """PNG with the study ID and input hashes in its metadata."""
     fig.tight_layout()
+    inputs = "; ".join(f"{Path(d['path']).name} sha256 {d['sha256']}" for d in summary["inputs"])
     with atomic_output(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+        fig.savefig(tmp, format="png", dpi=110, metadata={"Title": summary["study_id"], "Description": f"inputs: {inputs}"})
 
 
 def _markdown(summary: dict, manifest: dict, correlation: list[float]) -> str:
     lines = [f"# User study {summary['study_id']}", "",
-             f"{summary['n_clips']} clips, raters {', '.join(summary['raters'])}; scale {summary['scale']['name']}; "
-             f"aggregate {summary['aggregate']} of {', '.join(summary['raters_used'])}, binned '{summary['label_binning']}'.",
+             (f"{summary['n_clips']} clips, raters {', '.join(summary['raters'])}; scale {summary['scale']['name']}; "
+              f"aggregate {summary['aggregate']} of {', '.join(summary['raters_used'])}, binned '{summary['label_binning']}'."),
              "", "Inputs: " + ", ".join(f"`{Path(d['path']).name}` (sha256 {d['sha256'][:12]})" for d in manifest["data"]), "",
              "| trait | ICC(2,k) [95% CI] | ordinal alpha [95% CI] | r(model, raters) |", "|---|---|---|---|"]
     for trait, r in zip(TRAITS, correlation):
