@@ -46,6 +46,8 @@ class SelectConfig:
 
 
 def _check_out(out: Path, force: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise PerfexError(f"--out {out} is a file; pass a folder for the study")
     if out.exists() and any(out.iterdir()) and not force:
         raise PerfexError(f"{out} already exists and is not empty; pass --force to overwrite it or choose another --out")
 
