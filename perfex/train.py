@@ -36,6 +36,7 @@ from .predict import predict_probs
 from .prepare import PreparedData, prepare_training_data
 from .schema import N_LEVELS, TRAITS
 from .splits import manifest_hash, save_manifest
+from .study.provenance import study_for
 
 EpochHook = Callable[[int, dict], None]
 
@@ -145,6 +146,7 @@ class Trainer:
         if context.distributed:
             ids = [context.local_rank] if context.device.type == "cuda" else None
             self.engine = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        self.study = next(filter(None, map(study_for, config.data.data)), None)  # retrain on a user study's ratings
         self.history: list[dict] = []
         self.start_epoch, self.best_score, self.best_epoch, self.since_best = 1, -1.0, 0, 0
         if config.train.resume:
@@ -232,10 +234,10 @@ class Trainer:
     def _meta(self, epoch: int, scores: dict) -> CheckpointMeta:
         model, clips, parent = self.model, self.data.clips, self.parent
         legacy = bool(parent and parent.meta.legacy)
-        lineage = Lineage()
+        lineage = Lineage(study=self.study)
         if parent is not None:
             lineage = Lineage(parent={"file": portable_path(parent.weights), "sha256": file_sha256(parent.weights),
-                                      "model": parent.meta.model}, iteration=parent.meta.lineage.iteration + 1)
+                                      "model": parent.meta.model}, iteration=parent.meta.lineage.iteration + 1, study=self.study)
         data = self.config.data
         return CheckpointMeta(
             model=model.name, model_config=None if legacy else config_to_dict(model), legacy=legacy,

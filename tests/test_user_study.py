@@ -241,13 +241,13 @@ def test_loop_retrain_csv_holds_the_rated_frames_with_the_raters_mean(loop):
 
 
 def test_loop_retrain_checkpoint_lineage_names_the_study(loop):
-    """Needs the lead's wiring: train._meta records perfex.study.provenance.study_for(data) as meta['lineage']['study']."""
+    """The retrain checkpoint's lineage records the study its data came from."""
     from perfex.checkpoint import read_config
 
     root, manifest, retrain = loop
     assert retrain.returncode == 0, retrain.stderr
     meta = read_config(root / "retrain" / "best.safetensors")
-    assert meta["lineage"]["study"]["study_id"] == manifest["study_id"]
+    assert meta.lineage.study["study_id"] == manifest["study_id"]
 
 
 def test_user_study_help_and_bad_flags():
@@ -293,7 +293,7 @@ def test_blank_sheets_and_existing_outputs_are_refused(small_study, tmp_path):
 
 
 def test_openface_inputs_become_perfex_rows_with_integer_ids(tmp_path):
-    from perfex.io import load_clips
+    from perfex.readers import load_clips
     from perfex.synth import generate_openface_dir
 
     generate_openface_dir(tmp_path / "of", 3, seed=2, min_frames=60, max_frames=80)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import PerfexError
-from ..io import expand_inputs, iter_clip_chunks
+from ..readers import expand_inputs, iter_clip_chunks
 from ..labels import BINNINGS
 from ..schema import FILE_COLUMN, ID_COLUMN, TRAITS
 from ..tables import atomic_output
@@ -57,7 +57,8 @@ def _clip_details(inputs: list[Path], wanted: list[str], config: SelectConfig, k
     found: dict[str, dict] = {}
     chunks = iter_clip_chunks(inputs, nan_policy=config.nan_policy, min_confidence=config.min_confidence)
     wanted_set = set(wanted)
-    for clips in chunks:
+    for chunk in chunks:
+        clips = chunk.clips
         for i, clip in enumerate(clips.ids.astype(str)):
             if clip not in wanted_set:
                 continue

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import PerfexError
-from ..io import detect_format, load_clips
+from ..readers import detect_format, load_clips
 from ..schema import AU_INTENSITY_COLUMNS, FILE_COLUMN, ID_COLUMN, TRAITS
 from ..tables import read_table, write_table
 from .provenance import sha256
@@ -66,7 +66,7 @@ def _openface_rows(path: Path, labels: pd.DataFrame, study_id: str) -> pa.Table:
 
 def write_retrain_csv(inputs: list[Path], labels: pd.DataFrame, study_id: str, out: Path) -> int:
     """Write the rated clips' frames with ``labels`` (index: clip ID as text; columns: traits); returns the row count."""
-    tables = [(_openface_rows if detect_format(path) == "openface" else _perfex_rows)(path, labels, study_id) for path in inputs]
+    tables = [(_perfex_rows if detect_format(path) == "perfex" else _openface_rows)(path, labels, study_id) for path in inputs]
     tables = [t for t in tables if t.num_rows]
     if not tables:
         raise PerfexError("none of the rated clips was found in the study's input; the study folder and input do not match")
