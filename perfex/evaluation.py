@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
-from .checkpoint import check_features, load_checkpoint
+from .checkpoint import check_features, load_checkpoint, read_config
 from .clips import ClipSet
 from .compute import resolve_precision, show_progress, use_threads
 from .distributed import pick_device
 from .errors import PerfexError
 from .metadata import CheckpointMeta
-from .metrics import clip_summary_features, evaluate_with_baselines
+from .metrics import clip_summary_features, evaluate_with_baselines, trait_metrics
 from .options import DataOptions, TestConfig
 from .paths import locate
 from .predict import predict_probs
@@ -55,13 +57,15 @@ def evaluation_sets(config: TestConfig, meta: CheckpointMeta) -> tuple[ClipSet, 
     test = config.test
     data = data_as_trained(config, meta)
     clips = _load(data.data, data, meta)
-    manifest = load_manifest(test.split) if test.split else meta.split
+    chain = lineage_chain(meta)
+    manifest = load_manifest(test.split) if test.split else covering_manifest(clips, chain)
     train_candidates, n_copies = None, 0
     if test.subset == "all":
         evaluated, source = clips, f"all {len(clips)} clips of {', '.join(map(str, data.data))}"
     else:
         if manifest is None:
-            raise PerfexError("these weights carry no split manifest; pass --split split.json or --subset all (only for data the model never saw)")
+            raise PerfexError("the data's source videos are in no split manifest of these weights or their parents; pass "
+                              "--split <run>/split.json, or --subset all (only for data the model never saw)")
         parts, n_copies = originals_only_in_evaluation(clips, split_indices(clips, manifest))
         evaluated = clips.subset(parts[test.subset])
         source = f"the {test.subset} split ({len(evaluated)} clips, source videos disjoint from training) of {', '.join(map(str, data.data))}"
@@ -71,20 +75,78 @@ def evaluation_sets(config: TestConfig, meta: CheckpointMeta) -> tuple[ClipSet, 
     if len(evaluated) == 0:
         raise PerfexError(f"no clip to evaluate in {source}; check --data, --split and --subset")
     if test.train_data or train_candidates is None or len(train_candidates) == 0:
-        train_candidates = _baseline_training_clips(config, meta, data, manifest)
+        train_candidates = _baseline_training_clips(config, meta, data, chain)
     overlap = set(group_keys(evaluated)) & set(group_keys(train_candidates))
     if overlap and test.subset != "train":
         raise PerfexError(f"{len(overlap)} source video(s) (e.g. {sorted(overlap)[0]!r}) are in both the evaluated and the training clips")
     return evaluated, train_candidates, source
 
 
-def _baseline_training_clips(config: TestConfig, meta: CheckpointMeta, data: DataOptions, manifest: dict | None) -> ClipSet:
-    """Training clips for the baselines: --train-data, else the checkpoint's training data (its train split)."""
+def _baseline_training_clips(config: TestConfig, meta: CheckpointMeta, data: DataOptions, chain: list[CheckpointMeta]) -> ClipSet:
+    """Training clips for the baselines: --train-data, else the checkpoint's training data; the train split of the
+    manifest (of these weights or a parent's) that covers them, else all of them."""
     files = config.test.train_data or [str(locate(p)) for p in (meta.data.files if meta.data else [])]
     if not files:
         raise PerfexError("the baselines need training clips: pass --train-data with the data the model was trained on")
     train_all = _load(files, data, meta)
+    manifest = covering_manifest(train_all, chain)
     return train_all.subset(split_indices(train_all, manifest)["train"]) if manifest else train_all
+
+
+def lineage_chain(meta: CheckpointMeta, depth: int = 20) -> list[CheckpointMeta]:
+    """These weights' metadata, then their parent's, grandparent's... as far as the parent files are at hand."""
+    chain = [meta]
+    while chain[-1].lineage.parent and len(chain) < depth:
+        parent_file = locate(chain[-1].lineage.parent["file"])
+        if not parent_file.exists() or parent_file.suffix != ".safetensors":
+            break
+        chain.append(read_config(parent_file))
+    return chain
+
+
+def covering_manifest(clips: ClipSet, chain: list[CheckpointMeta]) -> dict | None:
+    """The first split manifest along the lineage that knows every source video of ``clips``."""
+    keys = set(group_keys(clips))
+    for meta in chain:
+        if meta.split and keys <= {k for name in ("train", "val", "test") for k in meta.split[name]}:
+            return meta.split
+    return None
+
+
+def forgetting_check(config: TestConfig, chain: list[CheckpointMeta], model: torch.nn.Module, device: torch.device,
+                     bf16: bool) -> dict:
+    """The retrained model beside its parent on the parent's own test split: what retraining gained and what it lost."""
+    parent_file = locate(chain[0].lineage.parent["file"])
+    if len(chain) < 2 or chain[1].split is None:
+        return {"skipped": f"the parent checkpoint {parent_file} (or its split manifest) is not at hand"}
+    parent_meta = chain[1]
+    as_parent = replace(config, data=replace(config.data, data=[], labels=None, label_binning=None))
+    data = data_as_trained(as_parent, parent_meta)
+    clips = _load(data.data, data, parent_meta)
+    parts, _ = originals_only_in_evaluation(clips, split_indices(clips, parent_meta.split))
+    test_clips = clips.subset(parts["test"])
+    if len(test_clips) == 0:
+        return {"skipped": "the parent's test split holds no clip"}
+    parent_model, _ = load_checkpoint(parent_file, map_location=str(device))
+    scores = {}
+    for name, net in (("parent", parent_model), ("retrained", model)):
+        probs, _ = predict_probs(net, test_clips, batch_size=config.run.batch_size, device=device, bf16=bf16)
+        scores[name] = trait_metrics(test_clips.levels, probs, test_clips.scores)["mean"]
+    return {"evaluated_on": f"the parent's test split ({len(test_clips)} clips) of {', '.join(map(str, data.data))}",
+            "parent_file": str(parent_file), "n_clips": len(test_clips), **scores}
+
+
+def forgetting_markdown(check: dict) -> str:
+    """A table: each metric for the parent and the retrained model on the parent's test split, and the change."""
+    if "skipped" in check:
+        return f"Did retraining forget? Not checked: {check['skipped']}.\n"
+    rows = [f"| {label} | {check['parent'][key]:.3f} | {check['retrained'][key]:.3f} | {check['retrained'][key] - check['parent'][key]:+.3f} |"
+            for label, key in FORGETTING_METRICS.items()]
+    return "\n".join([f"Did retraining forget? On {check['evaluated_on']}:", "", "| metric | parent | retrained | change |",
+                      "|---|---:|---:|---:|", *rows]) + "\n"
+
+
+FORGETTING_METRICS = {"mean accuracy": "accuracy", "macro-F1": "f1_macro", "1-MAE": "one_minus_mae", "Pearson r": "pearson_r"}
 
 
 def strict_json(value: object) -> object:
@@ -102,8 +164,6 @@ def strict_json(value: object) -> object:
 
 def evaluate_checkpoint(config: TestConfig) -> dict:
     """Evaluate ``config.test.weights`` and write results.json, results.md, predictions.csv and confusion matrices."""
-    from .plots import plot_confusion_matrices, plot_confusion_matrix_per_trait
-
     test, run = config.test, config.run
     device = pick_device(run.device)
     use_threads(run.threads)
@@ -119,18 +179,27 @@ def evaluate_checkpoint(config: TestConfig) -> dict:
     )
     results.update(evaluated_on=source, weights=str(test.weights), model_name=meta.model, n_baseline_train_clips=len(train),
                    label_binning={"weights": meta.label_binning, "data": evaluated.label_binning})
-    out = Path(test.out)
+    results["markdown"] = results_markdown(results, meta.model)
+    if meta.lineage.parent and not config.data.data and not test.split:
+        results["forgetting"] = forgetting_check(config, lineage_chain(meta), model, device, bf16)
+        results["markdown"] += "\n" + forgetting_markdown(results["forgetting"])
+    write_test_outputs(Path(test.out), results, evaluated, probs, f"{meta.model}: {test.subset} split")
+    return results
+
+
+def write_test_outputs(out: Path, results: dict, evaluated: ClipSet, probs: np.ndarray, title: str) -> None:
+    """results.json, results.md, predictions.csv (true and predicted levels per clip) and the confusion-matrix PNGs."""
+    from .plots import plot_confusion_matrices, plot_confusion_matrix_per_trait
+
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(strict_json(results), indent=1, allow_nan=False) + "\n")
-    markdown = results_markdown(results, meta.model)
-    (out / "results.md").write_text(f"Evaluated on {source}.\n\n{markdown}\n")
+    stored = {k: v for k, v in results.items() if k != "markdown"}
+    (out / "results.json").write_text(json.dumps(strict_json(stored), indent=1, allow_nan=False) + "\n")
+    (out / "results.md").write_text(f"Evaluated on {results['evaluated_on']}.\n\n{results['markdown']}\n")
     predicted = probs.argmax(axis=2)
     table = pd.DataFrame({"ID": evaluated.ids, "File": evaluated.files})
     for t, trait in enumerate(TRAITS):
         table[f"{trait}_true"] = evaluated.levels[:, t] / 4
         table[f"{trait}_pred"] = predicted[:, t] / 4
     table.to_csv(out / "predictions.csv", index=False)
-    plot_confusion_matrices(evaluated.levels, predicted, out / "confusion_matrices.png", title=f"{meta.model}: {test.subset} split")
+    plot_confusion_matrices(evaluated.levels, predicted, out / "confusion_matrices.png", title=title)
     plot_confusion_matrix_per_trait(evaluated.levels, predicted, out)
-    results["markdown"] = markdown
-    return results

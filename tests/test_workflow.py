@@ -195,3 +195,23 @@ def test_openface_input_errors_exit_with_status_2_not_an_abort(tmp_path):
     assert "terminate called" not in result.stderr
     ok = run_script("1dcnn_deploy.py", "--data", "data/openface_deploy", "--out", str(tmp_path / "of.csv"), "--no-progress")
     assert ok.returncode == 0 and "6 of 6 clips written" in ok.stdout
+
+
+def test_retrained_checkpoint_reports_what_retraining_gained_and_lost(cnn_run, learnable_csv, tmp_path):
+    """Tested with its defaults, a retrain on other data reports its own split and the parent's test split beside the
+    parent's figures; testing it on the parent's data finds the parent's split through the lineage."""
+    from perfex.synth import generate_perfex, write_table
+
+    study = tmp_path / "study.csv"
+    write_table(generate_perfex(60, seed=21, spread=3.0, min_frames=90, max_frames=150, id_start=5000), study)
+    retrained = train("cnn", study, tmp_path / "it2", retrain=True, weights=str(cnn_run), epochs=2)
+    results = run_test(dict(weights=str(retrained), out=str(tmp_path / "t"), n_boot=20, progress=False), "cnn")
+    check = results["forgetting"]
+    assert "parent's test split" in check["evaluated_on"] and check["n_clips"] > 0
+    parent_alone = run_test(dict(weights=str(cnn_run), out=str(tmp_path / "p"), n_boot=20, progress=False), "cnn")
+    assert check["parent"]["accuracy"] == pytest.approx(parent_alone["model"]["mean"]["accuracy"])
+    assert "Did retraining forget?" in (tmp_path / "t" / "results.md").read_text()
+    on_parent_data = run_script("1dcnn_test.py", "--weights", str(retrained), "--data", str(learnable_csv),
+                                "--out", str(tmp_path / "t2"), "--bootstrap", "20", "--no-progress")
+    assert on_parent_data.returncode == 0, on_parent_data.stderr[-1500:]
+    assert "test split" in on_parent_data.stdout
