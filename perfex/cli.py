@@ -14,8 +14,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import MISSING, fields
 from pathlib import Path
 
-from models.errors import ModelError
-
 from .errors import PerfexError
 from .options import (DEVICES, LABEL_BINNINGS, NAN_POLICIES, NORMALIZATIONS, PRECISIONS, RETRAIN_DEFAULTS, SUBSETS, DataOptions,
                       DeployOptions, RetrainOptions, RunOptions, TestOptions, TrainOptions)
@@ -314,6 +312,15 @@ def run_augment(argv: Sequence[str] | None) -> int:
     return 0
 
 
+def is_user_error(err: Exception) -> bool:
+    """Bad input or options: a PerfexError, or a model's ModelError (looked up only once the models are loaded, so
+    that --help never imports torch)."""
+    if isinstance(err, PerfexError):
+        return True
+    model_errors = sys.modules.get("models.errors")
+    return model_errors is not None and isinstance(err, model_errors.ModelError)
+
+
 def _error_message(err: Exception) -> str:
     """One line for the user; a wrong-family checkpoint names the scripts that run it."""
     from .checkpoint import WrongFamilyError
@@ -334,7 +341,9 @@ def main(command: str, model: str | None = None, argv: Sequence[str] | None = No
     }
     try:
         code = actions[command]()
-    except (PerfexError, ModelError) as err:
+    except Exception as err:
+        if not is_user_error(err):
+            raise
         print(f"{Path(sys.argv[0]).name}: error: {_error_message(err)}", file=sys.stderr)
         code = 2
     except KeyboardInterrupt:

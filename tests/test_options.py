@@ -111,3 +111,14 @@ def test_test_reuses_the_checkpoints_labels_table(tmp_path):
     results = evaluate_checkpoint(build_config(TestConfig, "cnn", weights=str(tmp_path / "run"), out=str(tmp_path / "test"),
                                                subset="val", n_boot=10, device="cpu", progress=False))
     assert results["n_test_clips"] > 0
+
+
+def test_deploy_imports_nothing_it_does_not_use_and_help_needs_no_torch():
+    import subprocess
+    import sys
+
+    probe = ("import sys, perfex.deploy; print(sorted(m for m in sys.modules if m.split('.')[0] in "
+             "{'sklearn', 'scipy', 'matplotlib'}))")
+    assert subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True).stdout.strip() == "[]"
+    probe = "import sys; from perfex import cli; cli.deploy_parser('cnn'); cli.train_parser('attn', True); print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True).stdout.strip() == "False"
