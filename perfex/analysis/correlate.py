@@ -7,6 +7,7 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import PerfexError
+from .resample import grouped_resamples
 
 _MIN_CLIPS = 4
 
@@ -32,12 +33,8 @@ def _p_values(r: np.ndarray, n: int) -> np.ndarray:
 
 def _bootstrap(x: np.ndarray, y: np.ndarray, groups: np.ndarray, n_boot: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Percentile 95% intervals [2, a, b, 2] of (Pearson, Spearman), resampling whole groups (source videos)."""
-    _, group_of = np.unique(groups, return_inverse=True)
-    members = [np.flatnonzero(group_of == g) for g in range(group_of.max() + 1)]
-    rng = np.random.default_rng(seed)
     draws = np.empty((n_boot, 2, x.shape[1], y.shape[1]))
-    for b in range(n_boot):
-        rows = np.concatenate([members[g] for g in rng.integers(0, len(members), len(members))])
+    for b, rows in enumerate(grouped_resamples(groups, n_boot, seed)):
         xb, yb = x[rows], y[rows]
         draws[b, 0] = _correlations(xb, yb)
         draws[b, 1] = _correlations(stats.rankdata(xb, axis=0), stats.rankdata(yb, axis=0))
