@@ -51,8 +51,9 @@ def explain_batch(model: nn.Module, x: torch.Tensor, lengths: torch.Tensor, time
     """(attributions [B, T, 5, F], attention [B, T] or None, completeness deltas [B, 5]) for a padded batch.
 
     ``target_levels [B, 5]`` are the levels to explain (the predicted ones); ``baseline [F]`` defaults to the
-    training mean. Padding frames get attribution and attention exactly zero; the model is left in eval mode.
+    training mean. Padding frames get attribution and attention exactly zero; the model's train/eval mode is kept.
     """
+    was_training = model.training
     model.eval()
     device = x.device
     mask = torch.arange(x.shape[1], device=device)[None, :] < lengths.to(device)[:, None]
@@ -72,4 +73,5 @@ def explain_batch(model: nn.Module, x: torch.Tensor, lengths: torch.Tensor, time
     if has_attention(model):
         with torch.no_grad():
             attention = model(x, lengths.to(device), times.to(device), return_attention=True)[1].float()
+    model.train(was_training)
     return torch.stack(attributions, dim=2), attention, torch.stack(deltas, dim=1)

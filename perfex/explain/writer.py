@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..clips import ClipSet
+from ..errors import PerfexError
 from ..schema import TRAITS
 from ..tables import atomic_output, refuse_overwrite
 from .attributions import TARGET
@@ -61,7 +62,7 @@ class ExplanationWriter:
         offsets = np.concatenate([[0], np.cumsum(np.asarray(p["lengths"], dtype=np.int64))])
         cat = lambda key, shape: np.concatenate(p[key]) if p[key] else np.zeros(shape, np.float32)  # noqa: E731
         arrays = {
-            "clip_id": np.asarray(p["ids"], dtype=str), "file": np.asarray(p["files"], dtype=str), "offsets": offsets,
+            "clip_id": np.asarray(p["ids"], dtype=str), "files": np.asarray(p["files"], dtype=str), "offsets": offsets,
             "levels": np.asarray(p["levels"], dtype=np.int64).reshape(-1, len(TRAITS)),
             "deltas": np.asarray(p["deltas"], dtype=np.float32).reshape(-1, len(TRAITS)),
             "attributions": cat("attributions", (0, len(TRAITS), n_features)).astype(np.float32),
@@ -84,7 +85,10 @@ class Explanations:
 
     def clip(self, clip_id: str) -> dict[str, np.ndarray]:
         """features [T, F], times [T], attributions [T, 5, F], attention [T] (NaN without attention), levels, deltas."""
-        k = int(np.flatnonzero(self.arrays["clip_id"] == str(clip_id))[0])
+        found = np.flatnonzero(self.arrays["clip_id"] == str(clip_id))
+        if len(found) == 0:
+            raise PerfexError(f"clip {clip_id} is not in these explanations; only predicted clips are explained")
+        k = int(found[0])
         rows = slice(self.arrays["offsets"][k], self.arrays["offsets"][k + 1])
         per_frame = {key: self.arrays[key][rows] for key in ("features", "times", "attributions", "attention")}
         return per_frame | {"levels": self.arrays["levels"][k], "deltas": self.arrays["deltas"][k]}
