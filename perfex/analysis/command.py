@@ -7,22 +7,19 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-import pyarrow.csv as pacsv
+from typing import TYPE_CHECKING
 
 from ..cli import DATA, REPO, _add_data_flags, _parser, _stamp
-from ..clips import ClipSet
 from ..errors import PerfexError
-from ..io import expand_inputs, load_clips
 from ..schema import AU_INTENSITY_COLUMNS, AU_PRESENCE_COLUMNS, ID_COLUMN, TRAITS
-from ..splits import group_keys
-from ..tables import refuse_overwrite
-from .clip_stats import clip_au_statistics
-from .correlate import correlation_table
-from .outputs import FILES, write_outputs
+
+if TYPE_CHECKING:  # the heavy modules load after argument parsing, so --help and usage errors answer at once
+    import pandas as pd
+
+    from ..clips import ClipSet
 
 PREDICTION_VALUES = {"level": list(TRAITS), "score": [f"{t}_score" for t in TRAITS]}
+OUTPUT_FILES = ("au_trait_correlations.csv", "au_trait_correlations.md", "au_trait_correlations.png")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _columns(path: Path) -> set[str]:
     """Stripped column names of a CSV(.gz) file."""
+    import pyarrow.csv as pacsv
+
     try:
         return {name.strip() for name in pacsv.open_csv(path).schema.names}
     except Exception as err:  # any unreadable file: the loader below names the problem precisely
@@ -61,6 +60,10 @@ def _presence_columns(paths: list[Path]) -> dict[str, str]:
 
 
 def _load(args: argparse.Namespace) -> tuple[ClipSet, dict[str, str]]:
+    import numpy as np
+
+    from ..io import expand_inputs, load_clips
+
     paths = expand_inputs(args.data)
     presence = _presence_columns(paths)
     clips = load_clips(paths, labels=args.labels, features=[*AU_INTENSITY_COLUMNS, *presence.values()],
@@ -72,26 +75,36 @@ def _load(args: argparse.Namespace) -> tuple[ClipSet, dict[str, str]]:
     return clips.subset(keep), presence
 
 
-def _prediction_traits(path: str, ids: np.ndarray, values: str) -> pd.DataFrame:
-    """Per-clip predicted values of a deploy CSV, reindexed to ``ids`` (NaN where a clip was not predicted)."""
+def _read_predictions(path: str, values: str) -> pd.DataFrame:
+    """The predicted values of a deploy CSV, indexed by clip ID (as text), columns named like the traits."""
+    import pandas as pd
+
     try:
         frame = pd.read_csv(path, dtype={ID_COLUMN: str})
     except (OSError, ValueError) as err:
-        raise PerfexError(f"--predictions {path} could not be read ({str(err).splitlines()[0]}); pass a deploy per-clip CSV")
+        raise PerfexError(f"--predictions {path} could not be read ({str(err).splitlines()[0]}); pass a deploy per-clip CSV") from None
     columns = PREDICTION_VALUES[values]
     missing = [c for c in [ID_COLUMN, *columns] if c not in frame.columns]
     if missing:
         raise PerfexError(f"--predictions {path} lacks the column(s) {', '.join(missing)}; pass the per-clip CSV a deploy wrote")
-    table = frame.drop_duplicates(ID_COLUMN).set_index(ID_COLUMN)[columns].reindex(ids.astype(str))
+    table = frame.drop_duplicates(ID_COLUMN).set_index(ID_COLUMN)[columns]
     table.columns = list(TRAITS)
     return table
 
 
 def analyse(args: argparse.Namespace) -> tuple[pd.DataFrame, str]:
     """The correlation table and a description of what the traits came from."""
+    import numpy as np
+    import pandas as pd
+
+    from ..splits import group_keys
+    from .clip_stats import clip_au_statistics
+    from .correlate import correlation_table
+
+    predictions = _read_predictions(args.predictions, args.prediction_values) if args.predictions else None
     clips, presence = _load(args)
-    if args.predictions:
-        traits = _prediction_traits(args.predictions, clips.ids, args.prediction_values)
+    if predictions is not None:
+        traits = predictions.reindex(clips.ids.astype(str))
         source = f"predicted {'levels' if args.prediction_values == 'level' else 'scores'} ({Path(args.predictions).name})"
     else:
         traits, source = pd.DataFrame(clips.scores, columns=list(TRAITS)), "labels"
@@ -107,7 +120,10 @@ def analyse(args: argparse.Namespace) -> tuple[pd.DataFrame, str]:
 def run(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     out = Path(args.out or REPO / "outputs" / f"au-analysis-{_stamp()}")
-    for name in FILES:
+    from ..tables import refuse_overwrite
+    from .outputs import write_outputs
+
+    for name in OUTPUT_FILES:
         refuse_overwrite(out / name, args.force)
     table, source = analyse(args)
     written = write_outputs(table, out, source)

@@ -9,9 +9,9 @@ import pandas as pd
 
 from ..plots import _new_figure, _save
 from ..tables import atomic_output
+from .command import OUTPUT_FILES
 
 STAR_LEVELS = ((0.001, "***"), (0.01, "**"), (0.05, "*"))
-FILES = ("au_trait_correlations.csv", "au_trait_correlations.md", "au_trait_correlations.png")
 
 
 def stars(q: float) -> str:
@@ -53,7 +53,8 @@ def plot_heatmap(table: pd.DataFrame, out_path: Path, title: str) -> Path:
     ax = figure.add_subplot()
     image = ax.imshow(rho.to_numpy(), cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
     for i, j in np.ndindex(rho.shape):
-        ax.text(j, i, stars(q.iat[i, j]), ha="center", va="center", fontsize=7)
+        dark = abs(rho.iat[i, j]) > 0.6
+        ax.text(j, i, stars(q.iat[i, j]), ha="center", va="center", fontsize=7, color="white" if dark else "black")
     ax.set_xticks(range(len(traits)), traits, rotation=30, ha="right")
     ax.set_yticks(range(len(rows)), rows, fontsize=7)
     ax.set_title(title, fontsize=9)
@@ -64,7 +65,7 @@ def plot_heatmap(table: pd.DataFrame, out_path: Path, title: str) -> Path:
 def write_outputs(table: pd.DataFrame, out_dir: Path, source: str) -> list[Path]:
     """CSV, Markdown and heatmap in ``out_dir`` (the caller checked for existing files)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    csv_path, md_path, png_path = (out_dir / name for name in FILES)
+    csv_path, md_path, png_path = (out_dir / name for name in OUTPUT_FILES)
     write_csv(table, csv_path)
     md_path.write_text(markdown(table, source))
     plot_heatmap(table, png_path, f"AU statistics vs {source} (Spearman rho; stars: BH q < .05/.01/.001)")
