@@ -127,9 +127,9 @@ def test_writer_stores_every_clip_once_and_plots_the_first(small_clips, tmp_path
     writer = ExplanationWriter(tmp_path, list(small_clips.feature_names), model.feature_mean.numpy(), plots=2)
     for chunk in (np.arange(0, 5), np.arange(5, len(small_clips))):  # two deploy chunks
         part = small_clips.subset(chunk)
-        explained = explain_clips(model, part, np.arange(len(part)), levels[chunk], n_steps=4)
-        writer.add(part, np.arange(len(part)), levels[chunk], explained)
+        writer.explain(model, part, np.arange(len(part)), levels[chunk], n_steps=4)
     path = writer.close()
+    assert 0 < writer.max_delta < 0.1
     stored = load_explanations(path)
     assert list(stored.arrays["clip_id"]) == [str(i) for i in small_clips.ids]
     clip = stored.clip(str(small_clips.ids[7]))

@@ -6,13 +6,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
+from torch import nn
 
 from ..clips import ClipSet
 from ..errors import PerfexError
 from ..schema import TRAITS
 from ..tables import atomic_output, refuse_overwrite
-from .attributions import TARGET
-from .clips import ClipExplanations
+from .attributions import N_STEPS, TARGET
+from .clips import ClipExplanations, explain_clips
 from .plots import plot_clip_explanation
 
 FILE_NAME = "explanations.npz"
@@ -46,6 +48,18 @@ class ExplanationWriter:
                 self.parts[key].append(value)
             if self.plots_left > 0:
                 self._plot(values, explained.attention is not None)
+
+    def explain(self, model: nn.Module, clips: ClipSet, index: np.ndarray, levels: np.ndarray, *,
+                device: torch.device | str = "cpu", batch_size: int = 8, n_steps: int = N_STEPS) -> None:
+        """Explain clips ``index`` of ``clips`` for their predicted ``levels [N, 5]`` and store them (one deploy chunk)."""
+        baseline = torch.as_tensor(self.baseline)
+        self.add(clips, index, levels, explain_clips(model, clips, index, levels, batch_size=batch_size, device=device,
+                                                     n_steps=n_steps, baseline=baseline))
+
+    @property
+    def max_delta(self) -> float:
+        """Largest |completeness delta| so far: |sum of attributions - (f(clip) - f(baseline))| (NaN before any clip)."""
+        return float(np.abs(np.asarray(self.parts["deltas"])).max()) if self.parts["deltas"] else float("nan")
 
     def _plot(self, values: dict, with_attention: bool) -> None:
         name = "".join(c if c.isalnum() or c in "-_." else "_" for c in values["ids"])
