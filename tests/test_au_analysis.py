@@ -55,7 +55,8 @@ def test_rows_are_clips_and_q_values_are_benjamini_hochberg_over_the_table(analy
     row = table[(table["statistic"] == "AU12 mean") & (table["trait"] == "extroversion")].iloc[0]
     assert row["spearman_rho"] == pytest.approx(stats.spearmanr(clip["mean"], clip["traits"]).statistic, abs=1e-5)
     assert row["pearson_r"] == pytest.approx(stats.pearsonr(clip["mean"], clip["traits"]).statistic, abs=1e-5)
-    assert (table["spearman_rho_low"] <= table["spearman_rho"]).all() and (table["spearman_rho"] <= table["spearman_rho_high"]).all()
+    assert (table["spearman_rho_low"] <= table["spearman_rho"]).all()
+    assert (table["spearman_rho"] <= table["spearman_rho_high"]).all()
 
 
 def test_writes_markdown_and_heatmap(analysed):
@@ -96,7 +97,8 @@ def test_cli_errors_are_one_line_with_status_2(analysed, tmp_path):
     data, out, _ = analysed
     result = run_script("au_analysis.py", "--data", str(tmp_path / "missing.csv"))
     assert result.returncode == 2
-    assert result.stderr.strip() == f"au_analysis.py: error: {tmp_path / 'missing.csv'} does not exist; check the path given to --data"
+    missing = tmp_path / "missing.csv"
+    assert result.stderr.strip() == f"au_analysis.py: error: {missing} does not exist; check the path given to --data"
     with pytest.raises(PerfexError, match="au_trait_correlations.csv already exists; pass --force to overwrite it"):
         run(["--data", str(data), "--out", str(out)])
     pd.DataFrame({"ID": [1], "extroversion": [0.5]}).to_csv(tmp_path / "bad.csv", index=False)

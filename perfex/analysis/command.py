@@ -82,7 +82,8 @@ def _read_predictions(path: str, values: str) -> pd.DataFrame:
     try:
         frame = pd.read_csv(path, dtype={ID_COLUMN: str})
     except (OSError, ValueError) as err:
-        raise PerfexError(f"--predictions {path} could not be read ({str(err).splitlines()[0]}); pass a deploy per-clip CSV") from None
+        reason = str(err).splitlines()[0]
+        raise PerfexError(f"--predictions {path} could not be read ({reason}); pass a deploy per-clip CSV") from None
     columns = PREDICTION_VALUES[values]
     missing = [c for c in [ID_COLUMN, *columns] if c not in frame.columns]
     if missing:

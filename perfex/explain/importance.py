@@ -57,7 +57,8 @@ def _scores(true: np.ndarray, preds: np.ndarray) -> tuple[np.ndarray, np.ndarray
     n_variants, n = preds.shape[:2]
     cell = (np.arange(n_variants)[:, None, None] * len(TRAITS) + np.arange(len(TRAITS))) * N_LEVELS**2
     codes = cell + true[None] * N_LEVELS + preds
-    counts = np.bincount(codes.ravel(), minlength=n_variants * len(TRAITS) * N_LEVELS**2).reshape(n_variants, len(TRAITS), N_LEVELS, N_LEVELS)
+    counts = np.bincount(codes.ravel(), minlength=n_variants * len(TRAITS) * N_LEVELS**2)
+    counts = counts.reshape(n_variants, len(TRAITS), N_LEVELS, N_LEVELS)
     accuracy = np.trace(counts, axis1=2, axis2=3) / max(n, 1)
     expected = counts.sum(axis=3)[..., :, None] * counts.sum(axis=2)[..., None, :] / max(n, 1)
     observed_cost = counts.reshape(n_variants, len(TRAITS), -1) @ _QWK_WEIGHTS

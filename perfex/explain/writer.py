@@ -39,9 +39,10 @@ class ExplanationWriter:
         """Store clips ``index`` of ``clips`` with their predicted ``levels [N, 5]`` and explanations."""
         for k, clip in enumerate(np.asarray(index, dtype=np.int64)):
             rows = slice(clips.offsets[clip], clips.offsets[clip + 1])
-            attention = explained.attention[k] if explained.attention is not None else np.full(len(explained.attributions[k]), np.nan)
+            n_frames = rows.stop - rows.start
+            attention = explained.attention[k] if explained.attention is not None else np.full(n_frames, np.nan)
             times = clips.times[rows] - (clips.times[rows][0] if rows.stop > rows.start else 0)
-            values = {"ids": str(clips.ids[clip]), "files": str(clips.files[clip]), "lengths": rows.stop - rows.start,
+            values = {"ids": str(clips.ids[clip]), "files": str(clips.files[clip]), "lengths": n_frames,
                       "levels": levels[k], "deltas": explained.deltas[k], "attributions": explained.attributions[k],
                       "attention": attention.astype(np.float32), "features": clips.features[rows], "times": times}
             for key, value in values.items():
