@@ -54,6 +54,7 @@ def plot_importance(attribution: pd.DataFrame, permutation: pd.DataFrame, out_pa
             errors = np.abs(np.stack([part[value] - part[f"{value}_low"], part[f"{value}_high"] - part[value]]))
             axes[row, t].barh(part["feature"].str.removesuffix("_r"), part[value], xerr=errors, color="tab:blue", capsize=2)
             axes[row, t].tick_params(labelsize=7)
+            axes[row, t].locator_params(axis="x", nbins=4)
             axes[row, t].set_title(trait if row == 0 else "", fontsize=9)
             axes[row, t].set_xlabel(label, fontsize=8)
     return _save(figure, out_path)
