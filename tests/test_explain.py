@@ -5,6 +5,7 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from sklearn.metrics import cohen_kappa_score
@@ -12,6 +13,7 @@ from sklearn.metrics import cohen_kappa_score
 from models import create_model
 from perfex.batches import collate
 from perfex.clips import ClipSet
+from perfex.deploy import DeployConfig, clip_rows
 from perfex.errors import PerfexError
 from perfex.explain import (ExplanationWriter, attribution_importance, explain_batch, explain_clips, load_explanations,
                             model_importance, permutation_importance, write_importance)
@@ -119,6 +121,21 @@ def test_explaining_changes_no_prediction_and_keeps_the_model_mode(small_clips):
     explain_clips(model, small_clips, np.arange(len(small_clips)), before.argmax(axis=2), n_steps=4)
     assert model.training
     np.testing.assert_array_equal(predict_probs(model, small_clips)[0], before)
+
+
+def test_a_deploy_chunk_is_explained_without_changing_its_rows(small_clips, tmp_path):
+    """What deploy --explain does per chunk: predict (clip_rows), then explain the predicted clips; rows stay the same."""
+    model = tiny_model("attn")
+    config = DeployConfig(weights="", data=[], out="", min_frames=40)
+    rows = clip_rows(small_clips, model, config, "cpu")
+    writer = ExplanationWriter(tmp_path, list(small_clips.feature_names), model.feature_mean.numpy(), plots=0)
+    writer.explain_rows(model, small_clips, rows, n_steps=4)
+    pd.testing.assert_frame_equal(clip_rows(small_clips, model, config, "cpu"), rows)
+    stored = load_explanations(writer.close())
+    predicted = rows["status"].isin(["ok", "windowed"]).to_numpy()
+    assert 0 < predicted.sum() < len(rows)  # some clips are too short and get no explanation
+    assert list(stored.arrays["clip_id"]) == [str(i) for i in small_clips.ids[predicted]]
+    np.testing.assert_array_equal(stored.arrays["levels"] / 4, rows.loc[predicted, list(TRAITS)].to_numpy())
 
 
 def test_writer_stores_every_clip_once_and_plots_the_first(small_clips, tmp_path):

@@ -6,12 +6,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
 from ..clips import ClipSet
 from ..errors import PerfexError
-from ..schema import TRAITS
+from ..schema import N_LEVELS, TRAITS
 from ..tables import atomic_output, refuse_overwrite
 from .attributions import N_STEPS, TARGET
 from .clips import ClipExplanations, explain_clips
@@ -56,6 +57,15 @@ class ExplanationWriter:
         baseline = torch.as_tensor(self.baseline)
         self.add(clips, index, levels, explain_clips(model, clips, index, levels, batch_size=batch_size, device=device,
                                                      n_steps=n_steps, baseline=baseline))
+
+    def explain_rows(self, model: nn.Module, clips: ClipSet, rows: pd.DataFrame, *, device: torch.device | str = "cpu",
+                     batch_size: int = 8, n_steps: int = N_STEPS) -> None:
+        """Explain the clips a deploy chunk predicted: ``rows`` is its per-clip table for ``clips`` (trait columns =
+        level / 4, NaN where the clip was not predicted)."""
+        values = rows[list(TRAITS)].to_numpy(dtype=np.float64)
+        predicted = np.flatnonzero(~np.isnan(values).any(axis=1))
+        levels = np.rint(values[predicted] * (N_LEVELS - 1)).astype(np.int64)
+        self.explain(model, clips, predicted, levels, device=device, batch_size=batch_size, n_steps=n_steps)
 
     @property
     def max_delta(self) -> float:
