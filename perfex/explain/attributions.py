@@ -18,6 +18,7 @@ from torch import nn
 from ..schema import N_LEVELS, TRAITS
 
 N_STEPS = 32
+BATCH_SIZE = 4  # windows per integrated-gradients batch: each is expanded n_steps times; small batches run fastest on CPUs
 TARGET = "log-probability of the predicted level of each trait"
 
 

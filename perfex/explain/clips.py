@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from ..batches import collate, inference_windows
 from ..clips import ClipSet
-from .attributions import N_STEPS, explain_batch, has_attention
+from .attributions import BATCH_SIZE, N_STEPS, explain_batch, has_attention
 
 
 @dataclass
@@ -24,7 +24,7 @@ class ClipExplanations:
 
 
 def explain_clips(model: nn.Module, clips: ClipSet, index: np.ndarray, target_levels: np.ndarray, *,
-                  batch_size: int = 8, device: torch.device | str = "cpu", n_steps: int = N_STEPS,
+                  batch_size: int = BATCH_SIZE, device: torch.device | str = "cpu", n_steps: int = N_STEPS,
                   baseline: torch.Tensor | None = None, progress: bool = False) -> ClipExplanations:
     """Explain clips ``index`` for their ``target_levels [N, 5]``.
 

@@ -13,7 +13,9 @@ from ..clips import ClipSet
 from ..predict import predict_probs
 from ..schema import TRAITS
 from ..splits import group_keys
-from .attributions import N_STEPS
+from .attributions import BATCH_SIZE
+
+IMPORTANCE_STEPS = 16  # fewer steps than per-clip explanations: the ranking averages over every test clip
 from .clips import explain_clips
 from .importance import attribution_importance, permutation_importance
 from .plots import plot_importance
@@ -22,15 +24,15 @@ FILES = ("importance.md", "importance_attribution.csv", "importance_permutation.
 
 
 def model_importance(model: nn.Module, clips: ClipSet, *, device: torch.device | str = "cpu", batch_size: int = 64,
-                     n_steps: int = N_STEPS, n_repeats: int = 5, n_boot: int = 1000, seed: int = 0,
-                     progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+                     explain_batch_size: int = BATCH_SIZE, n_steps: int = IMPORTANCE_STEPS, n_repeats: int = 5,
+                     n_boot: int = 1000, seed: int = 0, progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(attribution table, permutation table) of ``model`` over the labelled ``clips`` (e.g. the test split)."""
     def predict_levels(part: ClipSet) -> np.ndarray:
         return predict_probs(model, part, batch_size=batch_size, device=device)[0].argmax(axis=2)
 
     groups = group_keys(clips)
     everything = np.arange(len(clips))
-    explained = explain_clips(model, clips, everything, predict_levels(clips), batch_size=max(batch_size // 8, 1),
+    explained = explain_clips(model, clips, everything, predict_levels(clips), batch_size=explain_batch_size,
                               device=device, n_steps=n_steps, progress=progress)
     attribution = attribution_importance(explained.attributions, list(clips.feature_names), groups, n_boot, seed)
     permutation = permutation_importance(predict_levels, clips, groups, n_repeats=n_repeats, n_boot=n_boot, seed=seed)

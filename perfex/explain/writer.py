@@ -14,7 +14,7 @@ from ..clips import ClipSet
 from ..errors import PerfexError
 from ..schema import N_LEVELS, TRAITS
 from ..tables import atomic_output, refuse_overwrite
-from .attributions import N_STEPS, TARGET
+from .attributions import BATCH_SIZE, N_STEPS, TARGET
 from .clips import ClipExplanations, explain_clips
 from .plots import plot_clip_explanation
 
@@ -52,14 +52,14 @@ class ExplanationWriter:
                 self._plot(values, explained.attention is not None)
 
     def explain(self, model: nn.Module, clips: ClipSet, index: np.ndarray, levels: np.ndarray, *,
-                device: torch.device | str = "cpu", batch_size: int = 8, n_steps: int = N_STEPS) -> None:
+                device: torch.device | str = "cpu", batch_size: int = BATCH_SIZE, n_steps: int = N_STEPS) -> None:
         """Explain clips ``index`` of ``clips`` for their predicted ``levels [N, 5]`` and store them (one deploy chunk)."""
         baseline = torch.as_tensor(self.baseline)
         self.add(clips, index, levels, explain_clips(model, clips, index, levels, batch_size=batch_size, device=device,
                                                      n_steps=n_steps, baseline=baseline))
 
     def explain_rows(self, model: nn.Module, clips: ClipSet, rows: pd.DataFrame, *, device: torch.device | str = "cpu",
-                     batch_size: int = 8, n_steps: int = N_STEPS) -> None:
+                     batch_size: int = BATCH_SIZE, n_steps: int = N_STEPS) -> None:
         """Explain the clips a deploy chunk predicted: ``rows`` is its per-clip table for ``clips`` (trait columns =
         level / 4, NaN where the clip was not predicted)."""
         values = rows[list(TRAITS)].to_numpy(dtype=np.float64)
