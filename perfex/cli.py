@@ -205,6 +205,8 @@ def test_parser(family: str) -> argparse.ArgumentParser:
     group.add_argument("--train-data", nargs="+", metavar="PATH", help="training data for the baselines when --data holds none")
     group.add_argument("--bootstrap", dest="n_boot", type=int, default=default(TestOptions, "n_boot"),
                        help="bootstrap resamples for the 95%% CI")
+    group.add_argument("--importance", action="store_true", help="also rank AUs per trait by attribution and permutation "
+                       "importance (importance.md, importance.png)")
     _add_run_flags(parser, ["batch_size", "seed", "device", "threads", "precision"], DEFAULT_BATCH["test"])
     return parser
 
@@ -244,6 +246,10 @@ def deploy_parser(family: str) -> argparse.ArgumentParser:
     group.add_argument("--shard", metavar="K/N", help="process only every N-th clip starting at K (for N parallel processes)")
     group.add_argument("--merge", nargs="+", metavar="CSV", help="merge per-clip CSVs written with --shard into --out, then exit")
     group.add_argument("--chunk-rows", type=int, default=default(DeployOptions, "chunk_rows"), help="frames read per chunk (bounds memory)")
+    group.add_argument("--explain", metavar="DIR", help="also write per-clip explanations (attention, integrated gradients) "
+                       "to DIR/explanations.npz, and PNGs of the first clips")
+    group.add_argument("--explain-plots", type=int, default=default(DeployOptions, "explain_plots"), metavar="N",
+                       help="with --explain: PNGs of the first N explained clips")
     _add_run_flags(parser, ["batch_size", "device", "threads", "precision"], DEFAULT_BATCH["deploy"])
     return parser
 
@@ -268,6 +274,9 @@ def run_deploy(family: str, argv: Sequence[str] | None) -> int:
     print(f"{summary['clips_written']} of {summary['clips_in_input']} clips written ({statuses}) -> {summary['out']}")
     if summary.get("per_frame"):
         print(f"per-frame rows -> {summary['per_frame']}")
+    if summary.get("explanations"):
+        print(f"explanations -> {summary['explanations']} (largest integrated-gradients completeness gap "
+              f"{summary['max_completeness_delta']:.3g}; see docs/explain.md)")
     return 0
 
 

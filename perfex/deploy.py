@@ -7,7 +7,7 @@ import json
 import queue
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import TypeVar
@@ -66,12 +66,19 @@ def parse_shard(spec: str | None) -> tuple[int, int]:
 
 
 class ChunkPredictor:
-    """The loaded model and how to run it; turns a chunk of clips into its per-clip rows."""
+    """A model and how to run it; turns a chunk of clips into its per-clip rows (and explains them with --explain)."""
 
-    def __init__(self, config: DeployConfig, device: torch.device) -> None:
-        self.config, self.device = config, device
-        self.model, self.meta = load_checkpoint(config.deploy.weights, family=config.family, map_location=str(device))
-        self.bf16 = resolve_precision(config.run.precision, device) == "bf16"
+    def __init__(self, model: torch.nn.Module, config: DeployConfig, device: torch.device | str,
+                 feature_names: Sequence[str] = ()) -> None:
+        self.model, self.config, self.device = model, config, torch.device(device)
+        self.bf16 = resolve_precision(config.run.precision, self.device) == "bf16"
+        self.explainer = None
+        if config.deploy.explain:
+            from .explain import ExplanationWriter, default_baseline
+
+            names = list(feature_names)
+            self.explainer = ExplanationWriter(config.deploy.explain, names, default_baseline(model, len(names)).cpu().numpy(),
+                                               plots=config.deploy.explain_plots, force=config.deploy.force)
 
     def rows(self, clips: ClipSet) -> pd.DataFrame:
         """Predictions and status of every clip in ``clips`` (none left out)."""
@@ -86,7 +93,10 @@ class ChunkPredictor:
             probs[predict], windows[predict] = predict_probs(self.model, clips, predict, self.config.run.batch_size,
                                                              self.device, bf16=self.bf16)
         status[(windows > 1) & (status == "ok")] = "windowed"
-        return clip_table(clips, status, windows, probs)
+        rows = clip_table(clips, status, windows, probs)
+        if self.explainer is not None:
+            self.explainer.explain_rows(self.model, clips, rows, device=self.device)
+        return rows
 
 
 def clip_table(clips: ClipSet, status: np.ndarray, windows: np.ndarray, probs: np.ndarray) -> pd.DataFrame:
@@ -165,13 +175,16 @@ def deploy(config: DeployConfig) -> dict:
     refuse_overwrite(out, options.force)
     if options.per_frame:
         refuse_overwrite(Path(options.per_frame), options.force)
+    if options.explain and shard[1] > 1:
+        raise PerfexError("--explain with --shard: explain in one process, or give each shard its own --explain folder")
     device = pick_device(config.run.device)
     use_threads(config.run.threads)
-    predictor = ChunkPredictor(config, device)
+    model, meta = load_checkpoint(options.weights, family=config.family, map_location=str(device))
+    predictor = ChunkPredictor(model, config, device, meta.feature_names)
     scan = find_inputs(config.data.data)
     if scan.notice():
         print(scan.notice(), file=sys.stderr)
-    reading = read_options(config.data, (), predictor.meta, tolerate_unreadable=True)
+    reading = read_options(config.data, (), meta, tolerate_unreadable=True)
     chunks = read_ahead(iter_clip_chunks(scan, reading, options.chunk_rows, keep_rows=bool(options.per_frame)))
     counts: dict[str, int] = {}
     seen = 0
@@ -197,6 +210,9 @@ def deploy(config: DeployConfig) -> dict:
         out.with_suffix(".shard.json").write_text(json.dumps(summary, indent=1) + "\n")
     if options.per_frame:
         summary["per_frame"] = options.per_frame
+    if predictor.explainer is not None:
+        summary["explanations"] = str(predictor.explainer.close())
+        summary["max_completeness_delta"] = predictor.explainer.max_delta
     return summary
 
 

@@ -183,8 +183,21 @@ def evaluate_checkpoint(config: TestConfig) -> dict:
     if meta.lineage.parent and not config.data.data and not test.split:
         results["forgetting"] = forgetting_check(config, lineage_chain(meta), model, device, bf16)
         results["markdown"] += "\n" + forgetting_markdown(results["forgetting"])
+    if test.importance:
+        results["markdown"] += "\n" + importance_section(model, evaluated, config, device, Path(test.out))
     write_test_outputs(Path(test.out), results, evaluated, probs, f"{meta.model}: {test.subset} split")
     return results
+
+
+def importance_section(model: torch.nn.Module, evaluated: ClipSet, config: TestConfig, device: torch.device, out: Path) -> str:
+    """Rank AUs per trait by mean |attribution| and by permutation importance; write the table and chart into ``out``."""
+    from .explain import model_importance, write_importance
+
+    attribution, permutation = model_importance(model, evaluated, device=device, batch_size=config.run.batch_size,
+                                                n_boot=config.test.n_boot, seed=config.run.seed,
+                                                progress=show_progress(config.run.progress))
+    out.mkdir(parents=True, exist_ok=True)
+    return write_importance(out, attribution, permutation)
 
 
 def write_test_outputs(out: Path, results: dict, evaluated: ClipSet, probs: np.ndarray, title: str) -> None:

@@ -145,6 +145,7 @@ class TestOptions:
     subset: str = "test"
     train_data: list[str] | None = None
     n_boot: int = 1000
+    importance: bool = False
 
     def __post_init__(self) -> None:
         _require(self.subset in SUBSETS, f"--subset {self.subset!r} is not one of {', '.join(SUBSETS)}")
@@ -173,6 +174,8 @@ class DeployOptions:
     predict_short: bool = False
     shard: str | None = None
     chunk_rows: int = 1_000_000
+    explain: str | None = None
+    explain_plots: int = 10
 
     def __post_init__(self) -> None:
         _require(self.chunk_rows >= 1, f"--chunk-rows {self.chunk_rows} must be at least 1")

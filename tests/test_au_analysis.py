@@ -110,4 +110,4 @@ def test_cli_errors_are_one_line_with_status_2(analysed, tmp_path):
 def test_help_shows_defaults():
     result = run_script("au_analysis.py", "--help")
     assert result.returncode == 0
-    assert "default: data/train.csv.gz" in result.stdout and "default: 1000" in result.stdout
+    assert "data/train.csv.gz" in result.stdout and "default: 1000" in result.stdout

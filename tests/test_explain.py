@@ -13,12 +13,13 @@ from sklearn.metrics import cohen_kappa_score
 from models import create_model
 from perfex.batches import collate
 from perfex.clips import ClipSet
-from perfex.deploy import DeployConfig, clip_rows
+from perfex.deploy import ChunkPredictor
+from perfex.options import DeployConfig, build_config
 from perfex.errors import PerfexError
 from perfex.explain import (ExplanationWriter, attribution_importance, explain_batch, explain_clips, load_explanations,
                             model_importance, permutation_importance, write_importance)
 from perfex.explain.importance import _scores
-from perfex.io import load_clips
+from perfex.readers import load_clips
 from perfex.predict import predict_probs
 from perfex.schema import TRAITS
 from perfex.splits import group_keys
@@ -126,11 +127,11 @@ def test_explaining_changes_no_prediction_and_keeps_the_model_mode(small_clips):
 def test_a_deploy_chunk_is_explained_without_changing_its_rows(small_clips, tmp_path):
     """What deploy --explain does per chunk: predict (clip_rows), then explain the predicted clips; rows stay the same."""
     model = tiny_model("attn")
-    config = DeployConfig(weights="", data=[], out="", min_frames=40)
-    rows = clip_rows(small_clips, model, config, "cpu")
+    predictor = ChunkPredictor(model, build_config(DeployConfig, "attn", min_frames=40), "cpu")
+    rows = predictor.rows(small_clips)
     writer = ExplanationWriter(tmp_path, list(small_clips.feature_names), model.feature_mean.numpy(), plots=0)
     writer.explain_rows(model, small_clips, rows, n_steps=4)
-    pd.testing.assert_frame_equal(clip_rows(small_clips, model, config, "cpu"), rows)
+    pd.testing.assert_frame_equal(predictor.rows(small_clips), rows)
     stored = load_explanations(writer.close())
     predicted = rows["status"].isin(["ok", "windowed"]).to_numpy()
     assert 0 < predicted.sum() < len(rows)  # some clips are too short and get no explanation

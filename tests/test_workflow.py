@@ -215,3 +215,18 @@ def test_retrained_checkpoint_reports_what_retraining_gained_and_lost(cnn_run, l
                                 "--out", str(tmp_path / "t2"), "--bootstrap", "20", "--no-progress")
     assert on_parent_data.returncode == 0, on_parent_data.stderr[-1500:]
     assert "test split" in on_parent_data.stdout
+
+
+def test_explanations_never_change_predictions_and_importance_joins_the_report(cnn_run, deploy_csv, tmp_path):
+    plain, explained = tmp_path / "plain.csv", tmp_path / "explained.csv"
+    base = ["1dcnn_deploy.py", "--weights", str(cnn_run), "--data", str(deploy_csv), "--no-progress"]
+    assert run_script(*base, "--out", str(plain)).returncode == 0
+    result = run_script(*base, "--out", str(explained), "--explain", str(tmp_path / "ex"), "--explain-plots", "2")
+    assert result.returncode == 0, result.stderr[-1500:]
+    assert plain.read_bytes() == explained.read_bytes()
+    assert (tmp_path / "ex" / "explanations.npz").exists() and len(list((tmp_path / "ex").glob("*.png"))) == 2
+    refused = run_script(*base, "--out", str(tmp_path / "s.csv"), "--shard", "0/2", "--explain", str(tmp_path / "ex2"))
+    assert refused.returncode == 2 and "--explain with --shard" in refused.stderr
+    results = run_test(dict(weights=str(cnn_run), out=str(tmp_path / "t"), n_boot=20, progress=False, importance=True), "cnn")
+    written = (tmp_path / "t" / "importance.md").read_text()
+    assert written.strip() in results["markdown"] and (tmp_path / "t" / "importance.png").stat().st_size > 1000

@@ -6,10 +6,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
-from ..cli import DATA, REPO, _add_data_flags, _parser, _stamp
+from ..cli import _add_data_flags, _parser, _stamp
+from ..paths import DATA_DIR, PROJECT_ROOT
 from ..errors import PerfexError
 from ..schema import AU_INTENSITY_COLUMNS, AU_PRESENCE_COLUMNS, ID_COLUMN, TRAITS
 
@@ -29,16 +29,16 @@ def build_parser() -> argparse.ArgumentParser:
         "videos. One row per clip, never per frame. Writes a CSV, a Markdown table and a heatmap PNG.",
         "examples:\n  python au_analysis.py\n  python au_analysis.py --data openface_out/ --labels labels.csv --out outputs/au\n"
         "  python au_analysis.py --data data/deploy.csv.gz --predictions traits.csv   (against a deploy's predictions)")
-    _add_data_flags(parser, [str(DATA / "train.csv.gz")], "AU data (default: data/train.csv.gz).")
+    _add_data_flags(parser, ["labels", "nan_policy", "min_confidence", "min_frames"], [str(DATA_DIR / "train.csv.gz")], "AU data.")
     group = parser.add_argument_group("analysis")
     group.add_argument("--predictions", metavar="CSV", help="a deploy per-clip CSV: correlate with its predictions "
                        "instead of labels (clips are matched by ID; unpredicted clips are left out)")
     group.add_argument("--prediction-values", choices=tuple(PREDICTION_VALUES), default="level",
-                       help="with --predictions: the predicted level columns or the expected <trait>_score (default: level)")
+                       help="with --predictions: the predicted level columns or the expected <trait>_score")
     group.add_argument("--out", help="output directory (default: outputs/au-analysis-<time>)")
     group.add_argument("--force", action="store_true", help="overwrite existing output files")
-    group.add_argument("--bootstrap", dest="n_boot", type=int, default=1000, help="bootstrap resamples (default: 1000)")
-    group.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
+    group.add_argument("--bootstrap", dest="n_boot", type=int, default=1000, help="bootstrap resamples")
+    group.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     return parser
 
 
@@ -62,7 +62,7 @@ def _presence_columns(paths: list[Path]) -> dict[str, str]:
 def _load(args: argparse.Namespace) -> tuple[ClipSet, dict[str, str]]:
     import numpy as np
 
-    from ..io import expand_inputs, load_clips
+    from ..readers import expand_inputs, load_clips
 
     paths = expand_inputs(args.data)
     presence = _presence_columns(paths)
@@ -120,7 +120,7 @@ def analyse(args: argparse.Namespace) -> tuple[pd.DataFrame, str]:
 
 def run(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    out = Path(args.out or REPO / "outputs" / f"au-analysis-{_stamp()}")
+    out = Path(args.out or PROJECT_ROOT / "outputs" / f"au-analysis-{_stamp()}")
     from ..tables import refuse_overwrite
     from .outputs import write_outputs
 
