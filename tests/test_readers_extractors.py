@@ -9,7 +9,7 @@ import pytest
 
 from perfex.errors import PerfexError
 from perfex.readers import (INTENSITY, PROBABILITY, ReadOptions, center_on_clip_median, check_compatible, clip_medians,
-                            detect_format, iter_clip_chunks, load_clips, load_labelled, read, resolve_features)
+                            detect_format, iter_clip_chunks, load_clips, read, resolve_features)
 from perfex.schema import AU_INTENSITY_COLUMNS, TRAITS
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "real"
@@ -215,16 +215,17 @@ def test_cache_keeps_provenance_and_face_clips(tmp_path):
 
 
 def test_load_labelled_takes_a_runs_flags_and_the_checkpoints_extractor(tmp_path):
+    from perfex.metadata import CheckpointMeta
+    from perfex.options import DataOptions
+    from perfex.prepare import load_labelled
+
     write_pyfeat(tmp_path / "aaaaaaaaaaa.000.csv", [0, 1, 2])
     pd.DataFrame({"File": ["aaaaaaaaaaa.000.mp4"], **{t: [0.5] for t in TRAITS}}).to_csv(tmp_path / "l.csv", index=False)
-
-    class Flags:
-        labels, nan_policy, min_confidence, label_binning, cache_dir = tmp_path / "l.csv", "error", 0.5, None, None
-        normalize, allow_extractor_mismatch = "clip-median", False
-
-    clips = load_labelled([tmp_path / "aaaaaaaaaaa.000.csv"], Flags, "au")
+    flags = DataOptions(labels=str(tmp_path / "l.csv"), min_confidence=0.5, normalize="clip-median")
+    clips = load_labelled([tmp_path / "aaaaaaaaaaa.000.csv"], flags)
     assert clips.n_features == 16 and np.allclose(clip_medians(clips), 0)
+    openface_weights = CheckpointMeta(model="cnn", feature_names=list(clips.feature_names), provenance={"extractor": "openface2"})
     with pytest.raises(PerfexError, match="trained on OpenFace 2"):
-        load_labelled([tmp_path / "aaaaaaaaaaa.000.csv"], Flags, clips.feature_names, expect={"extractor": "openface2"})
-    Flags.allow_extractor_mismatch = True
-    assert len(load_labelled([tmp_path / "aaaaaaaaaaa.000.csv"], Flags, clips.feature_names, expect={})) == 1
+        load_labelled([tmp_path / "aaaaaaaaaaa.000.csv"], flags, openface_weights)
+    flags.allow_extractor_mismatch = True
+    assert len(load_labelled([tmp_path / "aaaaaaaaaaa.000.csv"], flags, openface_weights)) == 1
