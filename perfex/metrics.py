@@ -18,6 +18,7 @@ N_TRAITS = len(TRAITS)
 LEVELS = np.arange(N_LEVELS)
 METRIC_NAMES = (
     "accuracy", "precision_macro", "recall_macro", "f1_macro", "roc_auc_ovr_macro", "mae", "one_minus_mae", "pearson_r",
+    "qwk", "off_by_one_accuracy", "mae_levels", "ccc",
 )
 BASELINE_NAMES = ("majority", "train_mean", "logreg_au_stats")
 BASELINE_DESCRIPTIONS = {
@@ -99,6 +100,24 @@ def _pearson_r(x: np.ndarray, y: np.ndarray) -> float:
     return float(x @ y) / denominator if denominator > 1e-12 else math.nan
 
 
+def quadratic_weighted_kappa(y_true: np.ndarray, y_pred: np.ndarray, n_levels: int = N_LEVELS) -> float:
+    """Cohen's kappa with quadratic weights on ordered levels; NaN when the expected disagreement is zero."""
+    observed = np.zeros((n_levels, n_levels))
+    np.add.at(observed, (y_true, y_pred), 1.0)
+    expected = np.outer(observed.sum(axis=1), observed.sum(axis=0)) / max(len(y_true), 1)
+    grid = np.arange(n_levels)
+    weights = (grid[:, None] - grid[None, :]) ** 2 / (n_levels - 1) ** 2
+    denominator = float((weights * expected).sum())
+    return 1.0 - float((weights * observed).sum()) / denominator if denominator > 1e-12 else math.nan
+
+
+def concordance_correlation(x: np.ndarray, y: np.ndarray) -> float:
+    """Lin's concordance correlation coefficient: agreement in correlation, scale and location."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    denominator = x.var() + y.var() + (x.mean() - y.mean()) ** 2
+    return float(2 * np.mean((x - x.mean()) * (y - y.mean())) / denominator) if denominator > 1e-12 else math.nan
+
+
 def _nanmean(values: list[float]) -> float:
     finite = [v for v in values if not math.isnan(v)]
     return float(np.mean(finite)) if finite else math.nan
@@ -120,6 +139,10 @@ def _one_trait_metrics(y_true: np.ndarray, level_probs: np.ndarray, true_score: 
         "mae": mae,
         "one_minus_mae": 1.0 - mae,
         "pearson_r": _pearson_r(pred_score, true_score),
+        "qwk": quadratic_weighted_kappa(y_true, y_pred),
+        "off_by_one_accuracy": float(np.mean(np.abs(y_true - y_pred) <= 1)),
+        "mae_levels": float(np.mean(np.abs(y_true - y_pred))),
+        "ccc": concordance_correlation(pred_score, true_score),
     }
 
 

@@ -23,8 +23,12 @@ def results_markdown(results: dict, model_name: str) -> str:
         "mean accuracy": "accuracy",
         "macro-F1": "f1_macro",
         "ROC AUC (OvR macro)": "roc_auc_ovr_macro",
+        "QWK": "qwk",
+        "off-by-one acc.": "off_by_one_accuracy",
+        "MAE (levels)": "mae_levels",
         "1-MAE": "one_minus_mae",
         "Pearson r": "pearson_r",
+        "CCC": "ccc",
     }
     systems = {f"**{model_name}**": results["model"]}
     systems.update({f"{name} ({BASELINE_DESCRIPTIONS.get(name, 'baseline')})": m for name, m in results["baselines"].items()})

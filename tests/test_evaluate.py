@@ -342,3 +342,20 @@ def test_trivial_baselines_on_real_first_impressions_labels():
     train_mean = evaluate.trait_metrics(levels[test], mean_probs, scores[test], mean_scores)["mean"]
     assert 0.5 < majority["accuracy"] < 0.65  # First Impressions: level 2 holds 55-59% of clips
     assert 0.86 < train_mean["one_minus_mae"] < 0.90  # First Impressions: 0.875-0.894 per trait on the test split
+
+
+def test_ordinal_and_agreement_metrics_match_their_definitions():
+    from sklearn.metrics import cohen_kappa_score
+
+    rng = np.random.default_rng(4)
+    y_true = rng.integers(0, 5, 300)
+    y_pred = np.clip(y_true + rng.integers(-2, 3, 300), 0, 4)
+    assert evaluate.quadratic_weighted_kappa(y_true, y_pred) == pytest.approx(cohen_kappa_score(y_true, y_pred, weights="quadratic"))
+    assert evaluate.quadratic_weighted_kappa(y_true, y_true) == pytest.approx(1.0)
+    x = rng.random(200)
+    assert evaluate.concordance_correlation(x, x) == pytest.approx(1.0)
+    assert evaluate.concordance_correlation(x, x + 0.5) < 0.8 < evaluate._pearson_r(x, x + 0.5)
+    probs = np.eye(5)[np.stack([y_pred] * 5, axis=1)]
+    metrics = evaluate.trait_metrics(np.stack([y_true] * 5, axis=1), probs)["mean"]
+    assert metrics["off_by_one_accuracy"] == pytest.approx(np.mean(np.abs(y_true - y_pred) <= 1))
+    assert metrics["mae_levels"] == pytest.approx(np.mean(np.abs(y_true - y_pred)))
