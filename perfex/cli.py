@@ -339,17 +339,10 @@ def _error_message(err: Exception) -> str:
     return str(err)
 
 
-def main(command: str, model: str | None = None, argv: Sequence[str] | None = None) -> None:
-    """Entry point of every script: run the command; bad input ends with one line on stderr and exit status 2."""
-    actions: dict[str, Callable[[], int]] = {
-        "train": lambda: run_train(model, False, argv),
-        "retrain": lambda: run_train(model, True, argv),
-        "test": lambda: run_test(model, argv),
-        "deploy": lambda: run_deploy(model, argv),
-        "augment": lambda: run_augment(argv),
-    }
+def run_command(action: Callable[[], int]) -> None:
+    """Run one script's work and leave with its status; bad input ends with one line on stderr and exit status 2."""
     try:
-        code = actions[command]()
+        code = action()
     except Exception as err:
         if not is_user_error(err):
             raise
@@ -364,3 +357,15 @@ def main(command: str, model: str | None = None, argv: Sequence[str] | None = No
     # interpreter shutdown can abort ("terminate called without an active exception", status 134) after the work
     # is done. Every output file is closed (and atomically renamed) by now.
     os._exit(code)
+
+
+def main(command: str, model: str | None = None, argv: Sequence[str] | None = None) -> None:
+    """Entry point of the train, retrain, test, deploy and augment scripts."""
+    actions: dict[str, Callable[[], int]] = {
+        "train": lambda: run_train(model, False, argv),
+        "retrain": lambda: run_train(model, True, argv),
+        "test": lambda: run_test(model, argv),
+        "deploy": lambda: run_deploy(model, argv),
+        "augment": lambda: run_augment(argv),
+    }
+    run_command(actions[command])

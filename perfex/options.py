@@ -231,12 +231,9 @@ def save_run_config(config: object, path: Path) -> None:
 
 def read_run_config(path: str | Path) -> dict[str, Any]:
     """A saved run configuration as ``{"family": ..., "retrain": bool, "options": flat dict}``."""
-    try:
-        saved = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise PerfexError(f"--config {path} does not exist; pass the run_config.json of an earlier run") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise PerfexError(f"--config {path} is not valid JSON ({err})") from None
+    from .tables import read_json
+
+    saved = read_json(path, "pass the run_config.json of an earlier run", "--config")
     if not isinstance(saved, dict) or "family" not in saved:
         raise PerfexError(f"--config {path} is not a PerFeX run configuration (no 'family' field)")
     flat = {}

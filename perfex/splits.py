@@ -11,6 +11,7 @@ import numpy as np
 
 from .clips import ClipSet
 from .errors import PerfexError
+from .tables import read_json
 
 SPLIT_NAMES = ("train", "val", "test")
 # First Impressions clip names: 11-character YouTube id, then a 3-digit segment number.
@@ -68,13 +69,8 @@ def save_manifest(manifest: dict, path: Path) -> None:
 
 
 def load_manifest(path: str | Path) -> dict:
-    try:
-        manifest = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise PerfexError(f"split manifest {path} not found; train writes one as split.json in its run directory") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise PerfexError(f"split manifest {path} is not valid JSON ({err}); regenerate it with a train run") from None
-    if manifest.get("format") != "perfex-split" or not all(isinstance(manifest.get(s), list) for s in SPLIT_NAMES):
+    manifest = read_json(path, "train writes one as split.json in its run directory", "split manifest")
+    if not isinstance(manifest, dict) or manifest.get("format") != "perfex-split" or not all(isinstance(manifest.get(s), list) for s in SPLIT_NAMES):
         raise PerfexError(f"{path} is not a PerFeX split manifest (needs format 'perfex-split' and train/val/test lists)")
     return manifest
 

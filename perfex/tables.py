@@ -45,6 +45,18 @@ def read_table(path: Path) -> pa.Table:
         raise PerfexError(f"{path} could not be read as CSV ({first_line}); pass a PerFeX CSV or CSV.GZ file") from None
 
 
+def read_json(path: str | Path, missing_hint: str, what: str) -> object:
+    """Parse a JSON file; a missing or malformed file is a one-line error naming ``what`` it should have been."""
+    import json
+
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise PerfexError(f"{what} {path} not found; {missing_hint}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise PerfexError(f"{what} {path} is not valid JSON ({err})") from None
+
+
 def refuse_overwrite(path: Path, force: bool) -> None:
     """Stop before any work when ``path`` exists and ``--force`` was not given."""
     if Path(path).exists() and not force:

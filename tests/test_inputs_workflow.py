@@ -1,6 +1,5 @@
 """Other extractors, more inputs, per-clip normalisation and folders as people keep them, through the scripts."""
 
-import gzip
 import shutil
 
 import numpy as np

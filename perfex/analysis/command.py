@@ -136,9 +136,6 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Run; bad input ends with one line on stderr and exit status 2."""
-    try:
-        code = run(argv)
-    except PerfexError as err:
-        print(f"{Path(sys.argv[0]).name}: error: {err}", file=sys.stderr)
-        code = 2
-    sys.exit(code)
+    from ..cli import run_command
+
+    run_command(lambda: run(argv))

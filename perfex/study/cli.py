@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 from collections.abc import Sequence
-from pathlib import Path
 
-from ..errors import PerfexError
 from .collect import AGGREGATES, CollectConfig, collect
 from .scale import SCALES
 from .select import STRATEGIES, UNCERTAINTIES
@@ -92,15 +88,7 @@ def run(argv: Sequence[str] | None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Run user_study.py; bad input ends with one line on stderr and exit status 2 (like perfex.cli.main)."""
-    try:
-        code = run(argv)
-    except PerfexError as err:
-        print(f"{Path(sys.argv[0]).name}: error: {err}", file=sys.stderr)
-        code = 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        code = 130
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    """Run; bad input ends with one line on stderr and exit status 2."""
+    from ..cli import run_command
+
+    run_command(lambda: run(argv))
