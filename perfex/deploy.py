@@ -167,16 +167,22 @@ def chunk_rows(chunk: ClipChunk, predictor: ChunkPredictor, first_index: int, sh
     return rows
 
 
+def check_outputs(config: DeployConfig) -> tuple[int, int]:
+    """Refuse, before any work, outputs that exist (without --force) and option clashes; returns the shard (K, N)."""
+    options = config.deploy
+    shard = parse_shard(options.shard)
+    for path in (options.out, options.per_frame):
+        if path:
+            refuse_overwrite(Path(path), options.force)
+    if options.explain and shard[1] > 1:
+        raise PerfexError("--explain with --shard: explain in one process, or give each shard its own --explain folder")
+    return shard
+
+
 def deploy(config: DeployConfig) -> dict:
     """Run the model over every clip of the inputs (streamed in chunks) and write the per-clip CSV atomically."""
     options = config.deploy
-    shard = parse_shard(options.shard)
-    out = Path(options.out)
-    refuse_overwrite(out, options.force)
-    if options.per_frame:
-        refuse_overwrite(Path(options.per_frame), options.force)
-    if options.explain and shard[1] > 1:
-        raise PerfexError("--explain with --shard: explain in one process, or give each shard its own --explain folder")
+    shard = check_outputs(config)
     device = pick_device(config.run.device)
     use_threads(config.run.threads)
     model, meta = load_checkpoint(options.weights, family=config.family, map_location=str(device))
@@ -186,34 +192,39 @@ def deploy(config: DeployConfig) -> dict:
         print(scan.notice(), file=sys.stderr)
     reading = read_options(config.data, (), meta, tolerate_unreadable=True)
     chunks = read_ahead(iter_clip_chunks(scan, reading, options.chunk_rows, keep_rows=bool(options.per_frame)))
-    counts: dict[str, int] = {}
-    seen = 0
     with ExitStack() as stack:
-        tmp = stack.enter_context(atomic_output(out))
-        handle = stack.enter_context(open(tmp, "w", newline=""))
+        handle = stack.enter_context(open(stack.enter_context(atomic_output(Path(options.out))), "w", newline=""))
         frames = stack.enter_context(PerFrameWriter(options.per_frame, per_frame_columns(scan.files))) if options.per_frame else None
         bar = stack.enter_context(tqdm(desc="deploy", unit="clip", disable=not show_progress(config.run.progress)))
-        handle.write(",".join(CLIP_COLUMNS if shard[1] == 1 else ["clip_index", *CLIP_COLUMNS]) + "\n")
-        for chunk in chunks:
-            rows = chunk_rows(chunk, predictor, seen, shard)
-            rows.to_csv(handle, header=False, index=False, float_format="%.6g")
-            if frames is not None:
-                frames.write(chunk.rows, rows[ID_COLUMN].to_numpy(), rows[list(TRAITS)].to_numpy(dtype=np.float64))
-            for status, n in rows["status"].value_counts().items():
-                counts[status] = counts.get(status, 0) + int(n)
-            seen += len(chunk.clips) + len(chunk.unreadable)
-            bar.update(len(chunk.clips) + len(chunk.unreadable))
-            release_freed_memory()
-    summary = {"clips_in_input": seen, "clips_written": sum(counts.values()), "status_counts": counts, "out": str(out),
+        seen, counts = write_chunks(chunks, predictor, shard, handle, frames, bar)
+    summary = {"clips_in_input": seen, "clips_written": sum(counts.values()), "status_counts": counts, "out": options.out,
                "shard": list(shard), "weights": str(options.weights)}
     if shard[1] > 1:
-        out.with_suffix(".shard.json").write_text(json.dumps(summary, indent=1) + "\n")
+        Path(options.out).with_suffix(".shard.json").write_text(json.dumps(summary, indent=1) + "\n")
     if options.per_frame:
         summary["per_frame"] = options.per_frame
     if predictor.explainer is not None:
         summary["explanations"] = str(predictor.explainer.close())
         summary["max_completeness_delta"] = predictor.explainer.max_delta
     return summary
+
+
+def write_chunks(chunks: Iterator[ClipChunk], predictor: ChunkPredictor, shard: tuple[int, int], handle, frames, bar) -> tuple[int, dict]:
+    """Predict and write chunk after chunk (per-clip CSV rows, per-frame rows); returns (clips seen, status counts)."""
+    handle.write(",".join(CLIP_COLUMNS if shard[1] == 1 else ["clip_index", *CLIP_COLUMNS]) + "\n")
+    counts: dict[str, int] = {}
+    seen = 0
+    for chunk in chunks:
+        rows = chunk_rows(chunk, predictor, seen, shard)
+        rows.to_csv(handle, header=False, index=False, float_format="%.6g")
+        if frames is not None:
+            frames.write(chunk.rows, rows[ID_COLUMN].to_numpy(), rows[list(TRAITS)].to_numpy(dtype=np.float64))
+        for status, n in rows["status"].value_counts().items():
+            counts[status] = counts.get(status, 0) + int(n)
+        seen += len(chunk.clips) + len(chunk.unreadable)
+        bar.update(len(chunk.clips) + len(chunk.unreadable))
+        release_freed_memory()
+    return seen, counts
 
 
 def merge_shards(shard_files: list[str], out: str, force: bool = False) -> dict:

@@ -227,20 +227,13 @@ def _logreg_level_probs(train_x: np.ndarray, train_y: np.ndarray, test_x: np.nda
     return probs
 
 
-def baseline_predictions(
-    train_levels: np.ndarray,
-    train_scores: np.ndarray | None,
-    train_features: np.ndarray,
-    test_features: np.ndarray,
-    seed: int = 0,
-) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """``name -> (probs [N, 5, 5], pred_scores [N, 5])`` for the test clips, each baseline fitted on training clips only."""
-    train_levels = _check_levels(train_levels, "train_levels")
+def _check_baseline_features(train_features: np.ndarray, test_features: np.ndarray, n_train: int) -> tuple[np.ndarray, np.ndarray]:
+    """Both feature tables as float64, one row per clip, the same columns, all finite."""
     train_features = np.asarray(train_features, dtype=np.float64)
     test_features = np.asarray(test_features, dtype=np.float64)
-    if train_features.ndim != 2 or len(train_features) != len(train_levels):
+    if train_features.ndim != 2 or len(train_features) != n_train:
         raise PerfexError(
-            f"train_features has shape {train_features.shape}; expected one feature row per training clip ({len(train_levels)})"
+            f"train_features has shape {train_features.shape}; expected one feature row per training clip ({n_train})"
         )
     if test_features.ndim != 2 or test_features.shape[1] != train_features.shape[1]:
         raise PerfexError(
@@ -250,6 +243,19 @@ def baseline_predictions(
         if not np.isfinite(features).all():
             row = int(np.argwhere(~np.isfinite(features))[0, 0])
             raise PerfexError(f"{name} row {row} holds NaN or inf; drop or fill missing frames before evaluation")
+    return train_features, test_features
+
+
+def baseline_predictions(
+    train_levels: np.ndarray,
+    train_scores: np.ndarray | None,
+    train_features: np.ndarray,
+    test_features: np.ndarray,
+    seed: int = 0,
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``name -> (probs [N, 5, 5], pred_scores [N, 5])`` for the test clips, each baseline fitted on training clips only."""
+    train_levels = _check_levels(train_levels, "train_levels")
+    train_features, test_features = _check_baseline_features(train_features, test_features, len(train_levels))
     n_test = len(test_features)
 
     majority = np.array([np.bincount(train_levels[:, t], minlength=N_LEVELS).argmax() for t in range(N_TRAITS)])
