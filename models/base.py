@@ -10,12 +10,17 @@ from torch import nn
 
 from .common import frame_mask
 from .errors import ModelConfigError
+from .outputs import decode_levels
+from .wide import StatisticsPath
 
 
 class TraitModel(nn.Module):
     """Clips ``x [B, T, F]`` with ``lengths [B]`` (and optional ``times [B, T]`` in seconds) to logits ``[B, n_outputs]``.
 
-    ``forward = forward_head(forward_features(...))``; ``head`` is an ``nn.Sequential`` ending in the output Linear.
+    ``forward = forward_head(forward_features(...))``, plus the statistics path's logits when the config asks for it
+    (``statistics_path``: a linear map of the clip's masked per-feature mean/std, beside the deep path). ``head`` is an
+    ``nn.Sequential`` ending in the output Linear. ``level_probabilities`` turns logits into [B, traits, levels]
+    probabilities, with the per-trait temperatures set by calibration and the config's ``output`` decode.
     """
 
     name: ClassVar[str] = ""
@@ -30,6 +35,22 @@ class TraitModel(nn.Module):
         self.max_frames = config.max_frames
         self.register_buffer("feature_mean", torch.zeros(config.n_features), persistent=self.normalizes)
         self.register_buffer("feature_std", torch.ones(config.n_features), persistent=self.normalizes)
+        self.register_buffer("temperature", torch.ones(config.n_traits), persistent=False)
+        self.statistics = StatisticsPath(config.n_features, self.n_logits) if config.statistics_path else None
+
+    @property
+    def n_logits(self) -> int:
+        """Logits the model outputs: ``n_outputs`` when set, else one per trait and level."""
+        return getattr(self.config, "n_outputs", None) or self.config.n_traits * self.config.n_levels
+
+    def set_temperatures(self, temperatures: Any) -> None:
+        """Per-trait temperatures that divide each trait's logits before decoding (1 = uncalibrated)."""
+        self.temperature.copy_(torch.as_tensor(temperatures, dtype=torch.float32).reshape(self.config.n_traits))
+
+    def level_probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """``[B, traits * levels]`` logits -> ``[B, traits, levels]`` probabilities (temperatures applied)."""
+        per_trait = logits.float().view(-1, self.config.n_traits, self.config.n_levels)
+        return decode_levels(per_trait / self.temperature[None, :, None], self.config.output)
 
     def set_normalization(self, mean: np.ndarray, std: np.ndarray) -> None:
         """Store training-split statistics; inputs become (x - mean) / std."""
@@ -45,7 +66,11 @@ class TraitModel(nn.Module):
         return x * mask[:, :, None].to(x.dtype), mask
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor, times: torch.Tensor | None = None) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x, lengths, times))
+        return self.forward_head(self.forward_features(x, lengths, times)) + self.statistics_logits(x, lengths)
+
+    def statistics_logits(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor | float:
+        """The statistics path's logits ``[B, n_logits]`` (0 for a model without it)."""
+        return 0.0 if self.statistics is None else self.statistics(*self.prepare(x, lengths))
 
     def forward_features(self, x: torch.Tensor, lengths: torch.Tensor, times: torch.Tensor | None = None) -> torch.Tensor:
         """The pooled clip representation ``[B, D]`` that the head reads."""
@@ -60,8 +85,8 @@ class TraitModel(nn.Module):
         return self.head[-1].out_features
 
     def head_parameters(self) -> list[nn.Parameter]:
-        """The parameters of ``head`` (what ``--freeze-encoder`` trains)."""
-        return list(self.head.parameters())
+        """The parameters of ``head`` and of the statistics path (what ``--freeze-encoder`` trains)."""
+        return list(self.head.parameters()) + (list(self.statistics.parameters()) if self.statistics is not None else [])
 
     def encoder_parameters(self) -> list[nn.Parameter]:
         """Every parameter not in ``head``."""
@@ -84,6 +109,8 @@ class TraitModel(nn.Module):
         self.outputs_changed(n_outputs)
         last = self.head[-1]
         self.head[-1] = nn.Linear(last.in_features, n_outputs).to(device=last.weight.device, dtype=last.weight.dtype)
+        if self.statistics is not None:
+            self.statistics.linear = nn.Linear(self.statistics.linear.in_features, n_outputs).to(last.weight.device)
 
     def outputs_changed(self, n_outputs: int) -> None:
         """Record a new output count in ``config`` (or refuse it) before ``reset_head`` swaps the layer."""

@@ -49,3 +49,10 @@ def check_outputs(config: Any) -> None:
     if value is not None and (not _whole(value) or value <= 0):
         raise ModelConfigError(f"{config.model} option n_outputs must be a positive integer, not {value!r}; "
                                "leave it unset for one logit per trait and level")
+
+
+def check_choice(config: Any, name: str, choices: tuple[str, ...]) -> None:
+    """An option that must be one of a few names."""
+    value = getattr(config, name)
+    if value not in choices:
+        raise ModelConfigError(f"{config.model} option {name} must be one of {', '.join(choices)}, not {value!r}")

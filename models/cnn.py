@@ -9,9 +9,10 @@ import torch
 from torch import nn
 
 from .base import TraitModel
-from .checks import check_fraction, check_outputs, check_positive, int_tuple
+from .checks import check_choice, check_fraction, check_outputs, check_positive, int_tuple
 from .common import masked_mean
 from .errors import ModelConfigError
+from .outputs import OUTPUTS
 
 
 @dataclass
@@ -27,6 +28,8 @@ class CNNConfig:
     n_levels: int = 5
     max_frames: int = 700
     n_outputs: int | None = None  # None: n_traits * n_levels logits
+    statistics_path: bool = True  # a linear path from the clip's masked AU mean/std to the logits, beside the deep path
+    output: str = "softmax"  # how logits become level probabilities: softmax, or corn (ordinal)
 
     def __post_init__(self) -> None:
         self.kernels = int_tuple(self, "kernels")
@@ -38,6 +41,7 @@ class CNNConfig:
                        "max_frames")
         check_fraction(self, "dropout")
         check_outputs(self)
+        check_choice(self, "output", OUTPUTS)
 
 
 class MultiScaleCNN(TraitModel):

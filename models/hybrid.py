@@ -10,9 +10,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import TraitModel
-from .checks import check_fraction, check_outputs, check_positive, int_tuple
+from .checks import check_choice, check_fraction, check_outputs, check_positive, int_tuple
 from .common import SqueezeExcite, masked_mean, sinusoidal_embedding
 from .errors import ModelConfigError
+from .outputs import OUTPUTS
 
 
 @dataclass
@@ -32,6 +33,8 @@ class HybridConfig:
     max_frames: int = 700
     fps: float = 30.0
     n_outputs: int | None = None  # None: n_traits * n_levels logits
+    statistics_path: bool = True  # a linear path from the clip's masked AU mean/std to the logits, beside the deep path
+    output: str = "softmax"  # how logits become level probabilities: softmax, or corn (ordinal)
 
     def __post_init__(self) -> None:
         self.conv_channels, self.conv_kernels = int_tuple(self, "conv_channels"), int_tuple(self, "conv_kernels")
@@ -49,6 +52,7 @@ class HybridConfig:
             raise ModelConfigError(f"attn option fps must be a positive number of frames per second, not {self.fps!r}; "
                                    "use e.g. 30")
         check_outputs(self)
+        check_choice(self, "output", OUTPUTS)
 
 
 class HybridAttention(TraitModel):
@@ -118,7 +122,7 @@ class HybridAttention(TraitModel):
                 return_attention: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Logits [B, n_outputs]; with ``return_attention=True`` also the attention weights [B, T]."""
         pooled, weights = self.features_and_attention(x, lengths, times)
-        logits = self.forward_head(pooled)
+        logits = self.forward_head(pooled) + self.statistics_logits(x, lengths)
         return (logits, weights) if return_attention else logits
 
     def outputs_changed(self, n_outputs: int) -> None:

@@ -41,6 +41,10 @@ class LegacyConfig:
     """Original models have no options; the config only records the fixed input size."""
 
     model: ClassVar[str] = "legacy"
+    statistics_path: ClassVar[bool] = False
+    output: ClassVar[str] = "softmax"
+    n_traits: ClassVar[int] = 5
+    n_levels: ClassVar[int] = 5
     n_features: int = N_AUS
     max_frames: int = PADDED_FRAMES
 

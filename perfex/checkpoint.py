@@ -81,6 +81,8 @@ def load_checkpoint(path: str | Path, family: str | None = None, map_location: s
         model = build_legacy_model(state) if meta.legacy else _model_with_state(path, meta, state)
     if family is not None and meta.family != family:
         raise WrongFamilyError(path, meta.model, family)
+    if meta.temperatures is not None:
+        model.set_temperatures(meta.temperatures)
     return model.to(map_location).eval(), meta
 
 

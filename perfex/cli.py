@@ -15,7 +15,7 @@ from dataclasses import MISSING, fields
 from pathlib import Path
 
 from .errors import PerfexError
-from .options import (DEVICES, LABEL_BINNINGS, NAN_POLICIES, NORMALIZATIONS, PRECISIONS, RETRAIN_DEFAULTS, SUBSETS, DataOptions,
+from .options import (DEVICES, LABEL_BINNINGS, LOSSES, NAN_POLICIES, NORMALIZATIONS, PRECISIONS, SELECTIONS, RETRAIN_DEFAULTS, SUBSETS, DataOptions,
                       DeployOptions, RetrainOptions, RunOptions, TestOptions, TrainOptions)
 from .paths import DATA_DIR, PROJECT_ROOT, WEIGHTS_DIR
 
@@ -137,11 +137,18 @@ def _add_training_flags(parser: argparse.ArgumentParser, family: str, retrain: b
     group.add_argument("--epochs", type=int, default=value("epochs"), help="maximum epochs")
     group.add_argument("--lr", type=float, default=value("lr"), help="AdamW learning rate")
     group.add_argument("--weight-decay", type=float, default=value("weight_decay"), help="AdamW weight decay")
-    group.add_argument("--patience", type=int, default=value("patience"), help="stop after this many epochs without a better validation macro-F1")
+    group.add_argument("--patience", type=int, default=value("patience"), help="stop after this many epochs without a better --select score")
     group.add_argument("--max-frames", type=int, default=value("max_frames"), help="training window: longer clips are randomly cropped")
     group.add_argument("--split", metavar="JSON", help="reuse a split manifest (default: make one, seeded, saved as split.json)")
     group.add_argument("--val-fraction", type=float, default=value("val_fraction"), help="share of source videos for validation")
     group.add_argument("--test-fraction", type=float, default=value("test_fraction"), help="share of source videos held out for testing")
+    if not retrain:
+        group.add_argument("--loss", choices=LOSSES, default=value("loss"), help="ce: cross-entropy over the five levels; "
+                           "ordinal: CORN, which knows the levels are ordered (a retrain keeps its parent's)")
+    group.add_argument("--select", choices=SELECTIONS, default=value("select"),
+                       help="which epoch becomes best.safetensors: lowest validation loss, highest QWK or macro-F1")
+    group.add_argument("--no-calibrate", dest="calibrate", action="store_false",
+                       help="skip fitting one temperature per trait on the validation split after training")
     group.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     group.add_argument("--record-samples", action="store_true", help="write the clip ids each rank trained on (checks DDP sharding)")
     if retrain:

@@ -54,6 +54,7 @@ class CheckpointMeta:
     data: DataRecord | None = None
     epoch: int | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
+    temperatures: list[float] | None = None  # one per trait, fitted on the validation split; None: uncalibrated
     lineage: Lineage = field(default_factory=Lineage)
     run_config: dict[str, Any] | None = None
     source: dict[str, str] | None = None  # original .pt checkpoints: file name, sha256, architecture
@@ -93,11 +94,14 @@ class CheckpointMeta:
 
 
 def _migrate_v1(values: dict[str, Any]) -> dict[str, Any]:
-    """Schema 1 -> 2: lineage grouped, ``train_config`` -> ``run_config``, legacy source fields grouped."""
+    """Schema 1 -> 2: lineage grouped, ``train_config`` -> ``run_config``, legacy source fields grouped; round-one
+    cnn/attn models had no statistics path."""
     values = dict(values)
     values["lineage"] = {"parent": values.pop("parent", None), "iteration": values.pop("iteration", 1), "study": None}
     values["run_config"] = values.pop("train_config", None)
     source = {k: values.pop(k) for k in ("source_file", "source_sha256", "architecture") if k in values}
     values["source"] = source or None
+    if values.get("model_config") is not None and values.get("model") in ("cnn", "attn"):
+        values["model_config"] = {"statistics_path": False, **values["model_config"]}  # round-one models had none
     values["schema_version"] = SCHEMA_VERSION
     return values

@@ -20,6 +20,8 @@ DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
 SUBSETS = ("test", "val", "train", "all")
 FAMILIES = ("cnn", "attn")
+LOSSES = ("ce", "ordinal")
+SELECTIONS = ("loss", "qwk", "f1")
 
 
 def _require(condition: bool, message: str) -> None:
@@ -89,8 +91,13 @@ class TrainOptions:
     test_fraction: float = 0.15
     resume: bool = False
     record_samples: bool = False
+    loss: str = "ce"
+    select: str = "loss"
+    calibrate: bool = True
 
     def __post_init__(self) -> None:
+        _require(self.loss in LOSSES, f"--loss {self.loss!r} is not one of {', '.join(LOSSES)}")
+        _require(self.select in SELECTIONS, f"--select {self.select!r} is not one of {', '.join(SELECTIONS)}")
         _require(self.epochs >= 1, f"--epochs {self.epochs} must be at least 1")
         _require(self.lr > 0, f"--lr {self.lr} must be positive (e.g. 1e-3)")
         _require(self.patience >= 1, f"--patience {self.patience} must be at least 1")

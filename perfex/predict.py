@@ -21,12 +21,42 @@ def expected_scores(probs: np.ndarray) -> np.ndarray:
     return np.asarray(probs, dtype=np.float64) @ np.arange(N_LEVELS, dtype=np.float64) / (N_LEVELS - 1)
 
 
-def trait_probabilities(logits: torch.Tensor) -> torch.Tensor:
-    """[B, 25] logits -> [B, 5 traits, 5 levels] probabilities."""
-    return logits.float().view(-1, len(TRAITS), N_LEVELS).softmax(dim=-1)
-
-
 @torch.no_grad()
+def window_logits(
+    model: nn.Module,
+    clips: ClipSet,
+    index: np.ndarray | None = None,
+    batch_size: int = 64,
+    device: torch.device | str = "cpu",
+    bf16: bool = False,
+    progress: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Logits of every window [W, n_logits] and the position in ``index`` of each window's clip [W].
+
+    A clip longer than the model's window is covered by half-overlapping windows (a zero-length clip by none).
+    Windows are sorted by length so batches carry little padding; the result is in window order.
+    """
+    device = torch.device(device)
+    index = np.arange(len(clips)) if index is None else np.asarray(index, dtype=np.int64)
+    fixed_length = model.fixed_length
+    positions, starts, sizes = inference_windows(clips.lengths[index], int(fixed_length or model.max_frames))
+    keep = sizes > 0
+    positions, starts, sizes = positions[keep], starts[keep], sizes[keep]
+    order = np.argsort(sizes, kind="stable")
+    logits = np.zeros((len(order), model.n_logits), dtype=np.float32)
+    was_training = model.training
+    model.eval()
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+    for begin in tqdm(range(0, len(order), batch_size), desc="predict", unit="batch", disable=not progress, leave=False):
+        chosen = order[begin : begin + batch_size]
+        width = fixed_length or -(-int(sizes[chosen].max()) // SHAPE_STEP) * SHAPE_STEP
+        batch = collate(clips, index[positions[chosen]], starts[chosen], sizes[chosen], pad_to=width).to(device)
+        with autocast:
+            logits[chosen] = model(batch.x, batch.lengths, batch.times).float().cpu().numpy()
+    model.train(was_training)
+    return logits, positions
+
+
 def predict_probs(
     model: nn.Module,
     clips: ClipSet,
@@ -38,31 +68,16 @@ def predict_probs(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Probabilities [N, 5, 5] for the clips at ``index`` (all by default) and the number of windows per clip.
 
-    A clip longer than the model's window is covered by half-overlapping windows whose probabilities are
-    averaged; a zero-length clip gets NaN. Windows are sorted by length so batches carry little padding.
+    Each window's logits are decoded by the model (its temperatures and output applied); a clip's probabilities
+    are the mean over its windows; a zero-length clip gets NaN.
     """
-    device = torch.device(device)
-    index = np.arange(len(clips)) if index is None else np.asarray(index, dtype=np.int64)
-    lengths = clips.lengths[index]
-    fixed_length = model.fixed_length
-    window = int(fixed_length or model.max_frames)
-    positions, starts, sizes = inference_windows(lengths, window)
-    keep = sizes > 0
-    positions, starts, sizes = positions[keep], starts[keep], sizes[keep]
-    order = np.argsort(sizes, kind="stable")
-    sums = np.zeros((len(index), len(TRAITS), N_LEVELS), dtype=np.float64)
-    counts = np.bincount(positions, minlength=len(index))
-    was_training = model.training
-    model.eval()
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
-    for begin in tqdm(range(0, len(order), batch_size), desc="predict", unit="batch", disable=not progress, leave=False):
-        chosen = order[begin : begin + batch_size]
-        width = fixed_length or -(-int(sizes[chosen].max()) // SHAPE_STEP) * SHAPE_STEP
-        batch = collate(clips, index[positions[chosen]], starts[chosen], sizes[chosen], pad_to=width).to(device)
-        with autocast:
-            logits = model(batch.x, batch.lengths, batch.times)
-        np.add.at(sums, positions[chosen], trait_probabilities(logits).cpu().numpy())
-    model.train(was_training)
+    n = len(clips) if index is None else len(index)
+    logits, positions = window_logits(model, clips, index, batch_size, device, bf16, progress)
+    with torch.no_grad():
+        window_probs = model.level_probabilities(torch.from_numpy(logits).to(model.temperature.device)).cpu().numpy()
+    sums = np.zeros((n, len(TRAITS), N_LEVELS), dtype=np.float64)
+    np.add.at(sums, positions, window_probs)
+    counts = np.bincount(positions, minlength=n)
     with np.errstate(invalid="ignore", divide="ignore"):
         probs = sums / counts[:, None, None]
     return probs.astype(np.float32), counts

@@ -10,12 +10,11 @@ import csv
 import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
@@ -32,9 +31,11 @@ from .metrics import trait_metrics
 from .metadata import CheckpointMeta, DataRecord, Lineage
 from .options import RunOptions, TrainConfig, save_run_config
 from .paths import portable_path
-from .predict import predict_probs
+from .predict import predict_probs, window_logits
 from .prepare import PreparedData, prepare_training_data
-from .schema import N_LEVELS, TRAITS
+from .losses import MODEL_OUTPUT, trait_loss
+from .schema import TRAITS
+from .statistics_init import start_from_statistics
 from .splits import manifest_hash, save_manifest
 from .study.provenance import study_for
 
@@ -49,13 +50,10 @@ def data_fingerprint(clips: ClipSet) -> str:
     return digest.hexdigest()[:16]
 
 
-def trait_loss(logits: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of each trait's five levels, summed over traits, averaged over clips.
-
-    Also the validation loss: given log-probabilities instead of logits it is their negative log-likelihood.
-    """
-    per_trait = F.cross_entropy(logits.float().reshape(-1, N_LEVELS), levels.reshape(-1), reduction="none")
-    return per_trait.view(-1, len(TRAITS)).sum(dim=1).mean()
+def negative_log_likelihood(probs: np.ndarray, levels: np.ndarray) -> float:
+    """Validation loss of any output: -log p(true level), summed over traits, averaged over clips."""
+    picked = np.take_along_axis(probs, levels[:, :, None], axis=2)[..., 0]
+    return float(-np.log(np.clip(picked, 1e-12, None)).sum(axis=1).mean())
 
 
 def validation_scores(context: distributed.Context, model: nn.Module, clips: ClipSet, index: np.ndarray, run: RunOptions) -> dict:
@@ -67,14 +65,20 @@ def validation_scores(context: distributed.Context, model: nn.Module, clips: Cli
     order = np.concatenate([p[0] for p in parts])
     probs = np.concatenate([p[1] for p in parts])[np.argsort(order)]
     levels = clips.levels[np.sort(order)]
-    log_probs = torch.from_numpy(np.log(np.clip(probs, 1e-12, None)))
     metrics = trait_metrics(levels, probs)
     return {
-        "val_loss": float(trait_loss(log_probs, torch.from_numpy(levels))),
+        "val_loss": negative_log_likelihood(probs, levels),
         "val_accuracy": metrics["mean"]["accuracy"],
         "val_f1_macro": metrics["mean"]["f1_macro"],
+        "val_qwk": metrics["mean"]["qwk"],
         "val_per_trait_accuracy": {t: metrics["per_trait"][t]["accuracy"] for t in TRAITS},
     }
+
+
+def selection_score(scores: dict, select: str) -> float:
+    """Higher is better: minus the validation loss, the validation QWK or the validation macro-F1."""
+    value = {"loss": -scores["val_loss"], "qwk": scores["val_qwk"], "f1": scores["val_f1_macro"]}[select]
+    return -np.inf if np.isnan(value) else float(value)
 
 
 @dataclass
@@ -92,16 +96,21 @@ def load_parent(config: TrainConfig) -> Parent | None:
         return None
     weights = resolve_weights(config.retrain.weights)
     model, meta = load_checkpoint(weights, family=config.family)
+    model.set_temperatures(torch.ones(model.config.n_traits))  # the parent's calibration does not fit the new weights
     return Parent(model, meta, weights)
 
 
-def initial_model(config: TrainConfig, data: PreparedData, parent: Parent | None) -> nn.Module:
-    """Where train and retrain differ: a fresh model normalised on the training split, or the parent's weights."""
+def initial_model(config: TrainConfig, data: PreparedData, parent: Parent | None) -> tuple[nn.Module, bool]:
+    """Where train and retrain differ: a fresh model normalised on the training split, its statistics path fitted
+    as logistic regression (see perfex.statistics_init), or the parent's weights. Also returns whether the
+    starting point is a candidate for best.safetensors (epoch 0)."""
     if parent is not None:
-        return parent.model
-    model = create_model(config.family, n_features=data.clips.n_features, max_frames=config.train.max_frames)
+        return parent.model, False
+    model = create_model(config.family, n_features=data.clips.n_features, max_frames=config.train.max_frames,
+                         output=MODEL_OUTPUT[config.train.loss])
     model.set_normalization(*data.normalization())
-    return model
+    started = start_from_statistics(model, data.clips, data.parts["train"], data.parts["val"], config.run.seed)
+    return model, started
 
 
 def check_run_dir(out: Path, resume: bool) -> None:
@@ -123,8 +132,8 @@ def fit(config: TrainConfig, on_epoch_end: EpochHook | None = None) -> dict:
     data = prepare_training_data(config, parent.meta if parent else None, log)
     if parent is not None:
         check_features(parent.meta, data.clips.feature_names, parent.weights)
-    model = initial_model(config, data, parent)
-    trainer = Trainer(config, context, model, data, parent, log)
+    model, start_is_candidate = initial_model(config, data, parent)
+    trainer = Trainer(config, context, model, data, parent, log, start_is_candidate)
     result = trainer.run(on_epoch_end)
     distributed.teardown(context)
     return result
@@ -134,8 +143,9 @@ class Trainer:
     """The epoch loop of one run: optimiser, early stopping, checkpoints and the run directory's files."""
 
     def __init__(self, config: TrainConfig, context: distributed.Context, model: nn.Module, data: PreparedData,
-                 parent: Parent | None, log: Callable[[str], None]) -> None:
+                 parent: Parent | None, log: Callable[[str], None], start_is_candidate: bool = False) -> None:
         self.config, self.context, self.data, self.parent, self.log = config, context, data, parent, log
+        self.start_is_candidate = start_is_candidate
         self.out = Path(config.train.out)
         self.model = model.to(context.device)
         freeze = config.retrain is not None and config.retrain.freeze_encoder
@@ -147,8 +157,9 @@ class Trainer:
             ids = [context.local_rank] if context.device.type == "cuda" else None
             self.engine = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         self.study = next(filter(None, map(study_for, config.data.data)), None)  # retrain on a user study's ratings
+        self.loss = "ordinal" if model.config.output == "corn" else "ce"
         self.history: list[dict] = []
-        self.start_epoch, self.best_score, self.best_epoch, self.since_best = 1, -1.0, 0, 0
+        self.start_epoch, self.best_score, self.best_epoch, self.since_best = 1, None, 0, 0
         if config.train.resume:
             self._resume()
 
@@ -162,40 +173,54 @@ class Trainer:
         self.log(f"resuming {self.out} after epoch {state['epoch']} (best so far: epoch {self.best_epoch})")
 
     def run(self, on_epoch_end: EpochHook | None = None) -> dict:
-        """Epochs until ``--epochs`` or ``--patience`` epochs without a better validation macro-F1."""
+        """Epochs until ``--epochs`` or ``--patience`` epochs without a better ``--select`` score; then calibration."""
         c = self.config.train
         self._write_run_files()
+        if self.start_epoch == 1 and self.start_is_candidate:
+            self._record(0, *self._evaluate(0, None))  # the starting point (logistic regression) competes too
         for epoch in range(self.start_epoch, c.epochs + 1):
-            row, scores = self._epoch(epoch)
-            improved = scores["val_f1_macro"] > self.best_score
-            if improved:
-                self.best_score, self.best_epoch, self.since_best = scores["val_f1_macro"], epoch, 0
-            else:
-                self.since_best += 1
-            self.history.append(row)
-            self._save(epoch, scores, improved)
-            self._log_epoch(row, scores, improved)
+            self._record(epoch, *self._epoch(epoch))
             if on_epoch_end is not None:
-                on_epoch_end(epoch, row)
+                on_epoch_end(epoch, self.history[-1])
             if self.since_best >= c.patience:
-                self.log(f"early stop: no better validation macro-F1 for {c.patience} epochs")
+                self.log(f"early stop: no better validation {c.select} for {c.patience} epochs")
                 break
         self._finish()
-        return {"best_epoch": self.best_epoch, "best_val_f1_macro": self.best_score, "run_dir": str(self.out)}
+        return {"best_epoch": self.best_epoch, "best_score": self.best_score, "run_dir": str(self.out)}
 
-    def _epoch(self, epoch: int) -> tuple[dict, dict]:
+    def _record(self, epoch: int, row: dict, scores: dict) -> None:
+        """Keep an epoch's row, track the best by ``--select``, save last (and best) checkpoints."""
+        score = selection_score(scores, self.config.train.select)
+        improved = self.best_score is None or score > self.best_score
+        if improved:
+            self.best_score, self.best_epoch, self.since_best = score, epoch, 0
+        else:
+            self.since_best += 1
+        self.history.append(row)
+        self._save(epoch, scores, improved)
+        self._log_epoch(row, scores, improved)
+
+    def _evaluate(self, epoch: int, training: tuple[float, int] | None) -> tuple[dict, dict]:
         started = time.perf_counter()
-        train_loss, n_clips = self._train_epoch(epoch)
         scores = validation_scores(self.context, self.model, self.data.clips, self.data.parts["val"], self.config.run)
+        train_loss, n_clips = training or (float("nan"), 0)
         seconds = time.perf_counter() - started
         row = {"epoch": epoch, "train_loss": train_loss, **{k: v for k, v in scores.items() if k != "val_per_trait_accuracy"},
                "lr": self.optimizer.param_groups[0]["lr"], "seconds": seconds, "train_clips_per_s": n_clips / seconds}
         return row, scores
 
+    def _epoch(self, epoch: int) -> tuple[dict, dict]:
+        started = time.perf_counter()
+        training = self._train_epoch(epoch)
+        row, scores = self._evaluate(epoch, training)
+        row["seconds"] = time.perf_counter() - started
+        row["train_clips_per_s"] = training[1] / row["seconds"]
+        return row, scores
+
     def _log_epoch(self, row: dict, scores: dict, improved: bool) -> None:
         per_trait = " ".join(f"{t[:4]}={a:.2f}" for t, a in scores["val_per_trait_accuracy"].items())
         self.log(f"epoch {row['epoch']:3d}  train_loss {row['train_loss']:.3f}  val_loss {row['val_loss']:.3f}  "
-                 f"val_acc {row['val_accuracy']:.3f}  val_f1 {row['val_f1_macro']:.3f}  [{per_trait}]"
+                 f"val_acc {row['val_accuracy']:.3f}  val_f1 {row['val_f1_macro']:.3f}  val_qwk {row['val_qwk']:.3f}  [{per_trait}]"
                  f"{'  *best' if improved else ''}")
 
     def _train_epoch(self, epoch: int) -> tuple[float, int]:
@@ -216,7 +241,7 @@ class Trainer:
             batch = batch.to(self.context.device)
             with torch.autocast(self.context.device.type, dtype=torch.bfloat16, enabled=self.bf16):
                 logits = self.engine(batch.x, batch.lengths, batch.times)
-            loss = trait_loss(logits, batch.levels)
+            loss = trait_loss(logits, batch.levels, self.loss)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -287,5 +312,24 @@ class Trainer:
         from .plots import plot_training_curves
 
         plot = plot_training_curves(self.history, self.out / "training_curves.png")
-        self.log(f"best epoch {self.best_epoch} (val macro-F1 {self.best_score:.3f}); wrote {self.out}/best.safetensors, "
+        if self.config.train.calibrate:
+            self._calibrate_best()
+        self.log(f"best epoch {self.best_epoch} (validation {self.config.train.select}); wrote {self.out}/best.safetensors, "
                  f"last.safetensors, metrics.csv, {plot.name}, split.json, run_config.json")
+
+    def _calibrate_best(self) -> None:
+        """Fit one temperature per trait on the validation split for the best weights and store it with them."""
+        from .calibration import fit_temperatures
+
+        best = self.out / "best.safetensors"
+        model, meta = load_checkpoint(best, map_location=str(self.context.device))
+        val = self.data.parts["val"]
+        logits, positions = window_logits(model, self.data.clips, val, self.config.run.batch_size * 2, self.context.device)
+        levels = self.data.clips.levels[val][positions]
+        before = negative_log_likelihood(model.level_probabilities(torch.from_numpy(logits)).numpy(), levels)
+        temperatures = fit_temperatures(logits, levels, self.loss)
+        model.set_temperatures(temperatures)
+        after = negative_log_likelihood(model.level_probabilities(torch.from_numpy(logits)).numpy(), levels)
+        save_checkpoint(model, best, replace(meta, temperatures=[float(t) for t in temperatures],
+                                             metrics={**meta.metrics, "val_nll_uncalibrated": before, "val_nll_calibrated": after}))
+        self.log(f"calibration: temperatures {', '.join(f'{t:.2f}' for t in temperatures)}; validation NLL {before:.3f} -> {after:.3f}")

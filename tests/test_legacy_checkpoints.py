@@ -10,7 +10,7 @@ import torch
 from conftest import run_script
 from models.legacy import legacy_state_dict_shapes
 from perfex.readers import load_clips
-from perfex.predict import trait_probabilities
+import torch.nn.functional as F
 from perfex.schema import TRAITS
 
 KINDS = {"legacy_cnn": ("1dcnn", "cnn_180.pt"), "legacy_attn": ("attn", "attn_180.pt")}
@@ -37,7 +37,7 @@ def batch_one_reference(model, clips) -> np.ndarray:
         frames = torch.from_numpy(clips.clip(i))
         x[0, : len(frames)] = frames
         with torch.no_grad():
-            out.append(trait_probabilities(model(x, torch.tensor([len(frames)]))).numpy()[0])
+            out.append(F.softmax(model(x, torch.tensor([len(frames)])).view(-1, 5, 5), dim=-1).numpy()[0])
     return np.stack(out)
 
 

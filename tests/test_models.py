@@ -70,7 +70,8 @@ def test_head_and_encoder_parameters_partition_the_model(name):
     assert head and encoder
     ids = [id(p) for p in head + encoder]
     assert len(ids) == len(set(ids)) and set(ids) == {id(p) for p in model.parameters()}
-    assert {id(p) for p in head} == {id(p) for p in model.head.parameters()}
+    statistics = list(model.statistics.parameters()) if model.statistics is not None else []
+    assert {id(p) for p in head} == {id(p) for p in [*model.head.parameters(), *statistics]}
 
 
 @pytest.mark.parametrize("name", ALL)

@@ -29,7 +29,7 @@ from models.hybrid import HybridConfig
                                         "n_features=25, max_frames=700); drop these options or train a cnn or attn model")),
     ("legacy_attn", {"dropout": 0.1}, "model 'legacy_attn' has no option 'dropout'; its options are max_frames, n_features"),
     ("cnn", {"depth": 3}, ("model 'cnn' has no option 'depth'; its options are branch_channels, dropout, head_hidden, "
-                           "hidden_channels, kernels, max_frames, n_features, n_levels, n_outputs, n_traits")),
+                           "hidden_channels, kernels, max_frames, n_features, n_levels, n_outputs, n_traits, output, statistics_path")),
     ("transformer", {}, "unknown model 'transformer'; choose one of cnn, attn, legacy_cnn, legacy_attn"),
 ])
 def test_bad_options_are_refused_with_what_to_change(name, options, message):

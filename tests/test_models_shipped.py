@@ -1,11 +1,12 @@
 """The shipped weights load into today's model code with the same keys and give the logits pinned when they were released."""
 
-import json
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
+
+from perfex.checkpoint import read_config
 
 from models import model_from_config
 
@@ -24,8 +25,8 @@ def shipped(name: str) -> torch.nn.Module:
     path = WEIGHTS / f"{name}.safetensors"
     if not path.exists():
         pytest.skip(f"{path} is not in this checkout")
-    meta = json.loads(path.with_suffix(".json").read_text())
-    model = model_from_config(meta["model"], meta["model_config"])
+    meta = read_config(path)  # the release's metadata, migrated to today's schema
+    model = model_from_config(meta.model, meta.model_config)
     state = load_file(str(path))
     assert set(state) == set(model.state_dict())
     model.load_state_dict(state, strict=True)

@@ -1,6 +1,6 @@
 """Integrated-gradients attributions per frame and AU, and attention weights, for a padded batch of clips.
 
-Target: for every trait, the log-probability (log-softmax over the five levels) of the level the model
+Target: for every trait, the log-probability (the model's decode of its logits) of the level the model
 predicted. Baseline: the training mean of every feature in raw units (the model's ``feature_mean``
 buffer), i.e. a normalised input of zero, the same for every clip; padding frames take their own value
 as baseline, so their attribution is exactly zero.
@@ -15,7 +15,7 @@ import torch
 from captum.attr import IntegratedGradients
 from torch import nn
 
-from ..schema import N_LEVELS, TRAITS
+from ..schema import TRAITS
 
 N_STEPS = 32
 BATCH_SIZE = 4  # windows per integrated-gradients batch: each is expanded n_steps times; small batches run fastest on CPUs
@@ -36,8 +36,8 @@ def default_baseline(model: nn.Module, n_features: int) -> torch.Tensor:
 def _trait_output(model: nn.Module, trait: int):
     """forward(x, lengths, times, levels) -> [B] log-probability of ``levels[:, trait]`` for ``trait``."""
     def forward(x: torch.Tensor, lengths: torch.Tensor, times: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
-        logits = model(x, lengths, times).float().view(-1, len(TRAITS), N_LEVELS)
-        return logits[:, trait].log_softmax(dim=-1).gather(1, levels[:, trait, None]).squeeze(1)
+        probs = model.level_probabilities(model(x, lengths, times))
+        return probs[:, trait].clamp(min=1e-12).log().gather(1, levels[:, trait, None]).squeeze(1)
     return forward
 
 

@@ -1,0 +1,76 @@
+"""Start a model where logistic regression on clip AU mean/std ends: the statistics path fitted, the deep path silent.
+
+The statistics path is a linear map of the clip's masked per-feature mean/std (of the normalised input); here it
+gets the weights of one multinomial logistic regression per trait, its regularisation chosen by validation
+log-loss, and the deep head's output layer starts at zero. Training then adds what the time course reveals, and
+model selection on validation loss can always fall back on the starting point (epoch 0).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from .clips import ClipSet
+from .metrics import clip_summary_features
+from .schema import N_LEVELS, TRAITS
+
+C_CANDIDATES = (0.01, 0.1, 1.0)
+ABSENT_LEVEL_BIAS = -8.0  # a level no training clip has gets a logit far below the others
+
+
+def normalised_statistics(model: nn.Module, clips: ClipSet) -> np.ndarray:
+    """What the statistics path sees: per-clip mean and std of the model-normalised input, [N, 2F]."""
+    summary = clip_summary_features(clips)
+    mean, std = model.feature_mean.cpu().numpy().astype(np.float64), model.feature_std.cpu().numpy().astype(np.float64)
+    n = clips.n_features
+    return np.concatenate([(summary[:, :n] - mean) / std, summary[:, n:] / std], axis=1)
+
+
+def _fit_trait(x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Weights [levels, 2F] and biases [levels] of the logistic regression (C by validation log-loss) for one trait."""
+    from sklearn.linear_model import LogisticRegression
+
+    weight, bias = np.zeros((N_LEVELS, x.shape[1])), np.full(N_LEVELS, ABSENT_LEVEL_BIAS)
+    present = np.unique(y)
+    if len(present) < 2:
+        bias[present] = 0.0
+        return weight, bias
+    best, best_loss = None, np.inf
+    for c in C_CANDIDATES:
+        fitted = LogisticRegression(C=c, max_iter=2000, random_state=seed).fit(x, y)
+        probs = np.full((len(x_val), N_LEVELS), 1e-6)
+        probs[:, fitted.classes_] += fitted.predict_proba(x_val)
+        loss = -np.log(probs[np.arange(len(y_val)), y_val] / probs.sum(axis=1)).mean() if len(y_val) else 0.0
+        if loss < best_loss:
+            best, best_loss = fitted, loss
+    coef = best.coef_ if len(best.classes_) > 2 else np.vstack([-best.coef_[0] / 2, best.coef_[0] / 2])
+    intercept = best.intercept_ if len(best.classes_) > 2 else np.array([-best.intercept_[0] / 2, best.intercept_[0] / 2])
+    weight[best.classes_], bias[best.classes_] = coef, intercept
+    return weight, bias
+
+
+@torch.no_grad()
+def start_from_statistics(model: nn.Module, clips: ClipSet, train: np.ndarray, val: np.ndarray, seed: int) -> bool:
+    """Fit the statistics path as logistic regression and silence the deep head; False where it does not apply
+    (no statistics path, or an ordinal output whose logits are not multinomial)."""
+    if model.statistics is None:
+        return False
+    statistics = normalised_statistics(model, clips)
+    model.statistics.set_statistics_normalization(statistics[train])
+    if model.config.output != "softmax":
+        return False
+    scale = model.statistics.stat_std.cpu().numpy()
+    standardised = (statistics - model.statistics.stat_mean.cpu().numpy()) / scale
+    weight = np.zeros((len(TRAITS) * N_LEVELS, statistics.shape[1]))
+    bias = np.zeros(len(TRAITS) * N_LEVELS)
+    for t in range(len(TRAITS)):
+        rows = slice(t * N_LEVELS, (t + 1) * N_LEVELS)
+        weight[rows], bias[rows] = _fit_trait(standardised[train], clips.levels[train, t], standardised[val],
+                                              clips.levels[val, t], seed)
+    model.statistics.linear.weight.copy_(torch.as_tensor(weight, dtype=torch.float32))
+    model.statistics.linear.bias.copy_(torch.as_tensor(bias, dtype=torch.float32))
+    nn.init.zeros_(model.head[-1].weight)
+    nn.init.zeros_(model.head[-1].bias)
+    return True
