@@ -151,9 +151,7 @@ def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
 
 
 def _timed(fn) -> float:
-    started = time.perf_counter()
-    fn()
-    return time.perf_counter() - started
+    return timed_call(fn)[0]
 
 
 def training_throughput(family: str, clips, n_clips: int, batch_size: int, pad_to: int | None) -> dict:
@@ -282,7 +280,8 @@ def precision_comparison(model, clips, batch_size: int = 64) -> dict:
             "fp32_seconds": fp32_seconds, "bf16_seconds": bf16_seconds, "speedup": fp32_seconds / bf16_seconds}
 
 
-def timed_call(fn):
+def timed_call(fn) -> tuple:
+    """(seconds, what ``fn`` returned)."""
     started = time.perf_counter()
     value = fn()
     return time.perf_counter() - started, value
