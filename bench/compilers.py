@@ -27,11 +27,13 @@ from perfex.predict import predict_probs
 
 
 class OrtModel(nn.Module):
-    """An ONNX Runtime session behind the model interface ``predict_probs`` uses (forward, fixed_length, max_frames)."""
+    """An ONNX Runtime session behind the model interface ``predict_probs`` uses (forward, fixed_length, max_frames,
+    n_logits, level_probabilities)."""
 
     def __init__(self, session: object, model: nn.Module, export_seconds: float = 0.0) -> None:
         super().__init__()
         self.session, self.fixed_length, self.max_frames = session, model.fixed_length, model.max_frames
+        self.n_logits, self.level_probabilities, self.temperature = model.n_logits, model.level_probabilities, model.temperature
         self.export_seconds = export_seconds
         self.inputs = {i.name for i in session.get_inputs()}
 

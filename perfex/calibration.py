@@ -86,12 +86,10 @@ def calibration_report(probs: np.ndarray, levels: np.ndarray) -> dict:
 
 def reliability_diagram(curves: dict[str, np.ndarray], levels: np.ndarray, path: Path, bins: int = 10) -> Path:
     """Accuracy vs confidence (all traits pooled), one line per named set of probabilities; written as PNG."""
-    import matplotlib
+    from .plots import new_figure, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(4.5, 4.5))
+    figure = new_figure(4.5, 4.5)
+    axis = figure.add_subplot()
     axis.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect")
     edges = np.linspace(0, 1, bins + 1)
     for name, probs in curves.items():
@@ -100,9 +98,6 @@ def reliability_diagram(curves: dict[str, np.ndarray], levels: np.ndarray, path:
         which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
         used = [b for b in range(bins) if (which == b).sum() >= 5]
         axis.plot([confidence[which == b].mean() for b in used], [correct[which == b].mean() for b in used], marker="o", label=name)
-    axis.set(xlabel="confidence (top level)", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1), title="reliability (synthetic)")
+    axis.set(xlabel="confidence (top level)", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1), title="reliability")
     axis.legend(loc="upper left")
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return Path(path)
+    return save_figure(figure, path)

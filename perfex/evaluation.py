@@ -180,6 +180,9 @@ def evaluate_checkpoint(config: TestConfig) -> dict:
     results.update(evaluated_on=source, weights=str(test.weights), model_name=meta.model, n_baseline_train_clips=len(train),
                    label_binning={"weights": meta.label_binning, "data": evaluated.label_binning})
     results["markdown"] = results_markdown(results, meta.model)
+    if meta.temperatures is not None:
+        results["calibration"] = calibration_check(model, evaluated, probs, config, device, bf16)
+        results["markdown"] += "\n" + calibration_markdown(results["calibration"], meta.temperatures)
     if meta.lineage.parent and not config.data.data and not test.split:
         results["forgetting"] = forgetting_check(config, lineage_chain(meta), model, device, bf16)
         results["markdown"] += "\n" + forgetting_markdown(results["forgetting"])
@@ -198,6 +201,31 @@ def importance_section(model: torch.nn.Module, evaluated: ClipSet, config: TestC
                                                 progress=show_progress(config.run.progress))
     out.mkdir(parents=True, exist_ok=True)
     return write_importance(out, attribution, permutation)
+
+
+def calibration_check(model: torch.nn.Module, evaluated: ClipSet, probs: np.ndarray, config: TestConfig,
+                      device: torch.device, bf16: bool) -> dict:
+    """ECE, Brier, RPS and NLL of the evaluated clips without and with the stored temperatures; a reliability diagram."""
+    from .calibration import calibration_report, reliability_diagram
+
+    temperatures = model.temperature.clone()
+    model.set_temperatures(torch.ones_like(temperatures))
+    raw, _ = predict_probs(model, evaluated, batch_size=config.run.batch_size, device=device, bf16=bf16)
+    model.set_temperatures(temperatures)
+    out = Path(config.test.out)
+    out.mkdir(parents=True, exist_ok=True)
+    reliability_diagram({"uncalibrated": raw, "calibrated": probs}, evaluated.levels, out / "reliability.png")
+    return {"before": calibration_report(raw, evaluated.levels), "after": calibration_report(probs, evaluated.levels)}
+
+
+def calibration_markdown(check: dict, temperatures: list[float]) -> str:
+    """Before/after table of the calibration metrics (lower is better)."""
+    rows = [f"| {name} | {check['before'][key]:.3f} | {check['after'][key]:.3f} |"
+            for name, key in (("expected calibration error", "ece"), ("Brier score", "brier"),
+                              ("ranked probability score", "rps"), ("negative log-likelihood", "nll"))]
+    return "\n".join([f"Calibration (temperatures {', '.join(f'{t:.2f}' for t in temperatures)}, fitted on the validation "
+                      "split; lower is better; reliability.png):", "", "| metric | uncalibrated | calibrated |",
+                      "|---|---:|---:|", *rows]) + "\n"
 
 
 def write_test_outputs(out: Path, results: dict, evaluated: ClipSet, probs: np.ndarray, title: str) -> None:

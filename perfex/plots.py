@@ -14,7 +14,7 @@ from .schema import LEVEL_GRID, N_LEVELS, TRAITS
 LEVEL_TICK_LABELS = [f"{level}\n({score:g})".replace("0.", ".") for level, score in enumerate(LEVEL_GRID)]
 
 
-def _new_figure(width: float, height: float):
+def new_figure(width: float, height: float):
     """A matplotlib Figure on an Agg canvas: no pyplot, no global backend, works without a display."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -24,7 +24,7 @@ def _new_figure(width: float, height: float):
     return figure
 
 
-def _save(figure, out_path: Path) -> Path:
+def save_figure(figure, out_path: Path) -> Path:
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(out_path, dpi=120)
@@ -52,14 +52,14 @@ def _draw_confusion(ax, counts: np.ndarray, trait: str):
 def plot_confusion_matrices(true_levels: np.ndarray, pred_levels: np.ndarray, out_path: Path, title: str = "") -> Path:
     """One PNG with a row-normalised, count-annotated confusion matrix per trait."""
     counts = confusion_matrices(true_levels, pred_levels)
-    figure = _new_figure(4.0 * len(TRAITS), 4.6)
+    figure = new_figure(4.0 * len(TRAITS), 4.6)
     axes = figure.subplots(1, len(TRAITS))
     for ax, trait_counts, trait in zip(axes, counts, TRAITS):
         image = _draw_confusion(ax, trait_counts, trait)
     figure.colorbar(image, ax=axes, shrink=0.8, label="share of the true level's clips")
     if title:
         figure.suptitle(title)
-    return _save(figure, out_path)
+    return save_figure(figure, out_path)
 
 
 def plot_confusion_matrix_per_trait(
@@ -69,10 +69,10 @@ def plot_confusion_matrix_per_trait(
     counts = confusion_matrices(true_levels, pred_levels)
     paths = []
     for trait_counts, trait in zip(counts, TRAITS):
-        figure = _new_figure(4.8, 4.4)
+        figure = new_figure(4.8, 4.4)
         ax = figure.subplots()
         figure.colorbar(_draw_confusion(ax, trait_counts, trait), ax=ax, shrink=0.8, label="share of the true level's clips")
-        paths.append(_save(figure, Path(out_dir) / f"{prefix}confusion_{trait}.png"))
+        paths.append(save_figure(figure, Path(out_dir) / f"{prefix}confusion_{trait}.png"))
     return paths
 
 
@@ -86,7 +86,7 @@ def plot_training_curves(history: list[dict] | pd.DataFrame, out_path: Path, bes
         raise PerfexError("training history is empty; train for at least one epoch before plotting curves")
     frame = frame.sort_values("epoch")
     epochs = frame["epoch"].to_numpy()
-    figure = _new_figure(11.0, 4.2)
+    figure = new_figure(11.0, 4.2)
     loss_ax, score_ax = figure.subplots(1, 2)
     panels = (
         (loss_ax, {"train_loss": "train loss", "val_loss": "validation loss"}, "loss"),
@@ -111,4 +111,4 @@ def plot_training_curves(history: list[dict] | pd.DataFrame, out_path: Path, bes
     for ax in (loss_ax, score_ax):
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
-    return _save(figure, out_path)
+    return save_figure(figure, out_path)

@@ -45,6 +45,8 @@ def test_training_beats_majority_baseline_on_held_out_videos(model, learnable_cs
     for name in ("majority", "train_mean", "logreg_au_stats"):
         assert name in markdown and name in results["baselines"]
     assert (tmp_path / "test" / "confusion_matrices.png").stat().st_size > 1000
+    assert (tmp_path / "test" / "reliability.png").stat().st_size > 1000 and "calibration" in results
+    assert "QWK" in markdown and "CCC" in markdown
     predictions = pd.read_csv(tmp_path / "test" / "predictions.csv")
     assert len(predictions) == results["n_test_clips"]
 
@@ -56,6 +58,10 @@ def test_run_directory_holds_checkpoints_metrics_curves_and_split(cnn_run):
     meta = read_config(cnn_run)
     assert meta.model == "cnn" and meta.lineage.iteration == 1 and meta.lineage.parent is None
     assert len(meta.normalization["mean"]) == 17 and meta.label_binning == "grid"
+    # one temperature per trait, fitted on validation (lower NLL there), stored with the weights and applied on load
+    assert len(meta.temperatures) == 5 and meta.metrics["val_nll_calibrated"] <= meta.metrics["val_nll_uncalibrated"]
+    model, _ = load_checkpoint(cnn_run)
+    assert model.temperature.tolist() == pytest.approx(meta.temperatures)
     history = pd.read_csv(run / "metrics.csv")
     assert list(history["epoch"]) == list(range(0, len(history)))  # epoch 0: the logistic-regression start
     assert np.isnan(history["train_loss"].iloc[0]) and history["train_loss"].iloc[-1] < history["train_loss"].iloc[1]

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..plots import _new_figure, _save
+from ..plots import new_figure, save_figure
 from ..tables import atomic_output
 from .command import OUTPUT_FILES
 
@@ -49,7 +49,7 @@ def plot_heatmap(table: pd.DataFrame, out_path: Path, title: str) -> Path:
     rows, traits = list(dict.fromkeys(table["statistic"])), list(dict.fromkeys(table["trait"]))
     rho = rho.loc[rows, traits]
     q = table.pivot(index="statistic", columns="trait", values="spearman_q").loc[rows, traits]
-    figure = _new_figure(1.2 * len(traits) + 2.5, 0.22 * len(rows) + 1.5)
+    figure = new_figure(1.2 * len(traits) + 2.5, 0.22 * len(rows) + 1.5)
     ax = figure.add_subplot()
     image = ax.imshow(rho.to_numpy(), cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
     for i, j in np.ndindex(rho.shape):
@@ -59,7 +59,7 @@ def plot_heatmap(table: pd.DataFrame, out_path: Path, title: str) -> Path:
     ax.set_yticks(range(len(rows)), rows, fontsize=7)
     ax.set_title(title, fontsize=9)
     figure.colorbar(image, ax=ax, label="Spearman rho", shrink=0.6)
-    return _save(figure, out_path)
+    return save_figure(figure, out_path)
 
 
 def write_outputs(table: pd.DataFrame, out_dir: Path, source: str) -> list[Path]:

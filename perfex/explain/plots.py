@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..plots import _new_figure, _save
+from ..plots import new_figure, save_figure
 from ..schema import TRAITS
 
 
@@ -23,7 +23,7 @@ def plot_clip_explanation(features: np.ndarray, times: np.ndarray, attributions:
     names = [name.removesuffix("_r") for name in feature_names]
     extent = (float(times[0]), float(times[-1]) if len(times) > 1 else 1.0, len(names) - 0.5, -0.5)
     rows = len(TRAITS) + (attention is not None)
-    figure = _new_figure(10, 1.0 + 1.9 * rows)
+    figure = new_figure(10, 1.0 + 1.9 * rows)
     axes = figure.subplots(rows, 1, sharex=True, height_ratios=([0.6] if attention is not None else []) + [1] * len(TRAITS))
     if attention is not None:
         axes[0].plot(times, attention, color="black", lw=1)
@@ -40,12 +40,12 @@ def plot_clip_explanation(features: np.ndarray, times: np.ndarray, attributions:
         ax.set_ylabel(f"{TRAITS[t]}\n(level {levels[t]})", fontsize=8)
         figure.colorbar(image, ax=ax, pad=0.01, fraction=0.02).ax.tick_params(labelsize=6)
     axes[-1].set_xlabel("time (s)")
-    return _save(figure, out_path)
+    return save_figure(figure, out_path)
 
 
 def plot_importance(attribution: pd.DataFrame, permutation: pd.DataFrame, out_path: Path, top: int = 8) -> Path:
     """Per trait (columns), the ``top`` AUs by mean |attribution| (upper row) and by QWK drop (lower row), 95% CIs."""
-    figure = _new_figure(3.0 * len(TRAITS), 6.5)
+    figure = new_figure(3.0 * len(TRAITS), 6.5)
     axes = figure.subplots(2, len(TRAITS))
     panels = ((attribution, "mean_abs_attribution", "mean |attribution|"), (permutation, "qwk_drop", "QWK drop when shuffled"))
     for row, (table, value, label) in enumerate(panels):
@@ -57,4 +57,4 @@ def plot_importance(attribution: pd.DataFrame, permutation: pd.DataFrame, out_pa
             axes[row, t].locator_params(axis="x", nbins=4)
             axes[row, t].set_title(trait if row == 0 else "", fontsize=9)
             axes[row, t].set_xlabel(label, fontsize=8)
-    return _save(figure, out_path)
+    return save_figure(figure, out_path)
