@@ -40,8 +40,9 @@ class TraitModel(nn.Module):
 
     @property
     def n_logits(self) -> int:
-        """Logits the model outputs: ``n_outputs`` when set, else one per trait and level."""
-        return getattr(self.config, "n_outputs", None) or self.config.n_traits * self.config.n_levels
+        """Logits the model outputs: ``n_outputs`` when set, else one per trait (``score``) or per trait and level."""
+        per_trait = 1 if self.config.output == "score" else self.config.n_levels
+        return getattr(self.config, "n_outputs", None) or self.config.n_traits * per_trait
 
     def set_temperatures(self, temperatures: Any) -> None:
         """Per-trait temperatures that divide each trait's logits before decoding (1 = uncalibrated)."""
@@ -49,8 +50,8 @@ class TraitModel(nn.Module):
 
     def level_probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         """``[B, traits * levels]`` logits -> ``[B, traits, levels]`` probabilities (temperatures applied)."""
-        per_trait = logits.float().view(-1, self.config.n_traits, self.config.n_levels)
-        return decode_levels(per_trait / self.temperature[None, :, None], self.config.output)
+        per_trait = logits.float().view(-1, self.config.n_traits, self.n_logits // self.config.n_traits)
+        return decode_levels(per_trait / self.temperature[None, :, None], self.config.output, self.config.n_levels)
 
     def set_normalization(self, mean: np.ndarray, std: np.ndarray) -> None:
         """Store training-split statistics; inputs become (x - mean) / std."""

@@ -29,7 +29,7 @@ class CNNConfig:
     max_frames: int = 700
     n_outputs: int | None = None  # None: n_traits * n_levels logits
     statistics_path: bool = True  # a linear path from the clip's masked AU mean/std to the logits, beside the deep path
-    output: str = "softmax"  # how logits become level probabilities: softmax, or corn (ordinal)
+    output: str = "softmax"  # how logits become level probabilities: softmax, corn (ordinal) or score (one per trait)
 
     def __post_init__(self) -> None:
         self.kernels = int_tuple(self, "kernels")
@@ -58,7 +58,7 @@ class MultiScaleCNN(TraitModel):
         width = c.branch_channels * len(c.kernels)
         self.head = nn.Sequential(
             nn.Linear(width, c.head_hidden), nn.ReLU(), nn.Dropout(c.dropout),
-            nn.Linear(c.head_hidden, c.n_outputs or c.n_traits * c.n_levels),
+            nn.Linear(c.head_hidden, self.n_logits),
         )
 
     def forward_features(self, x: torch.Tensor, lengths: torch.Tensor, times: torch.Tensor | None = None) -> torch.Tensor:

@@ -34,7 +34,7 @@ class HybridConfig:
     fps: float = 30.0
     n_outputs: int | None = None  # None: n_traits * n_levels logits
     statistics_path: bool = True  # a linear path from the clip's masked AU mean/std to the logits, beside the deep path
-    output: str = "softmax"  # how logits become level probabilities: softmax, or corn (ordinal)
+    output: str = "softmax"  # how logits become level probabilities: softmax, corn (ordinal) or score (one per trait)
 
     def __post_init__(self) -> None:
         self.conv_channels, self.conv_kernels = int_tuple(self, "conv_channels"), int_tuple(self, "conv_kernels")
@@ -74,7 +74,7 @@ class HybridAttention(TraitModel):
         self.dropout = nn.Dropout(c.dropout)
         self.head = nn.Sequential(
             nn.Linear(c.lstm_hidden + c.conv_channels[-1], c.head_hidden), nn.ReLU(), nn.Dropout(c.dropout),
-            nn.Linear(c.head_hidden, c.n_outputs or c.n_traits * c.n_levels),
+            nn.Linear(c.head_hidden, self.n_logits),
         )
 
     def attend(self, x: torch.Tensor, mask: torch.Tensor, times: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

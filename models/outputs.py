@@ -1,10 +1,15 @@
-"""How logits become level probabilities: softmax per trait, or CORN's conditional ordinal decode."""
+"""How logits become level probabilities: softmax per trait, CORN's conditional ordinal decode, or one score per trait.
+
+A ``score`` model outputs one logit per trait; its score ``s = sigmoid(logit)`` in [0, 1] becomes the two-level
+distribution on the neighbouring levels whose expected score is exactly ``s`` (so the most likely level is the
+rounded score, and everything that reads level probabilities keeps working).
+"""
 
 from __future__ import annotations
 
 import torch
 
-OUTPUTS = ("softmax", "corn")
+OUTPUTS = ("softmax", "corn", "score")
 
 
 def corn_probabilities(per_trait: torch.Tensor) -> torch.Tensor:
@@ -14,6 +19,17 @@ def corn_probabilities(per_trait: torch.Tensor) -> torch.Tensor:
     return torch.cat([ones, above], dim=-1) - torch.cat([above, zeros], dim=-1)
 
 
-def decode_levels(per_trait: torch.Tensor, output: str) -> torch.Tensor:
-    """Probabilities ``[B, T, L]`` from per-trait logits ``[B, T, L]`` read as ``output``."""
+def score_probabilities(scores: torch.Tensor, n_levels: int) -> torch.Tensor:
+    """Scores ``[B, T]`` in [0, 1] -> ``[B, T, L]``: weight split between the two levels around ``s * (L - 1)``."""
+    position = scores.clamp(0, 1) * (n_levels - 1)
+    lower = position.floor().clamp(max=n_levels - 2)
+    upper_weight = position - lower
+    grid = torch.arange(n_levels, device=scores.device, dtype=scores.dtype)
+    return ((grid == lower[..., None]) * (1 - upper_weight)[..., None] + (grid == lower[..., None] + 1) * upper_weight[..., None])
+
+
+def decode_levels(per_trait: torch.Tensor, output: str, n_levels: int = 5) -> torch.Tensor:
+    """Probabilities ``[B, T, L]`` from per-trait logits (``[B, T, L]``, or ``[B, T, 1]`` for ``score``) read as ``output``."""
+    if output == "score":
+        return score_probabilities(torch.sigmoid(per_trait[..., 0]), n_levels)
     return corn_probabilities(per_trait) if output == "corn" else per_trait.softmax(dim=-1)

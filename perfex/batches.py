@@ -12,17 +12,19 @@ from .clips import ClipSet
 
 @dataclass
 class Batch:
-    """A padded batch: ``x [B,T,F]``, ``times [B,T]``, ``lengths [B]``, ``levels [B,5]``, clip ``index [B]``."""
+    """A padded batch: ``x [B,T,F]``, ``times [B,T]``, ``lengths [B]``, ``levels [B,5]``, clip ``index [B]``, trait
+    ``scores [B,5]`` (NaN where unknown)."""
 
     x: torch.Tensor
     times: torch.Tensor
     lengths: torch.Tensor
     levels: torch.Tensor
     index: torch.Tensor
+    scores: torch.Tensor
 
     def to(self, device: torch.device) -> Batch:
         move = lambda t: t.to(device, non_blocking=True)  # noqa: E731
-        return Batch(move(self.x), move(self.times), move(self.lengths), move(self.levels), self.index)
+        return Batch(move(self.x), move(self.times), move(self.lengths), move(self.levels), self.index, move(self.scores))
 
 
 def collate(clips: ClipSet, index: np.ndarray, starts: np.ndarray, lengths: np.ndarray, pad_to: int | None = None) -> Batch:
@@ -35,12 +37,14 @@ def collate(clips: ClipSet, index: np.ndarray, starts: np.ndarray, lengths: np.n
         x[row, :length] = clips.features[begin : begin + length]
         times[row, :length] = clips.times[begin : begin + length] - clips.times[begin]
     levels = clips.levels[index] if clips.levels is not None else np.full((len(index), 5), -1)
+    scores = clips.scores[index] if clips.scores is not None else np.full((len(index), 5), np.nan)
     return Batch(
         torch.from_numpy(x),
         torch.from_numpy(times),
         torch.from_numpy(lengths.astype(np.int64)),
         torch.from_numpy(np.asarray(levels, dtype=np.int64)),
         torch.from_numpy(np.asarray(index, dtype=np.int64)),
+        torch.from_numpy(np.asarray(scores, dtype=np.float32)),
     )
 
 

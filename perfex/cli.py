@@ -15,8 +15,9 @@ from dataclasses import MISSING, fields
 from pathlib import Path
 
 from .errors import PerfexError
-from .options import (DEVICES, LABEL_BINNINGS, LOSSES, NAN_POLICIES, NORMALIZATIONS, PRECISIONS, SELECTIONS, RETRAIN_DEFAULTS, SUBSETS, DataOptions,
-                      DeployOptions, RetrainOptions, RunOptions, TestOptions, TrainOptions)
+from .options import (DEVICES, LABEL_BINNINGS, LOSSES, NAN_POLICIES, NORMALIZATIONS, PRECISIONS, RETRAIN_DEFAULTS,
+                      SELECTIONS, SUBSETS, TARGETS, DataOptions, DeployOptions, RetrainOptions, RunOptions, TestOptions,
+                      TrainOptions)
 from .paths import DATA_DIR, PROJECT_ROOT, WEIGHTS_DIR
 
 MODEL_TITLES = {"cnn": "multi-scale 1D-CNN", "attn": "hybrid attention network (LSTM + attention | FCN + squeeze-excite)"}
@@ -145,6 +146,9 @@ def _add_training_flags(parser: argparse.ArgumentParser, family: str, retrain: b
     if not retrain:
         group.add_argument("--loss", choices=LOSSES, default=value("loss"), help="ce: cross-entropy over the five levels; "
                            "ordinal: CORN, which knows the levels are ordered (a retrain keeps its parent's)")
+        group.add_argument("--target", choices=TARGETS, default=value("target"), help="levels: one of five levels per "
+                           "trait; continuous: one score in [0, 1] per trait, trained on the raw labels (levels are the "
+                           "rounded scores)")
     group.add_argument("--select", choices=SELECTIONS, default=value("select"),
                        help="which epoch becomes best.safetensors: lowest validation loss, highest QWK or macro-F1")
     group.add_argument("--no-calibrate", dest="calibrate", action="store_false",

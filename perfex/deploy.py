@@ -94,6 +94,8 @@ class ChunkPredictor:
                                                              self.device, bf16=self.bf16)
         status[(windows > 1) & (status == "ok")] = "windowed"
         rows = clip_table(clips, status, windows, probs)
+        if self.model.config.output == "score":
+            rows.loc[~np.isnan(probs[:, 0, 0]), "note"] = "continuous model: levels are the rounded <trait>_score"
         if self.explainer is not None:
             self.explainer.explain_rows(self.model, clips, rows, device=self.device)
         return rows
@@ -191,7 +193,9 @@ def deploy(config: DeployConfig) -> dict:
     if scan.notice():
         print(scan.notice(), file=sys.stderr)
     reading = read_options(config.data, (), meta, tolerate_unreadable=True)
-    chunks = read_ahead(iter_clip_chunks(scan, reading, options.chunk_rows, keep_rows=bool(options.per_frame)))
+    # deploy ignores labels; binning them leniently keeps labelled inputs with raw (off-grid) scores readable
+    chunks = read_ahead(iter_clip_chunks(scan, reading, options.chunk_rows, keep_rows=bool(options.per_frame),
+                                         label_binning="round"))
     with ExitStack() as stack:
         handle = stack.enter_context(open(stack.enter_context(atomic_output(Path(options.out))), "w", newline=""))
         frames = stack.enter_context(PerFrameWriter(options.per_frame, per_frame_columns(scan.files))) if options.per_frame else None

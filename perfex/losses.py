@@ -55,3 +55,10 @@ def trait_loss(logits: torch.Tensor, levels: torch.Tensor, loss: str = "ce", smo
     if loss == "ordinal":
         return corn_loss(logits, levels)
     raise PerfexError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
+
+
+def score_loss(logits: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+    """Continuous targets: squared error of ``sigmoid(logit)`` against each known trait score, summed over traits."""
+    known = torch.isfinite(scores)
+    error = (torch.sigmoid(logits.float().reshape(scores.shape)) - torch.nan_to_num(scores)) ** 2 * known
+    return error.sum(dim=1).mean()

@@ -18,13 +18,14 @@ N_TRAITS = len(TRAITS)
 LEVELS = np.arange(N_LEVELS)
 METRIC_NAMES = (
     "accuracy", "precision_macro", "recall_macro", "f1_macro", "roc_auc_ovr_macro", "mae", "one_minus_mae", "pearson_r",
-    "qwk", "off_by_one_accuracy", "mae_levels", "ccc",
+    "qwk", "off_by_one_accuracy", "mae_levels", "ccc", "rmse",
 )
-BASELINE_NAMES = ("majority", "train_mean", "logreg_au_stats")
+BASELINE_NAMES = ("majority", "train_mean", "logreg_au_stats", "ridge_au_stats")
 BASELINE_DESCRIPTIONS = {
     "majority": "majority level of the training clips",
     "train_mean": "training mean score",
     "logreg_au_stats": "logistic regression on per-clip feature mean/std",
+    "ridge_au_stats": "ridge regression of the scores on per-clip feature mean/std",
 }
 _BOOTSTRAP_CHUNK_ELEMENTS = 4_000_000
 
@@ -143,6 +144,7 @@ def _one_trait_metrics(y_true: np.ndarray, level_probs: np.ndarray, true_score: 
         "off_by_one_accuracy": float(np.mean(np.abs(y_true - y_pred) <= 1)),
         "mae_levels": float(np.mean(np.abs(y_true - y_pred))),
         "ccc": concordance_correlation(pred_score, true_score),
+        "rmse": float(np.sqrt(np.mean((pred_score - true_score) ** 2))),
     }
 
 
@@ -277,7 +279,21 @@ def baseline_predictions(
         "majority": (_one_hot(majority_levels), majority_levels / (N_LEVELS - 1)),
         "train_mean": (_one_hot(np.broadcast_to(mean_level, (n_test, N_TRAITS))), np.tile(mean_score, (n_test, 1))),
         "logreg_au_stats": (logreg_probs, expected_scores(logreg_probs)),
+        "ridge_au_stats": _ridge_prediction(train_x, level_scores, test_x),
     }
+
+
+def _ridge_prediction(train_x: np.ndarray, train_scores: np.ndarray, test_x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ridge regression of each trait's score (clipped to [0, 1]) and its two-level probabilities."""
+    from sklearn.linear_model import Ridge
+
+    scores = np.clip(Ridge(alpha=10.0).fit(train_x, train_scores).predict(test_x), 0, 1)
+    position = scores * (N_LEVELS - 1)
+    lower = np.minimum(np.floor(position), N_LEVELS - 2).astype(np.int64)
+    probs = np.zeros((*scores.shape, N_LEVELS))
+    np.put_along_axis(probs, lower[..., None], (1 - (position - lower))[..., None], axis=-1)
+    np.put_along_axis(probs, lower[..., None] + 1, (position - lower)[..., None], axis=-1)
+    return probs, scores
 
 
 def evaluate_with_baselines(

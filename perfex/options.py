@@ -22,6 +22,7 @@ SUBSETS = ("test", "val", "train", "all")
 FAMILIES = ("cnn", "attn")
 LOSSES = ("ce", "ordinal")
 SELECTIONS = ("loss", "qwk", "f1")
+TARGETS = ("levels", "continuous")
 
 
 def _require(condition: bool, message: str) -> None:
@@ -92,10 +93,12 @@ class TrainOptions:
     resume: bool = False
     record_samples: bool = False
     loss: str = "ce"
+    target: str = "levels"
     select: str = "loss"
     calibrate: bool = True
 
     def __post_init__(self) -> None:
+        _require(self.target in TARGETS, f"--target {self.target!r} is not one of {', '.join(TARGETS)}")
         _require(self.loss in LOSSES, f"--loss {self.loss!r} is not one of {', '.join(LOSSES)}")
         _require(self.select in SELECTIONS, f"--select {self.select!r} is not one of {', '.join(SELECTIONS)}")
         _require(self.epochs >= 1, f"--epochs {self.epochs} must be at least 1")

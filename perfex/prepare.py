@@ -6,7 +6,7 @@ Returns one value object; nothing here writes files or holds a model.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -68,8 +68,13 @@ def originals_only_in_evaluation(clips: ClipSet, parts: dict[str, np.ndarray]) -
 
 
 def prepare_training_data(config: TrainConfig, parent: CheckpointMeta | None, log: Callable[[str], None]) -> PreparedData:
-    """Load the run's data, set short clips aside, split it (seeded or from --split), add replay clips for retrain."""
-    clips = load_labelled(config.data.data, config.data, parent)
+    """Load the run's data, set short clips aside, split it (seeded or from --split), add replay clips for retrain.
+
+    Continuous targets train on the raw scores; their levels (for reports) are the rounded scores."""
+    data = config.data
+    if config.train.target == "continuous" and data.label_binning is None:
+        data = replace(data, label_binning="round")
+    clips = load_labelled(data.data, data, parent)
     log(f"data: {clips.summary()} from {len(clips.origin)} file(s)")
     clips, skipped = split_off_short(clips, config.data.min_frames)
     if len(skipped):

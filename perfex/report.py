@@ -27,6 +27,7 @@ def results_markdown(results: dict, model_name: str) -> str:
         "off-by-one acc.": "off_by_one_accuracy",
         "MAE (levels)": "mae_levels",
         "1-MAE": "one_minus_mae",
+        "RMSE": "rmse",
         "Pearson r": "pearson_r",
         "CCC": "ccc",
     }

@@ -17,6 +17,7 @@ from .metrics import clip_summary_features
 from .schema import N_LEVELS, TRAITS
 
 C_CANDIDATES = (0.01, 0.1, 1.0)
+RIDGE_ALPHAS = (1.0, 10.0, 100.0)
 ABSENT_LEVEL_BIAS = -8.0  # a level no training clip has gets a logit far below the others
 
 
@@ -53,24 +54,47 @@ def _fit_trait(x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarra
 
 @torch.no_grad()
 def start_from_statistics(model: nn.Module, clips: ClipSet, train: np.ndarray, val: np.ndarray, seed: int) -> bool:
-    """Fit the statistics path as logistic regression and silence the deep head; False where it does not apply
-    (no statistics path, or an ordinal output whose logits are not multinomial)."""
+    """Fit the statistics path as logistic regression (ridge regression on the logit of the score for continuous
+    targets) and silence the deep head; False where it does not apply (no statistics path, or CORN's conditional
+    logits)."""
     if model.statistics is None:
         return False
     statistics = normalised_statistics(model, clips)
     model.statistics.set_statistics_normalization(statistics[train])
-    if model.config.output != "softmax":
+    if model.config.output == "corn":
         return False
-    scale = model.statistics.stat_std.cpu().numpy()
-    standardised = (statistics - model.statistics.stat_mean.cpu().numpy()) / scale
+    standardised = (statistics - model.statistics.stat_mean.cpu().numpy()) / model.statistics.stat_std.cpu().numpy()
+    if model.config.output == "score":
+        weight, bias = _fit_scores(standardised[train], clips.scores[train], standardised[val], clips.scores[val])
+        return _install(model, weight, bias)
     weight = np.zeros((len(TRAITS) * N_LEVELS, statistics.shape[1]))
     bias = np.zeros(len(TRAITS) * N_LEVELS)
     for t in range(len(TRAITS)):
         rows = slice(t * N_LEVELS, (t + 1) * N_LEVELS)
         weight[rows], bias[rows] = _fit_trait(standardised[train], clips.levels[train, t], standardised[val],
                                               clips.levels[val, t], seed)
+    return _install(model, weight, bias)
+
+
+def _install(model: nn.Module, weight: np.ndarray, bias: np.ndarray) -> bool:
+    """Statistics path = the fitted linear model; the deep head's output layer starts at zero."""
     model.statistics.linear.weight.copy_(torch.as_tensor(weight, dtype=torch.float32))
     model.statistics.linear.bias.copy_(torch.as_tensor(bias, dtype=torch.float32))
     nn.init.zeros_(model.head[-1].weight)
     nn.init.zeros_(model.head[-1].bias)
     return True
+
+
+def _fit_scores(x: np.ndarray, scores: np.ndarray, x_val: np.ndarray, val_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Continuous targets: one ridge regression per trait on the logit of the score (alpha by validation error)."""
+    from sklearn.linear_model import Ridge
+
+    weight, bias = np.zeros((scores.shape[1], x.shape[1])), np.zeros(scores.shape[1])
+    logit = lambda s: np.log(np.clip(s, 0.02, 0.98) / (1 - np.clip(s, 0.02, 0.98)))  # noqa: E731
+    for t in range(scores.shape[1]):
+        known, known_val = np.isfinite(scores[:, t]), np.isfinite(val_scores[:, t])
+        fits = [Ridge(alpha=a).fit(x[known], logit(scores[known, t])) for a in RIDGE_ALPHAS]
+        errors = [np.mean((1 / (1 + np.exp(-f.predict(x_val[known_val]))) - val_scores[known_val, t]) ** 2) for f in fits]
+        best = fits[int(np.argmin(errors))]
+        weight[t], bias[t] = best.coef_, best.intercept_
+    return weight, bias

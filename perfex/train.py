@@ -31,9 +31,9 @@ from .metrics import trait_metrics
 from .metadata import CheckpointMeta, DataRecord, Lineage
 from .options import RunOptions, TrainConfig, save_run_config
 from .paths import portable_path
-from .predict import predict_probs, window_logits
+from .predict import expected_scores, predict_probs, window_logits
 from .prepare import PreparedData, prepare_training_data
-from .losses import MODEL_OUTPUT, trait_loss
+from .losses import MODEL_OUTPUT, score_loss, trait_loss
 from .schema import TRAITS
 from .statistics_init import start_from_statistics
 from .splits import manifest_hash, save_manifest
@@ -48,6 +48,12 @@ def data_fingerprint(clips: ClipSet) -> str:
     for array in (np.asarray(clips.ids).astype(str), clips.offsets, clips.features, clips.levels):
         digest.update(np.ascontiguousarray(array).tobytes() if array.dtype != object else "|".join(array).encode())
     return digest.hexdigest()[:16]
+
+
+def squared_error(probs: np.ndarray, scores: np.ndarray) -> float:
+    """Validation loss of continuous targets: squared error of the predicted scores, summed over traits (known ones)."""
+    error = (expected_scores(probs) - scores) ** 2
+    return float(np.nansum(error, axis=1).mean())
 
 
 def negative_log_likelihood(probs: np.ndarray, levels: np.ndarray) -> float:
@@ -66,8 +72,9 @@ def validation_scores(context: distributed.Context, model: nn.Module, clips: Cli
     probs = np.concatenate([p[1] for p in parts])[np.argsort(order)]
     levels = clips.levels[np.sort(order)]
     metrics = trait_metrics(levels, probs)
+    scores = clips.scores[np.sort(order)]
     return {
-        "val_loss": negative_log_likelihood(probs, levels),
+        "val_loss": squared_error(probs, scores) if model.config.output == "score" else negative_log_likelihood(probs, levels),
         "val_accuracy": metrics["mean"]["accuracy"],
         "val_f1_macro": metrics["mean"]["f1_macro"],
         "val_qwk": metrics["mean"]["qwk"],
@@ -106,8 +113,8 @@ def initial_model(config: TrainConfig, data: PreparedData, parent: Parent | None
     starting point is a candidate for best.safetensors (epoch 0)."""
     if parent is not None:
         return parent.model, False
-    model = create_model(config.family, n_features=data.clips.n_features, max_frames=config.train.max_frames,
-                         output=MODEL_OUTPUT[config.train.loss])
+    output = "score" if config.train.target == "continuous" else MODEL_OUTPUT[config.train.loss]
+    model = create_model(config.family, n_features=data.clips.n_features, max_frames=config.train.max_frames, output=output)
     model.set_normalization(*data.normalization())
     started = start_from_statistics(model, data.clips, data.parts["train"], data.parts["val"], config.run.seed)
     return model, started
@@ -157,7 +164,7 @@ class Trainer:
             ids = [context.local_rank] if context.device.type == "cuda" else None
             self.engine = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         self.study = next(filter(None, map(study_for, config.data.data)), None)  # retrain on a user study's ratings
-        self.loss = "ordinal" if model.config.output == "corn" else "ce"
+        self.loss = {"corn": "ordinal", "score": "score"}.get(model.config.output, "ce")
         self.history: list[dict] = []
         self.start_epoch, self.best_score, self.best_epoch, self.since_best = 1, None, 0, 0
         if config.train.resume:
@@ -241,7 +248,7 @@ class Trainer:
             batch = batch.to(self.context.device)
             with torch.autocast(self.context.device.type, dtype=torch.bfloat16, enabled=self.bf16):
                 logits = self.engine(batch.x, batch.lengths, batch.times)
-            loss = trait_loss(logits, batch.levels, self.loss)
+            loss = score_loss(logits, batch.scores) if self.loss == "score" else trait_loss(logits, batch.levels, self.loss)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -312,7 +319,7 @@ class Trainer:
         from .plots import plot_training_curves
 
         plot = plot_training_curves(self.history, self.out / "training_curves.png")
-        if self.config.train.calibrate:
+        if self.config.train.calibrate and self.loss != "score":
             self._calibrate_best()
         self.log(f"best epoch {self.best_epoch} (validation {self.config.train.select}); wrote {self.out}/best.safetensors, "
                  f"last.safetensors, metrics.csv, {plot.name}, split.json, run_config.json")

@@ -272,7 +272,7 @@ def test_evaluate_with_baselines_and_markdown_report():
         test_y, probs, None, train_y, None, train_x, test_x, groups=groups, n_boot=200
     )
     assert results["n_test_clips"] == 120
-    assert set(results["baselines"]) == {"majority", "train_mean", "logreg_au_stats"}
+    assert set(results["baselines"]) == {"majority", "train_mean", "logreg_au_stats", "ridge_au_stats"}
     low, high = results["model"]["accuracy_ci95"]
     assert low <= results["model"]["mean"]["accuracy"] <= high
     assert results["bootstrap"] == {"n_boot": 200, "unit": "source video", "n_units": 40}

@@ -236,3 +236,28 @@ def test_explanations_never_change_predictions_and_importance_joins_the_report(c
     results = run_test(dict(weights=str(cnn_run), out=str(tmp_path / "t"), n_boot=20, progress=False, importance=True), "cnn")
     written = (tmp_path / "t" / "importance.md").read_text()
     assert written.strip() in results["markdown"] and (tmp_path / "t" / "importance.png").stat().st_size > 1000
+
+
+def test_continuous_targets_train_test_and_deploy(tmp_path):
+    """--target continuous: one score per trait from the raw labels; test reports score metrics beside ridge regression;
+    deploy writes the scores and marks the levels as rounded scores."""
+    from perfex.synth import generate_perfex, write_table
+
+    frame = generate_perfex(120, seed=31, spread=3.0, min_frames=60, max_frames=90)
+    rng = np.random.default_rng(0)
+    for trait in TRAITS:  # raw, off-grid scores, as ChaLearn First Impressions gives them
+        frame[trait] = np.clip(frame[trait] + frame["ID"].map(dict(zip(frame["ID"].unique(), rng.normal(0, 0.05, 120)))), 0, 1)
+    data = tmp_path / "continuous.csv"
+    write_table(frame, data)
+    weights = train("cnn", data, tmp_path / "run", target="continuous", epochs=4)
+    meta = read_config(weights)
+    assert meta.model_config["output"] == "score" and meta.temperatures is None
+    results = run_test(dict(weights=str(weights), out=str(tmp_path / "t"), n_boot=20, progress=False), "cnn")
+    assert "ridge_au_stats" in results["baselines"] and np.isfinite(results["model"]["mean"]["rmse"])
+    out = tmp_path / "pred.csv"
+    summary = deploy(build_config(DeployConfig, "cnn", weights=str(weights), data=[str(data)], out=str(out), progress=False))
+    table = pd.read_csv(out)
+    assert summary["clips_written"] == 120 and table["note"].str.startswith("continuous model").all()
+    scores = table[[f"{t}_score" for t in TRAITS]].to_numpy()
+    assert ((scores > 0) & (scores < 1)).all() and len(np.unique(scores.round(4))) > 20
+    np.testing.assert_allclose(table[list(TRAITS)].to_numpy(), np.rint(scores * 4) / 4)
