@@ -94,7 +94,7 @@ class TrainOptions:
     record_samples: bool = False
     loss: str = "ce"
     target: str = "levels"
-    select: str = "loss"
+    select: str = "qwk"
     calibrate: bool = True
 
     def __post_init__(self) -> None:
