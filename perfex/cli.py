@@ -44,11 +44,11 @@ def default(options: type, name: str) -> object:
     return field.default_factory() if field.default is MISSING else field.default
 
 
-def _stamp() -> str:
+def timestamp() -> str:
     return time.strftime("%Y%m%d-%H%M%S")
 
 
-def _parser(description: str, epilog: str) -> argparse.ArgumentParser:
+def new_parser(description: str, epilog: str) -> argparse.ArgumentParser:
     return argparse.ArgumentParser(description=description, epilog=epilog, formatter_class=HelpFormatter)
 
 
@@ -89,13 +89,13 @@ def _add_group(parser: argparse.ArgumentParser, title: str, options: type, table
         group.add_argument(flag, dest=name, default=(overrides or {}).get(name, default(options, name)), **keywords)
 
 
-def _add_data_flags(parser: argparse.ArgumentParser, names: Sequence[str], data_default: list[str] | None, data_help: str) -> None:
+def add_data_flags(parser: argparse.ArgumentParser, names: Sequence[str], data_default: list[str] | None, data_help: str) -> None:
     parser.add_argument("--data", nargs="+", default=data_default, metavar="PATH",
                         help=f"{data_help} PerFeX long CSV(s) (.csv/.csv.gz) and/or OpenFace CSV files or directories")
     _add_group(parser, "data", DataOptions, DATA_FLAGS, names)
 
 
-def _add_run_flags(parser: argparse.ArgumentParser, names: Sequence[str], batch_size: int) -> None:
+def add_run_flags(parser: argparse.ArgumentParser, names: Sequence[str], batch_size: int) -> None:
     _add_group(parser, "run", RunOptions, RUN_FLAGS, names, {"batch_size": batch_size})
     parser.add_argument("--no-progress", dest="progress", action="store_false", default=argparse.SUPPRESS,
                         help="hide progress bars")
@@ -119,12 +119,12 @@ def train_parser(family: str, retrain: bool) -> argparse.ArgumentParser:
                   f"  python {script} --config runs/{family}-x/run_config.json --seed 1 --out runs/seed1\n"
                   f"  torchrun --nproc_per_node=4 {script} --data big.csv   (DistributedDataParallel)")
         data_default = [str(DATA_DIR / "train.csv.gz")]
-    parser = _parser(description, epilog)
+    parser = new_parser(description, epilog)
     parser.add_argument("--config", metavar="JSON", help="replay a saved run_config.json; flags given here win")
     names = [n for n in DATA_FLAGS if n not in (("features", "normalize") if retrain else ("allow_extractor_mismatch",))]
-    _add_data_flags(parser, names, data_default, "training data.")
+    add_data_flags(parser, names, data_default, "training data.")
     _add_training_flags(parser, family, retrain)
-    _add_run_flags(parser, list(RUN_FLAGS), DEFAULT_BATCH["train"])
+    add_run_flags(parser, list(RUN_FLAGS), DEFAULT_BATCH["train"])
     return parser
 
 
@@ -187,7 +187,7 @@ def run_train(family: str, retrain: bool, argv: Sequence[str] | None) -> int:
                           f"{SCRIPT_PREFIX[family]}_retrain.py --weights ...")
     args = _parse_with_saved_config(train_parser(family, retrain), argv, family, retrain)
     args.pop("config")
-    args["out"] = args["out"] or str(PROJECT_ROOT / "runs" / f"{family}{'-retrain' if retrain else ''}-{_stamp()}")
+    args["out"] = args["out"] or str(PROJECT_ROOT / "runs" / f"{family}{'-retrain' if retrain else ''}-{timestamp()}")
     from .options import TrainConfig, build_config
     from .train import fit
 
@@ -197,13 +197,13 @@ def run_train(family: str, retrain: bool, argv: Sequence[str] | None) -> int:
 
 def test_parser(family: str) -> argparse.ArgumentParser:
     script = f"{SCRIPT_PREFIX[family]}_test.py"
-    parser = _parser(
+    parser = new_parser(
         f"Evaluate a {MODEL_TITLES[family]} checkpoint on held-out clips beside three baselines (majority class, "
         "train-mean predictor, logistic regression on per-clip AU mean/std): accuracy, macro P/R/F1, ROC AUC, "
         "MAE, Pearson r, bootstrap 95% CI, confusion matrices.",
         f"examples:\n  python {script}\n  python {script} --weights runs/x/best.safetensors\n"
         f"  python {script} --weights cnn_180.pt --data perfex_test.csv --subset all --train-data perfex_train.csv")
-    _add_data_flags(parser, ["labels", "label_binning", "nan_policy", "min_confidence", "min_frames", "allow_extractor_mismatch",
+    add_data_flags(parser, ["labels", "label_binning", "nan_policy", "min_confidence", "min_frames", "allow_extractor_mismatch",
                              "cache_dir"], None,
                     "labelled data (default: the data and labels table recorded in the checkpoint).")
     group = parser.add_argument_group("evaluation")
@@ -218,13 +218,13 @@ def test_parser(family: str) -> argparse.ArgumentParser:
                        help="bootstrap resamples for the 95%% CI")
     group.add_argument("--importance", action="store_true", help="also rank AUs per trait by attribution and permutation "
                        "importance (importance.md, importance.png)")
-    _add_run_flags(parser, ["batch_size", "seed", "device", "threads", "precision"], DEFAULT_BATCH["test"])
+    add_run_flags(parser, ["batch_size", "seed", "device", "threads", "precision"], DEFAULT_BATCH["test"])
     return parser
 
 
 def run_test(family: str, argv: Sequence[str] | None) -> int:
     args = vars(test_parser(family).parse_args(argv))
-    args["out"] = args["out"] or str(PROJECT_ROOT / "outputs" / f"{family}-test-{_stamp()}")
+    args["out"] = args["out"] or str(PROJECT_ROOT / "outputs" / f"{family}-test-{timestamp()}")
     args["data"] = args["data"] or []
     from .evaluation import evaluate_checkpoint
     from .options import TestConfig, build_config
@@ -237,7 +237,7 @@ def run_test(family: str, argv: Sequence[str] | None) -> int:
 
 def deploy_parser(family: str) -> argparse.ArgumentParser:
     script = f"{SCRIPT_PREFIX[family]}_deploy.py"
-    parser = _parser(
+    parser = new_parser(
         f"Predict Big Five trait levels with a {MODEL_TITLES[family]} for every clip of PerFeX or OpenFace inputs. "
         "Every input clip gets a row (with a status); nothing is dropped.",
         f"examples:\n  python {script}\n  python {script} --data openface_out/ --out traits.csv\n"
@@ -245,7 +245,7 @@ def deploy_parser(family: str) -> argparse.ArgumentParser:
         f"  python {script} --data big.csv --shard 0/2 --out part0.csv; ... --shard 1/2 --out part1.csv\n"
         f"  python {script} --merge part0.csv part1.csv --out traits.csv\n\n"
         "statuses: ok, windowed (long clip: windows averaged), too_short, short_predicted, no_frames")
-    _add_data_flags(parser, ["nan_policy", "min_confidence", "min_frames", "allow_extractor_mismatch"],
+    add_data_flags(parser, ["nan_policy", "min_confidence", "min_frames", "allow_extractor_mismatch"],
                     [str(DATA_DIR / "deploy.csv.gz")], "input.")
     group = parser.add_argument_group("output")
     group.add_argument("--weights", default=str(WEIGHTS_DIR / f"{family}.safetensors"),
@@ -261,7 +261,7 @@ def deploy_parser(family: str) -> argparse.ArgumentParser:
                        "to DIR/explanations.npz, and PNGs of the first clips")
     group.add_argument("--explain-plots", type=int, default=default(DeployOptions, "explain_plots"), metavar="N",
                        help="with --explain: PNGs of the first N explained clips")
-    _add_run_flags(parser, ["batch_size", "device", "threads", "precision"], DEFAULT_BATCH["deploy"])
+    add_run_flags(parser, ["batch_size", "device", "threads", "precision"], DEFAULT_BATCH["deploy"])
     return parser
 
 
@@ -276,7 +276,7 @@ def run_deploy(family: str, argv: Sequence[str] | None) -> int:
         summary = merge_shards(merge, args["out"], force=args["force"])
         print(f"merged {summary['shards']} shards: {summary['clips_written']} clips -> {summary['out']}")
         return 0
-    args["out"] = args["out"] or str(PROJECT_ROOT / "outputs" / f"{family}-deploy-{_stamp()}.csv")
+    args["out"] = args["out"] or str(PROJECT_ROOT / "outputs" / f"{family}-deploy-{timestamp()}.csv")
     from .deploy import deploy
     from .options import DeployConfig, build_config
 
@@ -292,7 +292,7 @@ def run_deploy(family: str, argv: Sequence[str] | None) -> int:
 
 
 def augment_parser() -> argparse.ArgumentParser:
-    parser = _parser(
+    parser = new_parser(
         "Augment PerFeX clips as the original did (every 2nd frame; 5-frame shift with edge fill; non-overlapping "
         "100-frame windows). Output = input clips + copies with new IDs and provenance columns source_id, augmentation, "
         "so splits keep every copy with its source video.",

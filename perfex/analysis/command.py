@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..cli import _add_data_flags, _parser, _stamp
+from ..cli import add_data_flags, new_parser, timestamp
 from ..paths import DATA_DIR, PROJECT_ROOT
 from ..errors import PerfexError
 from ..schema import AU_INTENSITY_COLUMNS, AU_PRESENCE_COLUMNS, ID_COLUMN, TRAITS
@@ -23,13 +23,13 @@ OUTPUT_FILES = ("au_trait_correlations.csv", "au_trait_correlations.md", "au_tra
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _parser(
+    parser = new_parser(
         "Correlate per-clip AU statistics (mean, std, fraction of active frames) with each trait: Pearson and Spearman "
         "with p-values, Benjamini-Hochberg q-values over the whole table, bootstrap 95%% intervals resampling source "
         "videos. One row per clip, never per frame. Writes a CSV, a Markdown table and a heatmap PNG.",
         "examples:\n  python au_analysis.py\n  python au_analysis.py --data openface_out/ --labels labels.csv --out outputs/au\n"
         "  python au_analysis.py --data data/deploy.csv.gz --predictions traits.csv   (against a deploy's predictions)")
-    _add_data_flags(parser, ["labels", "nan_policy", "min_confidence", "min_frames"], [str(DATA_DIR / "train.csv.gz")], "AU data.")
+    add_data_flags(parser, ["labels", "nan_policy", "min_confidence", "min_frames"], [str(DATA_DIR / "train.csv.gz")], "AU data.")
     group = parser.add_argument_group("analysis")
     group.add_argument("--predictions", metavar="CSV", help="a deploy per-clip CSV: correlate with its predictions "
                        "instead of labels (clips are matched by ID; unpredicted clips are left out)")
@@ -120,7 +120,7 @@ def analyse(args: argparse.Namespace) -> tuple[pd.DataFrame, str]:
 
 def run(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    out = Path(args.out or PROJECT_ROOT / "outputs" / f"au-analysis-{_stamp()}")
+    out = Path(args.out or PROJECT_ROOT / "outputs" / f"au-analysis-{timestamp()}")
     from ..tables import refuse_overwrite
     from .outputs import write_outputs
 
