@@ -5,7 +5,6 @@ Probabilities are ``[N, 5 traits, 5 levels]``; levels are ``[N, 5]`` integers 0.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +13,6 @@ from scipy.optimize import minimize_scalar
 
 from .errors import PerfexError
 from .losses import level_probabilities
-
-Decode = Callable[[torch.Tensor], torch.Tensor]
 
 
 def _nll(probs: torch.Tensor, levels: torch.Tensor) -> float:

@@ -22,10 +22,11 @@ import pandas as pd
 import pyarrow as pa
 from tqdm import tqdm
 
+from .errors import PerfexError
 from .schema import AU_INTENSITY_COLUMNS, AU_PRESENCE_COLUMNS, CONTEXT_COLUMNS, EMOTION_COLUMNS, FPS, TRAITS
 from .tables import write_table as write_arrow_table
 
-# ChaLearn First Impressions V2 label statistics (DESIGN.md 1c), in TRAITS order.
+# ChaLearn First Impressions V2 label statistics (published means and inter-trait correlations), in TRAITS order.
 TRAIT_MEANS = np.array([0.48, 0.52, 0.55, 0.52, 0.57])
 TRAIT_SDS = np.array([0.150, 0.155, 0.130, 0.150, 0.140])
 TRAIT_CORRELATIONS = np.array([
@@ -115,12 +116,76 @@ def clip_aus(traits: np.ndarray, person: dict, n_frames: int, rng: np.random.Gen
     after = np.where(followed, flashes + rng.integers(12, 24, len(flashes)), rng.integers(0, n_frames, len(flashes)))
     aus[:, AU["AU12_r"]] += _events(n_frames, after[after < n_frames], 0.8, 20)
     aus[:, AU["AU05_r"]] += _events(n_frames, _onsets(rng, n_frames, 2.0 * np.exp(0.3 * opn)), 0.9, 12)
-    # person gain, tracker noise and occasional tracker spikes
+    return _tracker(aus, person, rng)
+
+
+def _sigmoid(z: float) -> float:
+    return float(1 / (1 + np.exp(-z)))
+
+
+def _partner_times(rng: np.random.Generator, anchors: np.ndarray, linked: float, lag: tuple[int, int], n_frames: int) -> np.ndarray:
+    """One partner event per anchor: ``anchor + lag`` with probability ``linked``, else at an unrelated time.
+
+    Unrelated times are drawn from the same shifted range, so the number of partners that fall inside the
+    clip does not depend on ``linked``; out-of-clip partners are dropped (negative lags mean "before").
+    """
+    shift = rng.integers(lag[0], lag[1] + 1, len(anchors))
+    unrelated = rng.integers(0, n_frames, len(anchors)) + shift
+    times = np.where(rng.random(len(anchors)) < linked, anchors + shift, unrelated)
+    return times[(times >= 0) & (times < n_frames)]
+
+
+def clip_aus_timing(traits: np.ndarray, person: dict, n_frames: int, rng: np.random.Generator) -> np.ndarray:
+    """Timing-only variant: traits move only the order, co-occurrence and regularity of events, never their rate or size.
+
+    Every AU channel therefore has the same distribution of per-clip mean and standard deviation whatever the
+    traits; see data/README.md for the links.
+    """
+    z = (traits - TRAIT_MEANS) / TRAIT_SDS
+    ext, neu, agr, con, opn = np.clip(z, -3, 3)
+    aus = np.tile(person["baseline"], (n_frames, 1))
+    talk = 0.45 * (1 + np.sin(2 * np.pi * 4.5 * np.arange(n_frames) / FPS + rng.uniform(0, 6.3)))
+    aus[:, AU["AU25_r"]] += talk
+    aus[:, AU["AU26_r"]] += 0.6 * talk
+    # smiles at a fixed rate and size; agreeableness: AU06 with the smile (Duchenne) or at an unrelated time
+    smiles = _onsets(rng, n_frames, 6.0)
+    aus[:, AU["AU12_r"]] += _events(n_frames, smiles, 1.6, 45)
+    aus[:, AU["AU06_r"]] += _events(n_frames, _partner_times(rng, smiles, _sigmoid(1.5 * agr), (0, 3), n_frames), 1.3, 45)
+    # extroversion: a jaw-drop laugh (AU26) 1.5-2.5 s after the smile starts, or unrelated (needs > 1 s of context)
+    laughs = _partner_times(rng, smiles, _sigmoid(1.5 * ext), (45, 75), n_frames)
+    aus[:, AU["AU26_r"]] += _events(n_frames, laughs, 1.2, 20)
+    # neuroticism: lip-corner depressor (AU15) 0.3-0.7 s after a frown (AU04) when high, as long before it when low
+    frowns = _onsets(rng, n_frames, 4.0)
+    aus[:, AU["AU04_r"]] += _events(n_frames, frowns, 1.4, 40)
+    order = np.where(rng.random(len(frowns)) < _sigmoid(1.5 * neu), 1, -1)
+    sad = frowns + order * rng.integers(9, 22, len(frowns))
+    aus[:, AU["AU15_r"]] += _events(n_frames, sad[(sad >= 0) & (sad < n_frames)], 1.0, 30)
+    # conscientiousness: blink regularity at a fixed mean rate; a 0.3 s refractory gap keeps blinks from merging
+    shape = float(np.clip(np.exp(0.9 * con), 0.35, 8.0))
+    # (started 60 s before the clip, so that the expected count in the clip does not depend on the regularity)
+    gaps = 9 + rng.gamma(shape, (60.0 * FPS / 17.0 - 9) / shape, size=int((n_frames + 1800) / 40 + 40))
+    blinks = (np.cumsum(gaps) - 1800).astype(np.int64)
+    blinks = blinks[(blinks >= 0) & (blinks < n_frames)]
+    aus[:, AU["AU45_r"]] += _events(n_frames, blinks, rng.uniform(2.0, 3.5, len(blinks)), 6)
+    # openness: brow flash (AU01 + AU02) followed 0.4-0.8 s later by a small smile-like AU10 raise, or unrelated
+    flashes = _onsets(rng, n_frames, 4.0)
+    flash_track = _events(n_frames, flashes, 1.3, 15)
+    aus[:, AU["AU01_r"]] += flash_track
+    aus[:, AU["AU02_r"]] += 0.9 * flash_track
+    aus[:, AU["AU10_r"]] += _events(n_frames, _partner_times(rng, flashes, _sigmoid(1.5 * opn), (12, 24), n_frames), 1.0, 20)
+    return _tracker(aus, person, rng)
+
+
+def _tracker(aus: np.ndarray, person: dict, rng: np.random.Generator) -> np.ndarray:
+    """Person gain, tracker noise and occasional tracker spikes; clipped to 0..5, two decimals."""
     aus *= person["gain"]
     aus += rng.normal(0, 0.07, aus.shape)
     spikes = rng.random(aus.shape) < 0.002
     aus[spikes] += rng.uniform(0.5, 2.0, int(spikes.sum()))
     return np.round(np.clip(aus, 0.0, 5.0), 2)
+
+
+VARIANTS = {"documented": clip_aus, "timing": clip_aus_timing}
 
 
 def _video_ids(rng: np.random.Generator, n: int) -> list[str]:
@@ -150,25 +215,30 @@ def _label_values(scores: np.ndarray, label_format: str) -> np.ndarray:
 
 
 def generate_clips(n_clips: int, seed: int = 0, *, spread: float = 1.0, min_frames: int = 300, max_frames: int = 459,
-                   clips_per_person: tuple[int, int] = (1, 6), lengths: Sequence[int] | None = None, progress: bool = False):
-    """Per-clip arrays: (file names, clip scores [N,5], list of AU matrices)."""
+                   clips_per_person: tuple[int, int] = (1, 6), lengths: Sequence[int] | None = None, progress: bool = False,
+                   variant: str = "documented"):
+    """Per-clip arrays: (file names, clip scores [N,5], list of AU matrices); ``variant`` picks the links (VARIANTS)."""
+    if variant not in VARIANTS:
+        raise PerfexError(f"unknown generator variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+    make_clip = VARIANTS[variant]
     rng = np.random.default_rng(seed)
     person, segment, traits, styles = _people(rng, n_clips, clips_per_person, spread)
     videos = _video_ids(rng, len(styles))
     files = [f"{videos[p]}.{s:03d}.mp4" for p, s in zip(person, segment)]
     scores = np.clip(traits[person] + rng.normal(0, 0.02, (n_clips, len(TRAITS))), 0, 1)
     frames = np.asarray(lengths) if lengths is not None else rng.integers(min_frames, max_frames + 1, n_clips)
-    aus = [clip_aus(scores[i], styles[person[i]], int(frames[i]), rng)
+    aus = [make_clip(scores[i], styles[person[i]], int(frames[i]), rng)
            for i in tqdm(range(n_clips), desc="generate", unit="clip", disable=not progress)]
     return files, scores, aus
 
 
 def generate_perfex(n_clips: int, seed: int = 0, *, spread: float = 1.0, min_frames: int = 300, max_frames: int = 459,
                     clips_per_person: tuple[int, int] = (1, 6), labeled: bool = True, label_format: str = "grid",
-                    id_start: int = 0, lengths: Sequence[int] | None = None, progress: bool = False) -> pd.DataFrame:
+                    id_start: int = 0, lengths: Sequence[int] | None = None, progress: bool = False,
+                    variant: str = "documented") -> pd.DataFrame:
     """A PerFeX long table (one row per frame, every column of the published files)."""
     files, scores, aus = generate_clips(n_clips, seed, spread=spread, min_frames=min_frames, max_frames=max_frames,
-                                        clips_per_person=clips_per_person, lengths=lengths, progress=progress)
+                                        clips_per_person=clips_per_person, lengths=lengths, progress=progress, variant=variant)
     rng = np.random.default_rng([seed, 1])
     counts = np.array([len(a) for a in aus])
     intensities = np.concatenate(aus) if aus else np.zeros((0, len(AU)))
@@ -242,10 +312,10 @@ def openface_frame(aus: np.ndarray, rng: np.random.Generator, failure_rate: floa
 
 def generate_openface_dir(out_dir: Path, n_clips: int, seed: int = 0, *, spread: float = 1.0, min_frames: int = 300,
                           max_frames: int = 459, labels_path: Path | None = None, label_format: str = "grid",
-                          compress: bool = True, progress: bool = False) -> list[Path]:
+                          compress: bool = True, progress: bool = False, variant: str = "documented") -> list[Path]:
     """One OpenFace CSV per clip, named like First Impressions videos; optionally a labels CSV (File + traits)."""
     files, scores, aus = generate_clips(n_clips, seed, spread=spread, min_frames=min_frames, max_frames=max_frames,
-                                        progress=progress)
+                                        progress=progress, variant=variant)
     rng = np.random.default_rng([seed, 2])
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -294,6 +364,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.add_argument("--spread", type=float, default=1.0, help="scale of trait deviations (1 = First Impressions; 2-3 easier)")
         p.add_argument("--min-frames", type=int, default=300, help="shortest clip (default 300 = 10 s)")
         p.add_argument("--max-frames", type=int, default=459, help="longest clip (default 459 = 15.3 s)")
+        p.add_argument("--variant", choices=tuple(VARIANTS), default="documented",
+                       help="planted links: documented (data/README.md table) or timing (order/co-occurrence/regularity only)")
         p.add_argument("--continuous-labels", action="store_true", help="raw trait scores instead of the 0/.25/.5/.75/1 grid")
         p.add_argument("--out", type=Path, required=True, help="output file (.csv/.csv.gz) or folder (openface)")
     perfex = sub.choices["perfex"]
@@ -305,18 +377,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     label_format = "continuous" if args.continuous_labels else "grid"
     if args.format == "perfex":
         frame = generate_perfex(args.clips, args.seed, spread=args.spread, min_frames=args.min_frames, max_frames=args.max_frames,
-                                labeled=not args.no_labels, label_format=label_format, id_start=args.id_start, progress=True)
+                                labeled=not args.no_labels, label_format=label_format, id_start=args.id_start, progress=True,
+                                variant=args.variant)
         extra = _lengths(args.extra_lengths)
         if extra:
             more = generate_perfex(len(extra), args.seed + 1, spread=args.spread, labeled=not args.no_labels,
-                                   label_format=label_format, id_start=args.id_start + args.clips, lengths=extra)
+                                   label_format=label_format, id_start=args.id_start + args.clips, lengths=extra,
+                                   variant=args.variant)
             frame = pd.concat([frame, more], ignore_index=True)
         write_table(frame, args.out)
         print(f"wrote {frame['ID'].nunique()} clips, {len(frame)} rows -> {args.out}")
     else:
         paths = generate_openface_dir(args.out, args.clips, args.seed, spread=args.spread, min_frames=args.min_frames,
                                       max_frames=args.max_frames, labels_path=args.labels_out, label_format=label_format,
-                                      progress=True)
+                                      progress=True, variant=args.variant)
         print(f"wrote {len(paths)} OpenFace CSVs -> {args.out}" + (f" and labels -> {args.labels_out}" if args.labels_out else ""))
     return 0
 

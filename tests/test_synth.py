@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from perfex.schema import AU_INTENSITY_COLUMNS, AU_PRESENCE_COLUMNS, CONTEXT_COLUMNS, EMOTION_COLUMNS, TRAITS
-from perfex.synth import (TRAIT_MEANS, clip_aus, generate_openface_dir, generate_perfex, openface_header, sample_traits,
+from perfex.synth import (TRAIT_MEANS, clip_aus, generate_clips, generate_openface_dir, generate_perfex, openface_header, sample_traits,
                           write_table)
 
 PERFEX_COLUMNS = ["ID", "File", *AU_INTENSITY_COLUMNS, *AU_PRESENCE_COLUMNS, *CONTEXT_COLUMNS, *EMOTION_COLUMNS, *TRAITS]
@@ -82,3 +82,55 @@ def test_planted_links_extroversion_smiles_and_conscientiousness_blink_regularit
     bursty, n_bursty = blink_interval_cv(np.r_[TRAIT_MEANS[:3], low[3], TRAIT_MEANS[4]], seed=2)
     assert regular < 0.6 * bursty
     assert abs(n_regular - n_bursty) < 0.35 * n_bursty  # same blink rate: only the timing differs
+
+
+def lagged_correlation(a: np.ndarray, b: np.ndarray, lag: int) -> float:
+    """Correlation of ``a`` at frame t with ``b`` at frame t + lag."""
+    x, y = (a[:-lag], b[lag:]) if lag > 0 else (a[-lag:], b[:lag or None])
+    return float(np.corrcoef(x, y)[0, 1]) if x.std() > 0 and y.std() > 0 else 0.0
+
+
+def timing_features(aus: np.ndarray) -> np.ndarray:
+    """One hand-made timing statistic per planted trait of the timing-only variant (TRAITS order)."""
+    col = {name: aus[:, i] for i, name in enumerate(AU_INTENSITY_COLUMNS)}
+    blink = col["AU45_r"]
+    onsets = np.flatnonzero((blink[1:] > 1.0) & (blink[:-1] <= 1.0))
+    gaps = np.diff(onsets)
+    cv = gaps.std() / gaps.mean() if len(gaps) > 2 else 1.0
+    return np.array([
+        lagged_correlation(col["AU12_r"], col["AU26_r"], 60),
+        lagged_correlation(col["AU04_r"], col["AU15_r"], 15) - lagged_correlation(col["AU04_r"], col["AU15_r"], -15),
+        lagged_correlation(col["AU12_r"], col["AU06_r"], 1),
+        -cv,
+        lagged_correlation(col["AU01_r"], col["AU10_r"], 18),
+    ])
+
+
+def held_out_r(features: np.ndarray, target: np.ndarray, n_train: int) -> float:
+    from sklearn.linear_model import Ridge
+
+    model = Ridge(alpha=1.0).fit(features[:n_train], target[:n_train])
+    return float(np.corrcoef(model.predict(features[n_train:]), target[n_train:])[0, 1])
+
+
+def test_timing_variant_hides_traits_from_clip_means_and_stds_but_not_from_timing():
+    _, scores, aus = generate_clips(1500, seed=3, spread=2.0, min_frames=300, max_frames=460, variant="timing")
+    summary = np.array([np.r_[a.mean(axis=0), a.std(axis=0)] for a in aus])
+    timing = np.array([timing_features(a) for a in aus])
+    for t, trait in enumerate(TRAITS):
+        blind = held_out_r(summary, scores[:, t], 1000)
+        seen = held_out_r(timing[:, [t]], scores[:, t], 1000)
+        assert abs(blind) < 0.15, (trait, blind)
+        assert seen > 0.3, (trait, seen)
+
+
+def test_documented_variant_is_the_default_and_unknown_variants_are_refused():
+    import pytest
+
+    from perfex.errors import PerfexError
+
+    _, _, default = generate_clips(2, seed=1, min_frames=40, max_frames=50)
+    _, _, documented = generate_clips(2, seed=1, min_frames=40, max_frames=50, variant="documented")
+    assert all(np.array_equal(a, b) for a, b in zip(default, documented))
+    with pytest.raises(PerfexError, match="unknown generator variant 'time'; choose one of documented, timing"):
+        generate_clips(2, seed=1, variant="time")
