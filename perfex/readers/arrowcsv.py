@@ -165,3 +165,13 @@ def all_columns_types(sniffed: Sniffed, types: dict[str, pa.DataType]) -> dict[s
     wide = {name: pa.string() for name in dict.fromkeys(sniffed.header)}
     wide.update({name: pa.float64() if kind == pa.float32() else kind for name, kind in types.items()})
     return wide
+
+
+def read_whole_file(source, types: dict, keep_rows: bool) -> pa.Table:
+    """An extractor file's needed columns (every column with ``keep_rows``); a malformed row is a one-line error."""
+    collector = RowCollector()
+    table = read_columns(source.path, source.sniffed, all_columns_types(source.sniffed, types) if keep_rows else types,
+                         collector)
+    if collector.rows:
+        raise_bad_rows(source.path, source.sniffed, collector.rows, "repair or remove that line")
+    return table

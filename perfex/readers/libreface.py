@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..schema import FPS
-from .arrowcsv import RowCollector, all_columns_types, raise_bad_rows, read_columns
+from .arrowcsv import read_whole_file
 from .extractors import EXTRACTORS, LIBREFACE
 from .frames import FrameTable, frame_part
 from .options import ReadOptions
@@ -20,11 +20,7 @@ def read_libreface(source: InputFile, options: ReadOptions, keep_rows: bool = Fa
     columns = options.columns_for(tuple(EXTRACTORS[LIBREFACE].au_names))
     names = require_columns(source, raw, columns)
     types = {raw["frame_idx"]: pa.float64(), **{n: pa.float32() for n in names}}
-    collector = RowCollector()
-    table = read_columns(source.path, source.sniffed, all_columns_types(source.sniffed, types) if keep_rows else types,
-                         collector)
-    if collector.rows:
-        raise_bad_rows(source.path, source.sniffed, collector.rows, "repair or remove that line")
+    table = read_whole_file(source, types, keep_rows)
     frame = table.column(raw["frame_idx"]).to_numpy()
     frames = FrameTable(table, names, np.nan_to_num(frame) / FPS, np.isfinite(frame))
     return frame_part(source, frames, options, columns, keep_rows)

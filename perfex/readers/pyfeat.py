@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..schema import FPS
-from .arrowcsv import RowCollector, all_columns_types, raise_bad_rows, read_columns
+from .arrowcsv import read_whole_file
 from .extractors import EXTRACTORS, PYFEAT
 from .frames import FrameTable, frame_part
 from .options import ReadOptions
@@ -23,11 +23,7 @@ def read_pyfeat(source: InputFile, options: ReadOptions, keep_rows: bool = False
     types = {raw["frame"]: pa.float64(), raw["FaceScore"]: pa.float64(), **{n: pa.float32() for n in names}}
     if "Identity" in raw:
         types[raw["Identity"]] = pa.string()
-    collector = RowCollector()
-    table = read_columns(source.path, source.sniffed, all_columns_types(source.sniffed, types) if keep_rows else types,
-                         collector)
-    if collector.rows:
-        raise_bad_rows(source.path, source.sniffed, collector.rows, "repair or remove that line")
+    table = read_whole_file(source, types, keep_rows)
     frame = table.column(raw["frame"]).to_numpy()
     score = table.column(raw["FaceScore"]).to_numpy()
     keep = np.isfinite(score) & (score >= options.min_confidence) & np.isfinite(frame)
