@@ -182,7 +182,6 @@ def train_network(family: str, sets: dict, args: argparse.Namespace, options: di
         train_with_engine(family, sets["pool_path"], run_dir / "split_manifest.json", run_dir / "run", args.epochs, args.seed, options)
         (run_dir / "done").write_text(setting)
     model, meta = load_checkpoint(weights)
-    torch.set_grad_enabled(False)
     loss = "ordinal" if model.config.output == "corn" else "ce"
     val_logits, test_logits = network_logits(model, sets["val"]), network_logits(model, sets["test"])
     temperatures = fit_temperatures(val_logits, sets["val"].levels, loss)

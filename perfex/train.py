@@ -230,6 +230,7 @@ class Trainer:
                  f"val_acc {row['val_accuracy']:.3f}  val_f1 {row['val_f1_macro']:.3f}  val_qwk {row['val_qwk']:.3f}  [{per_trait}]"
                  f"{'  *best' if improved else ''}")
 
+    @torch.enable_grad()
     def _train_epoch(self, epoch: int) -> tuple[float, int]:
         run, clips = self.config.run, self.data.clips
         train_index = self.data.parts["train"]
