@@ -1,4 +1,5 @@
-"""The shipped weights load into today's model code with the same keys and give the logits pinned when they were released."""
+"""Round-one shipped weights (schema-1 metadata, no statistics path) load into today's model code with the same keys
+and give the logits pinned when they were released."""
 
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from perfex.checkpoint import read_config
 
 from models import model_from_config
 
-WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
+WEIGHTS = Path(__file__).resolve().parent / "fixtures" / "round1"  # the weights shipped in round one (schema 1)
 # logits[:, ::6] on the clips below, computed with the model code these weights were trained with
 PINNED = {
     "cnn": [[0.3098, -1.4011, 11.7305, -6.7731, -18.9718], [1.2703, -0.4833, 11.453, -7.0864, -18.4721],

@@ -45,8 +45,8 @@ def test_run_config_round_trips(tmp_path):
     assert build_config(TrainConfig, "attn", retrain=True, **saved["options"]) == config
 
 
-def test_schema_1_metadata_of_the_shipped_weights_is_migrated():
-    raw = json.loads((REPO / "weights" / "cnn.json").read_text())
+def test_schema_1_metadata_of_the_round_one_weights_is_migrated():
+    raw = json.loads((REPO / "tests" / "fixtures" / "round1" / "cnn.json").read_text())
     meta = CheckpointMeta.from_json(raw)
     assert meta.schema_version == SCHEMA_VERSION and meta.model == "cnn" and meta.family == "cnn"
     assert meta.lineage.iteration == raw.get("iteration", meta.lineage.iteration)
