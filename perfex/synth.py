@@ -76,7 +76,11 @@ def _events(n_frames: int, onsets: np.ndarray, amplitudes: np.ndarray | float, d
 
 
 def clip_aus(traits: np.ndarray, person: dict, n_frames: int, rng: np.random.Generator) -> np.ndarray:
-    """AU intensities [n_frames, 17] of one clip of a person with these continuous trait scores."""
+    """AU intensities [n_frames, 17] of one clip of a person with these continuous trait scores.
+
+    Long on purpose: it reads top to bottom as the list of planted links that data/README.md documents, one
+    block per link, in the same order; splitting it would scatter that list and must not change the bytes.
+    """
     z = (traits - TRAIT_MEANS) / TRAIT_SDS
     ext, neu, agr, con, opn = np.clip(z, -3, 3)
     aus = np.tile(person["baseline"], (n_frames, 1))
