@@ -5,6 +5,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+# The suite runs as two pytest-xdist workers on a 2-core machine (README): one thread each, also in the scripts
+# the tests start, so the workers do not oversubscribe the cores. A value set by the caller wins.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
