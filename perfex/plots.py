@@ -77,7 +77,7 @@ def plot_confusion_matrix_per_trait(
 
 
 def plot_training_curves(history: list[dict] | pd.DataFrame, out_path: Path, best_by: str = "val_f1_macro") -> Path:
-    """Two panels: train/val loss, then validation accuracy and macro-F1; the best epoch by ``best_by`` is marked."""
+    """Two panels: train/val loss, then validation accuracy, macro-F1 and QWK; the best epoch by ``best_by`` is marked."""
     frame = pd.DataFrame(history)
     for column in ("epoch", "train_loss"):
         if column not in frame.columns:
@@ -90,7 +90,8 @@ def plot_training_curves(history: list[dict] | pd.DataFrame, out_path: Path, bes
     loss_ax, score_ax = figure.subplots(1, 2)
     panels = (
         (loss_ax, {"train_loss": "train loss", "val_loss": "validation loss"}, "loss"),
-        (score_ax, {"val_accuracy": "validation accuracy", "val_f1_macro": "validation macro-F1"}, "mean over traits"),
+        (score_ax, {"val_accuracy": "validation accuracy", "val_f1_macro": "validation macro-F1", "val_qwk": "validation QWK"},
+         "mean over traits"),
     )
     for ax, curves, y_label in panels:
         for column, label in curves.items():

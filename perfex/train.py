@@ -319,7 +319,8 @@ class Trainer:
             return
         from .plots import plot_training_curves
 
-        plot = plot_training_curves(self.history, self.out / "training_curves.png")
+        best_by = {"loss": "val_loss", "qwk": "val_qwk", "f1": "val_f1_macro"}[self.config.train.select]
+        plot = plot_training_curves(self.history, self.out / "training_curves.png", best_by=best_by)
         if self.config.train.calibrate and self.loss != "score":
             self._calibrate_best()
         self.log(f"best epoch {self.best_epoch} (validation {self.config.train.select}); wrote {self.out}/best.safetensors, "
