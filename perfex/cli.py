@@ -354,6 +354,8 @@ def run_command(action: Callable[[], int]) -> None:
     """Run one script's work and leave with its status; bad input ends with one line on stderr and exit status 2."""
     try:
         code = action()
+    except BrokenPipeError:  # the reader of our output went away (e.g. `| head`): nothing left to say
+        os._exit(0)
     except Exception as err:
         if not is_user_error(err):
             raise
