@@ -207,8 +207,9 @@ class Trainer:
         self._save(epoch, scores, improved)
         self._log_epoch(row, scores, improved)
 
-    def _evaluate(self, epoch: int, training: tuple[float, int] | None) -> tuple[dict, dict]:
-        started = time.perf_counter()
+    def _evaluate(self, epoch: int, training: tuple[float, int] | None, started: float | None = None) -> tuple[dict, dict]:
+        """Validate; the row's time counts from ``started`` (the epoch's start) when given."""
+        started = time.perf_counter() if started is None else started
         scores = validation_scores(self.context, self.model, self.data.clips, self.data.parts["val"], self.config.run)
         train_loss, n_clips = training or (float("nan"), 0)
         seconds = time.perf_counter() - started
@@ -218,11 +219,7 @@ class Trainer:
 
     def _epoch(self, epoch: int) -> tuple[dict, dict]:
         started = time.perf_counter()
-        training = self._train_epoch(epoch)
-        row, scores = self._evaluate(epoch, training)
-        row["seconds"] = time.perf_counter() - started
-        row["train_clips_per_s"] = training[1] / row["seconds"]
-        return row, scores
+        return self._evaluate(epoch, self._train_epoch(epoch), started)
 
     def _log_epoch(self, row: dict, scores: dict, improved: bool) -> None:
         per_trait = " ".join(f"{t[:4]}={a:.2f}" for t, a in scores["val_per_trait_accuracy"].items())

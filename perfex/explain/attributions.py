@@ -28,9 +28,8 @@ def has_attention(model: nn.Module) -> bool:
 
 
 def default_baseline(model: nn.Module, n_features: int) -> torch.Tensor:
-    """The model's training mean in raw feature units (zeros for models without normalisation buffers)."""
-    mean = getattr(model, "feature_mean", None)
-    return mean.detach().float().clone() if mean is not None else torch.zeros(n_features)
+    """The model's training mean in raw feature units (zeros for the original models, which take raw input)."""
+    return model.feature_mean.detach().float().clone() if model.normalizes else torch.zeros(n_features)
 
 
 def _trait_output(model: nn.Module, trait: int):

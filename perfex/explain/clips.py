@@ -35,7 +35,7 @@ def explain_clips(model: nn.Module, clips: ClipSet, index: np.ndarray, target_le
     device = torch.device(device)
     index = np.asarray(index, dtype=np.int64)
     lengths = clips.lengths[index]
-    window = int(getattr(model, "fixed_length", None) or getattr(model, "max_frames", 700))
+    window = int(model.fixed_length or model.max_frames)
     positions, starts, sizes = inference_windows(lengths, window)
     n_windows = np.bincount(positions, minlength=len(index))
     attributions = [np.zeros((n, target_levels.shape[1], clips.n_features), np.float32) for n in lengths]
