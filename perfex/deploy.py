@@ -125,15 +125,24 @@ def read_ahead(items: Iterator[T], depth: int = 1) -> Iterator[T]:
     done = object()
     stop = threading.Event()
 
+    def hand_over(entry: tuple) -> bool:
+        """Wait for a free slot, giving up once the consumer has stopped (so this thread never hangs)."""
+        while not stop.is_set():
+            try:
+                slots.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             for item in items:
-                if stop.is_set():
+                if not hand_over((item, None)):
                     return
-                slots.put((item, None))
-            slots.put((done, None))
+            hand_over((done, None))
         except BaseException as err:  # handed to the consumer, raised there
-            slots.put((done, err))
+            hand_over((done, err))
 
     worker = threading.Thread(target=produce, name="perfex-read-ahead", daemon=True)
     worker.start()

@@ -261,3 +261,26 @@ def test_continuous_targets_train_test_and_deploy(tmp_path):
     scores = table[[f"{t}_score" for t in TRAITS]].to_numpy()
     assert ((scores > 0) & (scores < 1)).all() and len(np.unique(scores.round(4))) > 20
     np.testing.assert_allclose(table[list(TRAITS)].to_numpy(), np.rint(scores * 4) / 4)
+
+
+def test_read_ahead_keeps_order_raises_where_the_reader_failed_and_lets_go_of_its_thread():
+    import threading
+
+    from perfex.deploy import read_ahead
+
+    def items():
+        yield from range(5)
+        raise ValueError("broken file")
+
+    seen = []
+    with pytest.raises(ValueError, match="broken file"):
+        for item in read_ahead(items()):
+            seen.append(item)
+    assert seen == [0, 1, 2, 3, 4]
+    reader = read_ahead(iter(range(1000)))
+    assert next(reader) == 0
+    reader.close()  # the consumer stops early: the producer thread must not stay blocked
+    for thread in threading.enumerate():
+        if thread.name == "perfex-read-ahead":
+            thread.join(timeout=2)
+            assert not thread.is_alive()
