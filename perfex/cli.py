@@ -92,6 +92,11 @@ def _add_group(parser: argparse.ArgumentParser, title: str, options: type, table
 def add_data_flags(parser: argparse.ArgumentParser, names: Sequence[str], data_default: list[str] | None, data_help: str) -> None:
     parser.add_argument("--data", nargs="+", default=data_default, metavar="PATH",
                         help=f"{data_help} PerFeX long CSV(s) (.csv/.csv.gz) and/or OpenFace CSV files or directories")
+    add_data_options(parser, names)
+
+
+def add_data_options(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
+    """The named data flags (``DATA_FLAGS``) with their one default from ``DataOptions``, as a "data" group."""
     _add_group(parser, "data", DataOptions, DATA_FLAGS, names)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+from ..cli import add_data_options
+
 from .collect import AGGREGATES, CollectConfig, collect
 from .scale import SCALES
 from .select import STRATEGIES, UNCERTAINTIES
@@ -37,9 +39,7 @@ def _select_parser(sub) -> None:
     p.add_argument("--page", action="store_true", help="also write rate.html, a self-contained rating page")
     p.add_argument("--videos", metavar="DIR", help="folder with the clips' videos (by File); shown on the page, else AU plots")
     p.add_argument("--seed", type=int, default=0, help="random seed (choice ties, random strategy, rater orders)")
-    p.add_argument("--nan", dest="nan_policy", choices=("error", "drop-frames", "interpolate"), default="error",
-                   help="what to do with NaN/inf AU values")
-    p.add_argument("--min-confidence", type=float, default=0.8, help="OpenFace inputs: drop frames below this confidence")
+    add_data_options(p, ["nan_policy", "min_confidence"])
     p.add_argument("--force", action="store_true", help="write into a non-empty --out")
 
 
