@@ -183,7 +183,7 @@ class DeployOptions:
     force: bool = False
     predict_short: bool = False
     shard: str | None = None
-    chunk_rows: int = 1_000_000
+    chunk_rows: int = 500_000
     explain: str | None = None
     explain_plots: int = 10
 
