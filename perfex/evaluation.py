@@ -20,7 +20,7 @@ from .metadata import CheckpointMeta
 from .metrics import clip_summary_features, evaluate_with_baselines, trait_metrics
 from .options import DataOptions, TestConfig
 from .paths import locate
-from .predict import predict_probs
+from .predict import clip_probabilities, predict_probs, window_logits
 from .prepare import load_labelled, originals_only_in_evaluation, split_off_short
 from .report import results_markdown
 from .schema import TRAITS
@@ -40,7 +40,7 @@ def data_as_trained(config: TestConfig, meta: CheckpointMeta) -> DataOptions:
     """The run's data options, with what the checkpoint records filling what the user left out: the data files,
     their labels table and the label binning (test labels are binned exactly as the training labels were)."""
     recorded = meta.data
-    data = DataOptions(**{**vars(config.data)})
+    data = replace(config.data)
     if not data.data:
         data.data = [str(locate(p)) for p in (recorded.files if recorded else [])]
         if data.labels is None and recorded is not None and recorded.labels:
@@ -171,7 +171,9 @@ def evaluate_checkpoint(config: TestConfig) -> dict:
     model, meta = load_checkpoint(test.weights, family=config.family, map_location=str(device))
     evaluated, train, source = evaluation_sets(config, meta)
     check_features(meta, evaluated.feature_names, test.weights)
-    probs, _ = predict_probs(model, evaluated, batch_size=run.batch_size, device=device, bf16=bf16, progress=show_progress(run.progress))
+    logits, positions = window_logits(model, evaluated, batch_size=run.batch_size, device=device, bf16=bf16,
+                                      progress=show_progress(run.progress))
+    probs, _ = clip_probabilities(model, logits, positions, len(evaluated))
     results = evaluate_with_baselines(
         evaluated.levels, probs, evaluated.scores, train.levels, train.scores,
         clip_summary_features(train), clip_summary_features(evaluated),
@@ -181,7 +183,7 @@ def evaluate_checkpoint(config: TestConfig) -> dict:
                    label_binning={"weights": meta.label_binning, "data": evaluated.label_binning})
     results["markdown"] = results_markdown(results, meta.model)
     if meta.temperatures is not None:
-        results["calibration"] = calibration_check(model, evaluated, probs, config, device, bf16)
+        results["calibration"] = calibration_check(model, evaluated, logits, positions, probs, Path(test.out))
         results["markdown"] += "\n" + calibration_markdown(results["calibration"], meta.temperatures)
     if meta.lineage.parent and not config.data.data and not test.split:
         results["forgetting"] = forgetting_check(config, lineage_chain(meta), model, device, bf16)
@@ -203,16 +205,16 @@ def importance_section(model: torch.nn.Module, evaluated: ClipSet, config: TestC
     return write_importance(out, attribution, permutation)
 
 
-def calibration_check(model: torch.nn.Module, evaluated: ClipSet, probs: np.ndarray, config: TestConfig,
-                      device: torch.device, bf16: bool) -> dict:
-    """ECE, Brier, RPS and NLL of the evaluated clips without and with the stored temperatures; a reliability diagram."""
+def calibration_check(model: torch.nn.Module, evaluated: ClipSet, logits: np.ndarray, positions: np.ndarray,
+                      probs: np.ndarray, out: Path) -> dict:
+    """ECE, Brier, RPS and NLL of the evaluated clips without and with the stored temperatures (the same window
+    logits decoded both ways); a reliability diagram."""
     from .calibration import calibration_report, reliability_diagram
 
     temperatures = model.temperature.clone()
     model.set_temperatures(torch.ones_like(temperatures))
-    raw, _ = predict_probs(model, evaluated, batch_size=config.run.batch_size, device=device, bf16=bf16)
+    raw, _ = clip_probabilities(model, logits, positions, len(evaluated))
     model.set_temperatures(temperatures)
-    out = Path(config.test.out)
     out.mkdir(parents=True, exist_ok=True)
     reliability_diagram({"uncalibrated": raw, "calibrated": probs}, evaluated.levels, out / "reliability.png")
     return {"before": calibration_report(raw, evaluated.levels), "after": calibration_report(probs, evaluated.levels)}

@@ -66,18 +66,19 @@ def predict_probs(
     bf16: bool = False,
     progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Probabilities [N, 5, 5] for the clips at ``index`` (all by default) and the number of windows per clip.
-
-    Each window's logits are decoded by the model (its temperatures and output applied); a clip's probabilities
-    are the mean over its windows; a zero-length clip gets NaN.
-    """
-    n = len(clips) if index is None else len(index)
+    """Probabilities [N, 5, 5] for the clips at ``index`` (all by default) and the number of windows per clip."""
     logits, positions = window_logits(model, clips, index, batch_size, device, bf16, progress)
+    return clip_probabilities(model, logits, positions, len(clips) if index is None else len(index))
+
+
+def clip_probabilities(model: nn.Module, logits: np.ndarray, positions: np.ndarray, n_clips: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each window's logits decoded by the model (its temperatures and output applied), averaged over each clip's
+    windows: probabilities [n_clips, 5, 5] (NaN for a clip without windows) and the window count per clip."""
     with torch.no_grad():
         window_probs = model.level_probabilities(torch.from_numpy(logits).to(model.temperature.device)).cpu().numpy()
-    sums = np.zeros((n, len(TRAITS), N_LEVELS), dtype=np.float64)
+    sums = np.zeros((n_clips, len(TRAITS), N_LEVELS), dtype=np.float64)
     np.add.at(sums, positions, window_probs)
-    counts = np.bincount(positions, minlength=n)
+    counts = np.bincount(positions, minlength=n_clips)
     with np.errstate(invalid="ignore", divide="ignore"):
         probs = sums / counts[:, None, None]
     return probs.astype(np.float32), counts

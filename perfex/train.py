@@ -22,6 +22,8 @@ from models import config_to_dict, create_model
 
 from . import distributed
 from .batches import collate, rank_share, training_batches
+from .calibration import fit_temperatures
+from .calibration import negative_log_likelihood as mean_negative_log_likelihood
 from .checkpoint import (check_features, file_sha256, load_checkpoint, load_optimizer, resolve_weights, save_checkpoint,
                          save_optimizer)
 from .clips import ClipSet
@@ -58,8 +60,7 @@ def squared_error(probs: np.ndarray, scores: np.ndarray) -> float:
 
 def negative_log_likelihood(probs: np.ndarray, levels: np.ndarray) -> float:
     """Validation loss of any output: -log p(true level), summed over traits, averaged over clips."""
-    picked = np.take_along_axis(probs, levels[:, :, None], axis=2)[..., 0]
-    return float(-np.log(np.clip(picked, 1e-12, None)).sum(axis=1).mean())
+    return len(TRAITS) * mean_negative_log_likelihood(probs, levels)
 
 
 def validation_scores(context: distributed.Context, model: nn.Module, clips: ClipSet, index: np.ndarray, run: RunOptions) -> dict:
@@ -325,8 +326,6 @@ class Trainer:
 
     def _calibrate_best(self) -> None:
         """Fit one temperature per trait on the validation split for the best weights and store it with them."""
-        from .calibration import fit_temperatures
-
         best = self.out / "best.safetensors"
         model, meta = load_checkpoint(best, map_location=str(self.context.device))
         val = self.data.parts["val"]
