@@ -10,7 +10,7 @@ from torch import nn
 
 from .base import TraitModel
 from .checks import check_choice, check_fraction, check_outputs, check_positive, int_tuple
-from .common import masked_mean
+from .common import conv_over_time, masked_mean
 from .errors import ModelConfigError
 from .outputs import OUTPUTS
 
@@ -63,12 +63,12 @@ class MultiScaleCNN(TraitModel):
 
     def forward_features(self, x: torch.Tensor, lengths: torch.Tensor, times: torch.Tensor | None = None) -> torch.Tensor:
         x, mask = self.prepare(x, lengths)
-        x = x.transpose(1, 2).contiguous()
+        x = x.transpose(1, 2)
         keep = mask[:, None, :].to(x.dtype)
         pooled = []
         for first, second in zip(self.first, self.second, strict=True):
-            h = torch.relu(first(x)) * keep
-            h = torch.relu(second(h))
+            h = torch.relu(conv_over_time(first, x)) * keep
+            h = torch.relu(conv_over_time(second, h))
             pooled.append(masked_mean(h, mask))
         return torch.cat(pooled, dim=1)
 

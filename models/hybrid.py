@@ -6,12 +6,11 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .base import TraitModel
 from .checks import check_choice, check_fraction, check_outputs, check_positive, int_tuple
-from .common import SqueezeExcite, masked_mean, sinusoidal_embedding
+from .common import SqueezeExcite, conv_over_time, masked_mean, sinusoidal_embedding
 from .errors import ModelConfigError
 from .outputs import OUTPUTS
 
@@ -93,7 +92,7 @@ class HybridAttention(TraitModel):
         keep = mask[:, None, :].to(h.dtype)
         for index, (conv, excite) in enumerate(zip(self.convs, self.excites, strict=True)):
             k = conv.kernel_size[0]
-            h = torch.relu(conv(F.pad(h, ((k - 1) // 2, k // 2)))) * keep
+            h = torch.relu(conv_over_time(conv, h, ((k - 1) // 2, k // 2))) * keep
             h = excite(h, mask)
             if index in (0, 2):
                 h = self.dropout(h)

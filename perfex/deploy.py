@@ -10,38 +10,26 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import TypeVar
+from typing import ContextManager, TypeVar
 
 import numpy as np
-import pandas as pd
 import torch
 from tqdm import tqdm
 
 from .checkpoint import load_checkpoint
+from .clip_rows import CLIP_COLUMNS, ClipRows, clip_rows, join_rows, trait_levels, unreadable_rows, write_rows
 from .clips import ClipSet
 from .compute import resolve_precision, show_progress, use_threads
 from .distributed import pick_device
 from .errors import PerfexError
 from .options import DeployConfig
-from .per_frame import PerFrameWriter, per_frame_columns
-from .predict import expected_scores, predict_probs
+from .predict import predict_probs
 from .prepare import read_options
-from .readers import ClipChunk, Unreadable, find_inputs, iter_clip_chunks
+from .readers import ClipChunk, find_inputs, iter_clip_chunks
 from .schema import FILE_COLUMN, ID_COLUMN, N_LEVELS, TRAITS
 from .tables import atomic_output, refuse_overwrite
 
-STATUSES = {
-    "ok": "predicted from one window",
-    "windowed": "longer than the model window: probabilities averaged over half-overlapping windows",
-    "too_short": "fewer frames than --min-frames: not predicted (pass --predict-short to predict anyway)",
-    "short_predicted": "fewer frames than --min-frames, predicted because --predict-short was given",
-    "no_frames": "no usable frame (all failed tracking or were dropped): not predicted",
-    "unreadable": "the file could not be read (empty, truncated, not UTF-8...): the reason is in the note column",
-}
 T = TypeVar("T")
-PROB_COLUMNS = [f"p_{trait}_{level}" for trait in TRAITS for level in range(N_LEVELS)]
-CLIP_COLUMNS = [ID_COLUMN, FILE_COLUMN, "n_frames", "n_dropped_frames", "n_windows", "status", "note", *TRAITS,
-                *(f"{t}_score" for t in TRAITS), *PROB_COLUMNS]
 
 
 def release_freed_memory() -> None:
@@ -80,7 +68,7 @@ class ChunkPredictor:
             self.explainer = ExplanationWriter(config.deploy.explain, names, default_baseline(model, len(names)).cpu().numpy(),
                                                plots=config.deploy.explain_plots, force=config.deploy.force)
 
-    def rows(self, clips: ClipSet) -> pd.DataFrame:
+    def rows(self, clips: ClipSet) -> ClipRows:
         """Predictions and status of every clip in ``clips`` (none left out)."""
         lengths = clips.lengths
         predict_short = self.config.deploy.predict_short
@@ -93,27 +81,12 @@ class ChunkPredictor:
             probs[predict], windows[predict] = predict_probs(self.model, clips, predict, self.config.run.batch_size,
                                                              self.device, bf16=self.bf16)
         status[(windows > 1) & (status == "ok")] = "windowed"
-        rows = clip_table(clips, status, windows, probs)
+        rows = clip_rows(clips, status, windows, probs)
         if self.model.config.output == "score":
-            rows.loc[~np.isnan(probs[:, 0, 0]), "note"] = "continuous model: levels are the rounded <trait>_score"
+            rows["note"][~np.isnan(probs[:, 0, 0])] = "continuous model: levels are the rounded <trait>_score"
         if self.explainer is not None:
-            self.explainer.explain_rows(self.model, clips, rows, device=self.device)
+            self.explainer.explain_rows(self.model, clips, trait_levels(rows), device=self.device)
         return rows
-
-
-def clip_table(clips: ClipSet, status: np.ndarray, windows: np.ndarray, probs: np.ndarray) -> pd.DataFrame:
-    """The per-clip CSV rows: identity, frame counts, status, levels, expected scores, all 25 probabilities."""
-    predicted = ~np.isnan(probs[:, 0, 0])
-    levels = np.where(predicted[:, None], probs.argmax(axis=2) / (N_LEVELS - 1), np.nan)
-    frame = pd.DataFrame({ID_COLUMN: clips.ids, FILE_COLUMN: clips.files, "n_frames": clips.lengths,
-                          "n_dropped_frames": clips.dropped_frames, "n_windows": windows, "status": status, "note": ""})
-    frame[list(TRAITS)] = levels
-    scores = np.full((len(clips), len(TRAITS)), np.nan)
-    if predicted.any():
-        scores[predicted] = expected_scores(probs[predicted])
-    frame[[f"{t}_score" for t in TRAITS]] = scores
-    frame[PROB_COLUMNS] = probs.reshape(len(clips), -1)
-    return frame
 
 
 def read_ahead(items: Iterator[T], depth: int = 1) -> Iterator[T]:
@@ -158,24 +131,15 @@ def read_ahead(items: Iterator[T], depth: int = 1) -> Iterator[T]:
         stop.set()
 
 
-def unreadable_rows(files: list[Unreadable]) -> pd.DataFrame:
-    """One row per input file that could not be read: accounted for, not predicted."""
-    frame = pd.DataFrame({ID_COLUMN: [u.id for u in files], FILE_COLUMN: [u.file for u in files], "n_frames": 0,
-                          "n_dropped_frames": 0, "n_windows": 0, "status": "unreadable", "note": [u.reason for u in files]})
-    return frame.reindex(columns=CLIP_COLUMNS)
-
-
-def chunk_rows(chunk: ClipChunk, predictor: ChunkPredictor, first_index: int, shard: tuple[int, int]) -> pd.DataFrame:
+def chunk_rows(chunk: ClipChunk, predictor: ChunkPredictor, first_index: int, shard: tuple[int, int]) -> ClipRows:
     """This shard's per-clip rows of one chunk; unreadable files count as clips (after the chunk's clips) for sharding."""
     positions = first_index + np.arange(len(chunk.clips) + len(chunk.unreadable))
     mine = np.flatnonzero(positions % shard[1] == shard[0])
     clips, files = mine[mine < len(chunk.clips)], mine[mine >= len(chunk.clips)] - len(chunk.clips)
     parts = [predictor.rows(chunk.clips.subset(clips)) if len(clips) else None,
              unreadable_rows([chunk.unreadable[i] for i in files]) if len(files) else None]
-    rows = pd.concat([p for p in parts if p is not None] or [pd.DataFrame(columns=CLIP_COLUMNS)], ignore_index=True)
-    if shard[1] > 1:
-        rows.insert(0, "clip_index", positions[mine])
-    return rows
+    rows = join_rows([p for p in parts if p is not None])
+    return {"clip_index": positions[mine], **rows} if shard[1] > 1 else rows
 
 
 def check_outputs(config: DeployConfig) -> tuple[int, int]:
@@ -207,7 +171,7 @@ def deploy(config: DeployConfig) -> dict:
                                          label_binning="round"))
     with ExitStack() as stack:
         handle = stack.enter_context(open(stack.enter_context(atomic_output(Path(options.out))), "w", newline=""))
-        frames = stack.enter_context(PerFrameWriter(options.per_frame, per_frame_columns(scan.files))) if options.per_frame else None
+        frames = stack.enter_context(per_frame_writer(options.per_frame, scan.files)) if options.per_frame else None
         bar = stack.enter_context(tqdm(desc="deploy", unit="clip", disable=not show_progress(config.run.progress)))
         seen, counts = write_chunks(chunks, predictor, shard, handle, frames, bar)
     summary = {"clips_in_input": seen, "clips_written": sum(counts.values()), "status_counts": counts, "out": options.out,
@@ -229,19 +193,28 @@ def write_chunks(chunks: Iterator[ClipChunk], predictor: ChunkPredictor, shard: 
     seen = 0
     for chunk in chunks:
         rows = chunk_rows(chunk, predictor, seen, shard)
-        rows.to_csv(handle, header=False, index=False, float_format="%.6g")
+        write_rows(handle, rows)
         if frames is not None:
-            frames.write(chunk.rows, rows[ID_COLUMN].to_numpy(), rows[list(TRAITS)].to_numpy(dtype=np.float64))
-        for status, n in rows["status"].value_counts().items():
-            counts[status] = counts.get(status, 0) + int(n)
+            frames.write(chunk.rows, rows[ID_COLUMN], trait_levels(rows))
+        for status in rows["status"]:
+            counts[status] = counts.get(status, 0) + 1
         seen += len(chunk.clips) + len(chunk.unreadable)
         bar.update(len(chunk.clips) + len(chunk.unreadable))
         release_freed_memory()
     return seen, counts
 
 
+def per_frame_writer(path: str, files: list) -> ContextManager:
+    """The --per-frame output (pandas comes in only with it)."""
+    from .per_frame import PerFrameWriter, per_frame_columns
+
+    return PerFrameWriter(path, per_frame_columns(files))
+
+
 def merge_shards(shard_files: list[str], out: str, force: bool = False) -> dict:
     """Join the per-clip CSVs of shards 0..N-1 into one CSV in input order, checking every clip appears exactly once."""
+    import pandas as pd
+
     refuse_overwrite(Path(out), force)
     infos, frames = [], []
     for name in shard_files:

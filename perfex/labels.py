@@ -7,12 +7,15 @@ import pickle
 import re
 from collections.abc import Hashable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from .errors import PerfexError
 from .schema import LEVEL_GRID, N_LEVELS, TRAIT_ALIASES, TRAITS
+
+if TYPE_CHECKING:  # pandas is imported where labels are read, so deploy never pays for it
+    import pandas as pd
 
 BINNINGS = ("grid", "round", "floor", "quantile")
 GRID_TOLERANCE = 1e-6
@@ -138,6 +141,8 @@ def _trait_of_column(column: str) -> str | None:
 
 def _read_label_rows(path: Path) -> pd.DataFrame:
     """Every cell as text; a file whose header holds no comma but semicolons or tabs is read with that delimiter."""
+    import pandas as pd
+
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
         if len(frame.columns) == 1 and (separator := next((s for s in ";\t" if s in frame.columns[0]), None)):
@@ -154,6 +159,8 @@ def _shown(names) -> str:
 
 
 def _labels_from_csv(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
     frame = _read_label_rows(path)
     frame.columns = [str(c).strip() for c in frame.columns]
     name_column = next((c for c in _VIDEO_NAME_COLUMNS if c in frame.columns), None)
@@ -182,6 +189,8 @@ def _labels_from_csv(path: Path) -> pd.DataFrame:
 
 def _labels_from_annotation(annotation: object, path: Path) -> pd.DataFrame:
     """ChaLearn annotation dict (trait -> {video name -> score}); keys other than the five traits are ignored."""
+    import pandas as pd
+
     if not isinstance(annotation, dict):
         raise PerfexError(f"{path} holds a {type(annotation).__name__}, "
                           "not a ChaLearn annotation dict (trait -> {video name -> score})")

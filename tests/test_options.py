@@ -113,12 +113,20 @@ def test_test_reuses_the_checkpoints_labels_table(tmp_path):
     assert results["n_test_clips"] > 0
 
 
-def test_deploy_imports_nothing_it_does_not_use_and_help_needs_no_torch():
+def test_deploy_imports_nothing_it_does_not_use_and_help_needs_no_torch(tmp_path):
     import subprocess
     import sys
 
-    probe = ("import sys, perfex.deploy; print(sorted(m for m in sys.modules if m.split('.')[0] in "
-             "{'sklearn', 'scipy', 'matplotlib'}))")
+    unused = "sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'scipy', 'matplotlib', 'pandas'})"
+    probe = f"import sys, perfex.deploy; print({unused})"
     assert subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True).stdout.strip() == "[]"
+    out = tmp_path / "out.csv"
+    probe = ("import sys; from perfex.deploy import deploy; from perfex.options import DeployConfig, build_config\n"
+             "for i, data in enumerate(['data/deploy.csv.gz', 'data/openface_deploy']):\n"
+             "    deploy(build_config(DeployConfig, 'cnn', data=[data], weights='weights/cnn.safetensors', "
+             f"out=r'{out}' + str(i), progress=False))\n"
+             f"print({unused})")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stderr  # not even while reading and writing
     probe = "import sys; from perfex import cli; cli.deploy_parser('cnn'); cli.train_parser('attn', True); print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True).stdout.strip() == "False"

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 
@@ -58,11 +57,10 @@ class ExplanationWriter:
         self.add(clips, index, levels, explain_clips(model, clips, index, levels, batch_size=batch_size, device=device,
                                                      n_steps=n_steps, baseline=baseline))
 
-    def explain_rows(self, model: nn.Module, clips: ClipSet, rows: pd.DataFrame, *, device: torch.device | str = "cpu",
+    def explain_rows(self, model: nn.Module, clips: ClipSet, values: np.ndarray, *, device: torch.device | str = "cpu",
                      batch_size: int = BATCH_SIZE, n_steps: int = N_STEPS) -> None:
-        """Explain the clips a deploy chunk predicted: ``rows`` is its per-clip table for ``clips`` (trait columns =
-        level / 4, NaN where the clip was not predicted)."""
-        values = rows[list(TRAITS)].to_numpy(dtype=np.float64)
+        """Explain the clips a deploy chunk predicted: ``values [N, 5]`` are its trait columns for ``clips``
+        (level / 4, NaN where the clip was not predicted)."""
         predicted = np.flatnonzero(~np.isnan(values).any(axis=1))
         levels = np.rint(values[predicted] * (N_LEVELS - 1)).astype(np.int64)
         self.explain(model, clips, predicted, levels, device=device, batch_size=batch_size, n_steps=n_steps)

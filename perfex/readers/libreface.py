@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..schema import FPS
-from .arrowcsv import read_whole_file
+from .arrowcsv import numbers, read_whole_file
 from .extractors import EXTRACTORS, LIBREFACE
 from .frames import FrameTable, frame_part
 from .options import ReadOptions
@@ -21,6 +21,6 @@ def read_libreface(source: InputFile, options: ReadOptions, keep_rows: bool = Fa
     names = require_columns(source, raw, columns)
     types = {raw["frame_idx"]: pa.float64(), **{n: pa.float32() for n in names}}
     table = read_whole_file(source, types, keep_rows)
-    frame = table.column(raw["frame_idx"]).to_numpy()
+    frame = numbers(table.column(raw["frame_idx"]))
     frames = FrameTable(table, names, np.nan_to_num(frame) / FPS, np.isfinite(frame))
     return frame_part(source, frames, options, columns, keep_rows)

@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import PerfexError
-from .arrowcsv import RowCollector, all_columns_types, raise_bad_rows, read_columns
+from .arrowcsv import RowCollector, all_columns_types, numbers, raise_bad_rows, read_columns
 from .extractors import EXTRACTORS, OPENFACE
 from .frames import FrameTable, frame_part
 from .messages import row_label
@@ -35,7 +35,7 @@ def read_openface(source: InputFile, options: ReadOptions, keep_rows: bool = Fal
     if too_long or (collector.rows and options.nan_policy == "error"):
         raise_bad_rows(source.path, source.sniffed, too_long or collector.rows, "repair or remove that line" if too_long
                        else "pass --nan drop-frames to drop such frames, or repair the file")
-    column = lambda name: table.column(raw[name]).to_numpy()  # noqa: E731
+    column = lambda name: numbers(table.column(raw[name]))  # noqa: E731
     keep = np.ones(table.num_rows, dtype=bool)
     if "success" in raw:
         keep &= column("success") > 0

@@ -13,8 +13,8 @@ from ..clips import ClipSet
 from ..errors import PerfexError
 from ..schema import FILE_COLUMN, FPS, ID_COLUMN, TRAIT_ALIASES, TRAITS
 from ..tables import group_rows
-from .arrowcsv import (RowCollector, all_columns_types, feature_matrix, open_batches, raise_bad_rows, raise_unparsable,
-                       read_columns, string_codes)
+from .arrowcsv import (RowCollector, all_columns_types, feature_matrix, numbers, open_batches, raise_bad_rows,
+                       raise_unparsable, read_columns, string_codes)
 from .extractors import EXTRACTORS, PERFEX
 from .messages import name_list, row_label
 from .nan import apply_nan_policy
@@ -114,7 +114,7 @@ def _clip_ids(table: pa.Table, used: dict[str, str], source: InputFile, first_ro
     if column.null_count:
         row = int(np.flatnonzero(pc.is_null(column).to_numpy())[0])
         raise PerfexError(f"{source.path}: {row_label(first_row)(row)} has no ID; every row needs its clip's integer ID")
-    return column.to_numpy()
+    return numbers(column)
 
 
 def _runs(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -187,7 +187,7 @@ def _provenance_columns(table: pa.Table, used: dict, per_clip, clip_ids: np.ndar
     """(source ids, augmentation names) of each clip, None where the file has no such column."""
     source_ids = augmentation = None
     if SOURCE_COLUMN in used:  # read as float: pandas writes an integer column with gaps as 1.0, 2.0, ...
-        values = per_clip(table.column(used[SOURCE_COLUMN]).to_numpy(), SOURCE_COLUMN)
+        values = per_clip(numbers(table.column(used[SOURCE_COLUMN])), SOURCE_COLUMN)
         if (values != np.round(values))[~np.isnan(values)].any():
             raise PerfexError(f"{source.path}: column {SOURCE_COLUMN!r} holds a non-integer value; "
                               "it must name the source clip's ID")
@@ -215,7 +215,7 @@ def _perfex_clips(table: pa.Table, used: dict[str, str], groups: tuple, columns:
     scores = np.full((len(clip_ids), len(TRAITS)), np.nan)
     for t, trait in enumerate(TRAITS):
         if trait in used:
-            scores[:, t] = per_clip(table.column(used[trait]).to_numpy(), trait)
+            scores[:, t] = per_clip(numbers(table.column(used[trait])), trait)
     source_ids, augmentation = _provenance_columns(table, used, per_clip, clip_ids, source)
     features = feature_matrix(table, [used[name] for name in columns])
     if rows is not None:

@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..schema import FPS
-from .arrowcsv import read_whole_file
+from .arrowcsv import numbers, read_whole_file
 from .extractors import EXTRACTORS, PYFEAT
 from .frames import FrameTable, frame_part
 from .options import ReadOptions
@@ -24,8 +24,8 @@ def read_pyfeat(source: InputFile, options: ReadOptions, keep_rows: bool = False
     if "Identity" in raw:
         types[raw["Identity"]] = pa.string()
     table = read_whole_file(source, types, keep_rows)
-    frame = table.column(raw["frame"]).to_numpy()
-    score = table.column(raw["FaceScore"]).to_numpy()
+    frame = numbers(table.column(raw["frame"]))
+    score = numbers(table.column(raw["FaceScore"]))
     keep = np.isfinite(score) & (score >= options.min_confidence) & np.isfinite(frame)
     identity = table.column(raw["Identity"]).to_numpy(zero_copy_only=False) if "Identity" in raw else None
     faces = _by_identity(identity) if identity is not None and any(v for v in identity.tolist()) else _by_order(frame)

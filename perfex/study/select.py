@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..clip_rows import PROB_COLUMNS
 from ..errors import PerfexError
 from ..schema import FILE_COLUMN, ID_COLUMN, N_LEVELS, TRAITS
 from ..splits import source_video
@@ -14,7 +15,6 @@ from ..splits import source_video
 STRATEGIES = ("uncertain", "stratified", "random")
 UNCERTAINTIES = ("entropy", "margin")
 PREDICTED = ("ok", "windowed", "short_predicted")
-PROB_COLUMNS = [f"p_{trait}_{level}" for trait in TRAITS for level in range(N_LEVELS)]
 
 
 def read_predictions(path: str | Path) -> pd.DataFrame:
