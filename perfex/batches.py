@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from .clips import ClipSet
+from .windows import pad_frames
 
 
 @dataclass
@@ -29,13 +30,7 @@ class Batch:
 
 def collate(clips: ClipSet, index: np.ndarray, starts: np.ndarray, lengths: np.ndarray, pad_to: int | None = None) -> Batch:
     """Copy frames ``[starts[i], starts[i]+lengths[i])`` of clips ``index[i]`` into one zero-padded batch."""
-    width = int(pad_to if pad_to is not None else max(int(lengths.max(initial=1)), 1))
-    x = np.zeros((len(index), width, clips.n_features), dtype=np.float32)
-    times = np.zeros((len(index), width), dtype=np.float32)
-    for row, (clip, start, length) in enumerate(zip(index, starts, lengths)):
-        begin = clips.offsets[clip] + start
-        x[row, :length] = clips.features[begin : begin + length]
-        times[row, :length] = clips.times[begin : begin + length] - clips.times[begin]
+    x, times = pad_frames(clips, index, starts, lengths, pad_to)
     levels = clips.levels[index] if clips.levels is not None else np.full((len(index), 5), -1)
     scores = clips.scores[index] if clips.scores is not None else np.full((len(index), 5), np.nan)
     return Batch(
@@ -79,23 +74,3 @@ def training_batches(
     batches = [order[b : b + batch_size] for b in range(0, len(order), batch_size)]
     rng.shuffle(batches)
     return [(index[b], starts[b], crop[b]) for b in batches]
-
-
-def inference_windows(lengths: np.ndarray, max_frames: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Cover every clip with windows of at most ``max_frames`` (half-overlapping, last one flush with the end).
-
-    Returns (clip position, window start, window length) for every window, clip by clip.
-    """
-    positions, starts, sizes = [], [], []
-    stride = max(max_frames // 2, 1)
-    for position, length in enumerate(lengths.tolist()):
-        if length <= max_frames:
-            window_starts = [0]
-        else:
-            window_starts = list(range(0, length - max_frames + 1, stride))
-            if window_starts[-1] != length - max_frames:
-                window_starts.append(length - max_frames)
-        positions += [position] * len(window_starts)
-        starts += window_starts
-        sizes += [min(length, max_frames)] * len(window_starts)
-    return np.array(positions, dtype=np.int64), np.array(starts, dtype=np.int64), np.array(sizes, dtype=np.int64)

@@ -18,11 +18,8 @@ from models import ModelConfigError, build_legacy_model, model_from_config
 
 from . import __version__
 from .errors import PerfexError
-from .metadata import FORMAT, CheckpointMeta
+from .metadata import FORMAT, LEGACY_SUFFIXES, CheckpointMeta, config_path, read_config, resolve_weights
 from .tables import atomic_output
-
-LEGACY_SUFFIXES = (".pt", ".pth", ".bin")
-
 
 class WrongFamilyError(PerfexError):
     """A checkpoint of the other model family was given to a script."""
@@ -40,10 +37,6 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def config_path(weights_path: Path) -> Path:
-    return weights_path.with_suffix(".json")
-
-
 def save_checkpoint(model: nn.Module, weights_path: Path, meta: CheckpointMeta) -> Path:
     """Write ``<name>.safetensors`` and its metadata ``<name>.json`` (both atomically); returns the weights path."""
     weights_path = Path(weights_path)
@@ -55,18 +48,6 @@ def save_checkpoint(model: nn.Module, weights_path: Path, meta: CheckpointMeta) 
     with atomic_output(config_path(weights_path)) as tmp:
         tmp.write_text(json.dumps(meta.to_json(), indent=1, default=_json_default) + "\n")
     return weights_path
-
-
-def resolve_weights(path: str | Path) -> Path:
-    """Accept a weights file, its JSON config, or a run directory (its best checkpoint)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "best.safetensors"
-    elif path.suffix == ".json":
-        path = path.with_suffix(".safetensors")
-    if not path.exists():
-        raise PerfexError(f"weights {path} not found; pass --weights with a .safetensors checkpoint, a run directory or an original .pt file")
-    return path
 
 
 def load_checkpoint(path: str | Path, family: str | None = None, map_location: str = "cpu") -> tuple[nn.Module, CheckpointMeta]:
@@ -98,18 +79,6 @@ def _model_with_state(path: Path, meta: CheckpointMeta, state: dict[str, torch.T
             f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]}); the file may be corrupted"
         )
     return model
-
-
-def read_config(weights_path: str | Path) -> CheckpointMeta:
-    """The metadata JSON beside a weights file (schema-1 files are migrated)."""
-    json_path = config_path(Path(weights_path))
-    try:
-        raw = json.loads(json_path.read_text())
-    except FileNotFoundError:
-        raise PerfexError(f"{json_path} is missing: a checkpoint needs its JSON metadata beside the .safetensors file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise PerfexError(f"{json_path} is not valid JSON ({err}); the checkpoint is corrupted") from None
-    return CheckpointMeta.from_json(raw, where=str(json_path))
 
 
 def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:

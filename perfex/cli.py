@@ -282,10 +282,14 @@ def run_deploy(family: str, argv: Sequence[str] | None) -> int:
         print(f"merged {summary['shards']} shards: {summary['clips_written']} clips -> {summary['out']}")
         return 0
     args["out"] = args["out"] or str(PROJECT_ROOT / "outputs" / f"{family}-deploy-{timestamp()}.csv")
-    from .deploy import deploy
+    from .deploy_input import start_reading
     from .options import DeployConfig, build_config
 
-    summary = deploy(build_config(DeployConfig, family, **args))
+    config = build_config(DeployConfig, family, **args)
+    started = start_reading(config)  # the first chunk is read while the next line imports torch
+    from .deploy import deploy
+
+    summary = deploy(config, started)
     statuses = ", ".join(f"{n} {s}" for s, n in sorted(summary["status_counts"].items()))
     print(f"{summary['clips_written']} of {summary['clips_in_input']} clips written ({statuses}) -> {summary['out']}")
     if summary.get("per_frame"):

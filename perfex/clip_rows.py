@@ -10,6 +10,7 @@ import numpy as np
 from .clips import ClipSet
 from .readers import Unreadable
 from .schema import FILE_COLUMN, ID_COLUMN, N_LEVELS, TRAITS
+from .windows import expected_scores
 
 STATUSES = {
     "ok": "predicted from one window",
@@ -30,8 +31,6 @@ ClipRows = dict[str, np.ndarray]  # column name -> one value per clip, columns i
 
 def clip_rows(clips: ClipSet, status: np.ndarray, windows: np.ndarray, probs: np.ndarray) -> ClipRows:
     """The per-clip rows: identity, frame counts, status, levels (level / 4), expected scores, all 25 probabilities."""
-    from .predict import expected_scores
-
     n = len(clips)
     predicted = ~np.isnan(probs[:, 0, 0])
     levels = np.where(predicted[:, None], probs.argmax(axis=2) / (N_LEVELS - 1), np.nan)

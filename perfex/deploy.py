@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import ctypes
 import json
-import queue
 import sys
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import ContextManager, TypeVar
+from typing import ContextManager
 
 import numpy as np
 import torch
@@ -20,17 +18,14 @@ from .checkpoint import load_checkpoint
 from .clip_rows import CLIP_COLUMNS, ClipRows, clip_rows, join_rows, trait_levels, unreadable_rows, write_rows
 from .clips import ClipSet
 from .compute import resolve_precision, show_progress, use_threads
+from .deploy_input import DeployInput, start_reading
 from .distributed import pick_device
 from .errors import PerfexError
 from .options import DeployConfig
 from .predict import predict_probs
-from .prepare import read_options
-from .readers import ClipChunk, find_inputs, iter_clip_chunks
+from .readers import ClipChunk
 from .schema import FILE_COLUMN, ID_COLUMN, N_LEVELS, TRAITS
 from .tables import atomic_output, refuse_overwrite
-
-T = TypeVar("T")
-
 
 def release_freed_memory() -> None:
     """Hand memory freed by the last chunk back to the OS (glibc keeps it otherwise, and RSS creeps up)."""
@@ -38,19 +33,6 @@ def release_freed_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
         pass
-
-
-def parse_shard(spec: str | None) -> tuple[int, int]:
-    """'K/N' -> (K, N) with 0 <= K < N; None -> (0, 1)."""
-    if spec is None:
-        return 0, 1
-    try:
-        k, n = (int(part) for part in spec.split("/"))
-    except ValueError:
-        raise PerfexError(f"--shard {spec!r} must look like K/N, e.g. 0/4 for the first of four shards") from None
-    if not 0 <= k < n:
-        raise PerfexError(f"--shard {spec}: K must be between 0 and N-1")
-    return k, n
 
 
 class ChunkPredictor:
@@ -89,48 +71,6 @@ class ChunkPredictor:
         return rows
 
 
-def read_ahead(items: Iterator[T], depth: int = 1) -> Iterator[T]:
-    """Yield from ``items`` while a background thread already produces the next ``depth`` (reading overlaps inference).
-
-    An exception in the producer is raised here, at the item where it happened.
-    """
-    slots: queue.Queue = queue.Queue(maxsize=depth)
-    done = object()
-    stop = threading.Event()
-
-    def hand_over(entry: tuple) -> bool:
-        """Wait for a free slot, giving up once the consumer has stopped (so this thread never hangs)."""
-        while not stop.is_set():
-            try:
-                slots.put(entry, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if not hand_over((item, None)):
-                    return
-            hand_over((done, None))
-        except BaseException as err:  # handed to the consumer, raised there
-            hand_over((done, err))
-
-    worker = threading.Thread(target=produce, name="perfex-read-ahead", daemon=True)
-    worker.start()
-    try:
-        while True:
-            item, err = slots.get()
-            if err is not None:
-                raise err
-            if item is done:
-                return
-            yield item
-    finally:
-        stop.set()
-
-
 def chunk_rows(chunk: ClipChunk, predictor: ChunkPredictor, first_index: int, shard: tuple[int, int]) -> ClipRows:
     """This shard's per-clip rows of one chunk; unreadable files count as clips (after the chunk's clips) for sharding."""
     positions = first_index + np.arange(len(chunk.clips) + len(chunk.unreadable))
@@ -142,33 +82,20 @@ def chunk_rows(chunk: ClipChunk, predictor: ChunkPredictor, first_index: int, sh
     return {"clip_index": positions[mine], **rows} if shard[1] > 1 else rows
 
 
-def check_outputs(config: DeployConfig) -> tuple[int, int]:
-    """Refuse, before any work, outputs that exist (without --force) and option clashes; returns the shard (K, N)."""
+def deploy(config: DeployConfig, started: DeployInput | None = None) -> dict:
+    """Run the model over every clip of the inputs (streamed in chunks) and write the per-clip CSV atomically;
+    ``started``: the reading already begun by ``start_reading`` (the command line does so before importing torch)."""
     options = config.deploy
-    shard = parse_shard(options.shard)
-    for path in (options.out, options.per_frame):
-        if path:
-            refuse_overwrite(Path(path), options.force)
-    if options.explain and shard[1] > 1:
-        raise PerfexError("--explain with --shard: explain in one process, or give each shard its own --explain folder")
-    return shard
-
-
-def deploy(config: DeployConfig) -> dict:
-    """Run the model over every clip of the inputs (streamed in chunks) and write the per-clip CSV atomically."""
-    options = config.deploy
-    shard = check_outputs(config)
+    started = started or start_reading(config)
     device = pick_device(config.run.device)
     use_threads(config.run.threads)
-    model, meta = load_checkpoint(options.weights, family=config.family, map_location=str(device))
+    model, meta = load_checkpoint(started.weights if started else options.weights, family=config.family,
+                                  map_location=str(device))
+    started = started or start_reading(config, meta)
+    shard, scan, chunks = started.shard, started.scan, started.chunks
     predictor = ChunkPredictor(model, config, device, meta.feature_names)
-    scan = find_inputs(config.data.data)
     if scan.notice():
         print(scan.notice(), file=sys.stderr)
-    reading = read_options(config.data, (), meta, tolerate_unreadable=True)
-    # deploy ignores labels; binning them leniently keeps labelled inputs with raw (off-grid) scores readable
-    chunks = read_ahead(iter_clip_chunks(scan, reading, options.chunk_rows, keep_rows=bool(options.per_frame),
-                                         label_binning="round"))
     with ExitStack() as stack:
         handle = stack.enter_context(open(stack.enter_context(atomic_output(Path(options.out))), "w", newline=""))
         frames = stack.enter_context(per_frame_writer(options.per_frame, scan.files)) if options.per_frame else None

@@ -6,7 +6,9 @@ and the first shipped weights) carry no ``schema_version`` and are migrated when
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from .errors import PerfexError
@@ -105,3 +107,34 @@ def _migrate_v1(values: dict[str, Any]) -> dict[str, Any]:
         values["model_config"] = {"statistics_path": False, **values["model_config"]}  # round-one models had none
     values["schema_version"] = SCHEMA_VERSION
     return values
+
+
+LEGACY_SUFFIXES = (".pt", ".pth", ".bin")
+
+
+def config_path(weights_path: Path) -> Path:
+    return weights_path.with_suffix(".json")
+
+
+def resolve_weights(path: str | Path) -> Path:
+    """Accept a weights file, its JSON config, or a run directory (its best checkpoint)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "best.safetensors"
+    elif path.suffix == ".json":
+        path = path.with_suffix(".safetensors")
+    if not path.exists():
+        raise PerfexError(f"weights {path} not found; pass --weights with a .safetensors checkpoint, a run directory or an original .pt file")
+    return path
+
+
+def read_config(weights_path: str | Path) -> CheckpointMeta:
+    """The metadata JSON beside a weights file (schema-1 files are migrated)."""
+    json_path = config_path(Path(weights_path))
+    try:
+        raw = json.loads(json_path.read_text())
+    except FileNotFoundError:
+        raise PerfexError(f"{json_path} is missing: a checkpoint needs its JSON metadata beside the .safetensors file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise PerfexError(f"{json_path} is not valid JSON ({err}); the checkpoint is corrupted") from None
+    return CheckpointMeta.from_json(raw, where=str(json_path))

@@ -11,7 +11,7 @@ from sklearn.preprocessing import StandardScaler
 
 from .clips import ClipSet
 from .errors import PerfexError
-from .predict import expected_scores
+from .windows import expected_scores
 from .schema import N_LEVELS, TRAITS
 
 N_TRAITS = len(TRAITS)

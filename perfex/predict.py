@@ -7,18 +7,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from .batches import collate, inference_windows
 from .clips import ClipSet
-from .schema import N_LEVELS, TRAITS
-
-# Batches are padded to a multiple of this many frames: fewer distinct shapes keep the CPU kernels' caches and
-# the allocator small over long deploy runs, for a few percent of extra (masked) frames.
-SHAPE_STEP = 32
-
-
-def expected_scores(probs: np.ndarray) -> np.ndarray:
-    """Expected trait score on the 0..1 scale from level probabilities [N, 5, 5]: ``sum_l l * p_l / 4`` -> [N, 5]."""
-    return np.asarray(probs, dtype=np.float64) @ np.arange(N_LEVELS, dtype=np.float64) / (N_LEVELS - 1)
+from .windows import average_windows, window_batches
 
 
 @torch.no_grad()
@@ -38,21 +28,15 @@ def window_logits(
     """
     device = torch.device(device)
     index = np.arange(len(clips)) if index is None else np.asarray(index, dtype=np.int64)
-    fixed_length = model.fixed_length
-    positions, starts, sizes = inference_windows(clips.lengths[index], int(fixed_length or model.max_frames))
-    keep = sizes > 0
-    positions, starts, sizes = positions[keep], starts[keep], sizes[keep]
-    order = np.argsort(sizes, kind="stable")
-    logits = np.zeros((len(order), model.n_logits), dtype=np.float32)
+    positions, batches = window_batches(clips, index, model.max_frames, batch_size, model.fixed_length)
+    logits = np.zeros((len(positions), model.n_logits), dtype=np.float32)
     was_training = model.training
     model.eval()
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
-    for begin in tqdm(range(0, len(order), batch_size), desc="predict", unit="batch", disable=not progress, leave=False):
-        chosen = order[begin : begin + batch_size]
-        width = fixed_length or -(-int(sizes[chosen].max()) // SHAPE_STEP) * SHAPE_STEP
-        batch = collate(clips, index[positions[chosen]], starts[chosen], sizes[chosen], pad_to=width).to(device)
+    for chosen, x, times, lengths in tqdm(batches, desc="predict", unit="batch", disable=not progress, leave=False):
         with autocast:
-            logits[chosen] = model(batch.x, batch.lengths, batch.times).float().cpu().numpy()
+            logits[chosen] = model(torch.from_numpy(x).to(device), torch.from_numpy(lengths).to(device),
+                                   torch.from_numpy(times).to(device)).float().cpu().numpy()
     model.train(was_training)
     return logits, positions
 
@@ -76,9 +60,4 @@ def clip_probabilities(model: nn.Module, logits: np.ndarray, positions: np.ndarr
     windows: probabilities [n_clips, 5, 5] (NaN for a clip without windows) and the window count per clip."""
     with torch.no_grad():
         window_probs = model.level_probabilities(torch.from_numpy(logits).to(model.temperature.device)).cpu().numpy()
-    sums = np.zeros((n_clips, len(TRAITS), N_LEVELS), dtype=np.float64)
-    np.add.at(sums, positions, window_probs)
-    counts = np.bincount(positions, minlength=n_clips)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        probs = sums / counts[:, None, None]
-    return probs.astype(np.float32), counts
+    return average_windows(window_probs, positions, n_clips)

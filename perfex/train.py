@@ -33,7 +33,8 @@ from .metrics import trait_metrics
 from .metadata import CheckpointMeta, DataRecord, Lineage
 from .options import RunOptions, TrainConfig, save_run_config
 from .paths import portable_path
-from .predict import expected_scores, predict_probs, window_logits
+from .predict import predict_probs, window_logits
+from .windows import expected_scores
 from .prepare import PreparedData, prepare_training_data
 from .losses import MODEL_OUTPUT, score_loss, trait_loss
 from .schema import TRAITS

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from perfex import metrics as evaluate
-from perfex import predict, report
+from perfex import report, windows
 from perfex.clips import ClipSet
 from perfex.errors import PerfexError
 from perfex.plots import plot_confusion_matrices, plot_confusion_matrix_per_trait, plot_training_curves
@@ -40,12 +40,12 @@ def test_expected_scores_weights_levels_by_probability():
     probs[0, :, 4] = 1.0
     probs[1, :, [1, 3]] = 0.5
     probs[1, 0] = [0.2, 0.2, 0.2, 0.2, 0.2]
-    scores = predict.expected_scores(probs)
+    scores = windows.expected_scores(probs)
     assert scores.shape == (2, 5)
     np.testing.assert_allclose(scores[0], 1.0)
     np.testing.assert_allclose(scores[1], [0.5, 0.5, 0.5, 0.5, 0.5])
     probs[1, 1] = [0.0, 0.0, 0.0, 0.5, 0.5]
-    assert predict.expected_scores(probs)[1, 1] == pytest.approx(0.875)
+    assert windows.expected_scores(probs)[1, 1] == pytest.approx(0.875)
 
 
 def test_trait_metrics_on_hand_checked_input():
@@ -221,7 +221,7 @@ def test_logreg_baseline_places_probabilities_of_missing_levels_at_zero():
     assert np.all(probs[:, :4, [0, 2, 4]] == 0.0)
     np.testing.assert_allclose(probs.sum(axis=2), 1.0)
     np.testing.assert_array_equal(probs[:, 4, 2], 1.0)
-    np.testing.assert_allclose(scores, predict.expected_scores(probs))
+    np.testing.assert_allclose(scores, windows.expected_scores(probs))
 
 
 def test_baselines_reject_mismatched_or_missing_features():

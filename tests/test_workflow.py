@@ -266,7 +266,7 @@ def test_continuous_targets_train_test_and_deploy(tmp_path):
 def test_read_ahead_keeps_order_raises_where_the_reader_failed_and_lets_go_of_its_thread():
     import threading
 
-    from perfex.deploy import read_ahead
+    from perfex.deploy_input import read_ahead
 
     def items():
         yield from range(5)

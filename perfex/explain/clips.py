@@ -9,7 +9,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ..batches import collate, inference_windows
+from ..batches import collate
+from ..windows import inference_windows
 from ..clips import ClipSet
 from .attributions import BATCH_SIZE, N_STEPS, explain_batch, has_attention
 
