@@ -8,13 +8,15 @@ rounded score, and everything that reads level probabilities keeps working).
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 OUTPUTS = ("softmax", "corn", "score")
 
 
 def corn_probabilities(per_trait: torch.Tensor) -> torch.Tensor:
     """CORN logits ``[B, T, L]`` (the first L-1 are log-odds of "level > k given level >= k") -> probabilities ``[B, T, L]``."""
-    above = torch.sigmoid(per_trait[..., :-1]).cumprod(dim=-1)  # P(level > k)
+    # P(level > k) = prod_j<=k sigmoid(logit_j), as exp(cumsum(log sigmoid)): stable, and exportable to ONNX (cumprod is not)
+    above = F.logsigmoid(per_trait[..., :-1]).cumsum(dim=-1).exp()
     ones, zeros = torch.ones_like(above[..., :1]), torch.zeros_like(above[..., :1])
     return torch.cat([ones, above], dim=-1) - torch.cat([above, zeros], dim=-1)
 

@@ -18,16 +18,9 @@ from models import ModelConfigError, build_legacy_model, model_from_config
 
 from . import __version__
 from .errors import PerfexError
-from .metadata import FORMAT, LEGACY_SUFFIXES, CheckpointMeta, config_path, read_config, resolve_weights
+from .metadata import (FORMAT, LEGACY_SUFFIXES, CheckpointMeta, check_family, config_path, read_config,
+                       resolve_weights)
 from .tables import atomic_output
-
-class WrongFamilyError(PerfexError):
-    """A checkpoint of the other model family was given to a script."""
-
-    def __init__(self, path: Path, found: str, expected: str) -> None:
-        super().__init__(f"{path} holds a {found} model but this script runs {expected} models")
-        self.found, self.expected = found, expected
-
 
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
@@ -60,8 +53,7 @@ def load_checkpoint(path: str | Path, family: str | None = None, map_location: s
         meta = read_config(path)
         state = _read_safetensors(path)
         model = build_legacy_model(state) if meta.legacy else _model_with_state(path, meta, state)
-    if family is not None and meta.family != family:
-        raise WrongFamilyError(path, meta.model, family)
+    check_family(meta, family, path)
     if meta.temperatures is not None:
         model.set_temperatures(meta.temperatures)
     return model.to(map_location).eval(), meta

@@ -15,7 +15,7 @@ from dataclasses import MISSING, fields
 from pathlib import Path
 
 from .errors import PerfexError
-from .options import (DEVICES, LABEL_BINNINGS, LOSSES, NAN_POLICIES, NORMALIZATIONS, PRECISIONS, RETRAIN_DEFAULTS,
+from .options import (DEVICES, LABEL_BINNINGS, LOSSES, NAN_POLICIES, NORMALIZATIONS, PRECISIONS, RUNTIMES, RETRAIN_DEFAULTS,
                       SELECTIONS, SUBSETS, TARGETS, DataOptions, DeployOptions, RetrainOptions, RunOptions, TestOptions,
                       TrainOptions)
 from .paths import DATA_DIR, PROJECT_ROOT, WEIGHTS_DIR
@@ -266,6 +266,9 @@ def deploy_parser(family: str) -> argparse.ArgumentParser:
                        "to DIR/explanations.npz, and PNGs of the first clips")
     group.add_argument("--explain-plots", type=int, default=default(DeployOptions, "explain_plots"), metavar="N",
                        help="with --explain: PNGs of the first N explained clips")
+    group.add_argument("--runtime", choices=RUNTIMES, default=default(DeployOptions, "runtime"),
+                       help="what runs the model: auto = ONNX Runtime on CPU when installed and fp32 without --explain "
+                       "(faster, no torch import; the graph is exported once per checkpoint), else torch")
     add_run_flags(parser, ["batch_size", "device", "threads", "precision"], DEFAULT_BATCH["deploy"])
     return parser
 
@@ -286,12 +289,13 @@ def run_deploy(family: str, argv: Sequence[str] | None) -> int:
     from .options import DeployConfig, build_config
 
     config = build_config(DeployConfig, family, **args)
-    started = start_reading(config)  # the first chunk is read while the next line imports torch
+    started = start_reading(config)  # the first chunk is read while the engine loads (torch: ~1 s)
     from .deploy import deploy
 
     summary = deploy(config, started)
     statuses = ", ".join(f"{n} {s}" for s, n in sorted(summary["status_counts"].items()))
-    print(f"{summary['clips_written']} of {summary['clips_in_input']} clips written ({statuses}) -> {summary['out']}")
+    print(f"{summary['clips_written']} of {summary['clips_in_input']} clips written ({statuses}) -> {summary['out']} "
+          f"[{summary['runtime']}]")
     if summary.get("per_frame"):
         print(f"per-frame rows -> {summary['per_frame']}")
     if summary.get("explanations"):
@@ -352,7 +356,7 @@ def is_user_error(err: Exception) -> bool:
 
 def _error_message(err: Exception) -> str:
     """One line for the user; a wrong-family checkpoint names the scripts that run it."""
-    from .checkpoint import WrongFamilyError
+    from .metadata import WrongFamilyError
 
     if isinstance(err, WrongFamilyError):
         return f"{err}; use the {SCRIPT_PREFIX.get(err.found.removeprefix('legacy_'), err.found)}_*.py scripts with it"

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import sys
-
-import torch
+from typing import TYPE_CHECKING
 
 from .errors import PerfexError
+
+if TYPE_CHECKING:  # torch is imported by the functions that need it: ONNX Runtime deploy never loads it
+    import torch
 
 
 def usable_cores() -> int:
@@ -32,6 +34,8 @@ def thread_count(requested: int | None, ranks_on_this_machine: int = 1) -> int:
 
 def use_threads(requested: int | None, ranks_on_this_machine: int = 1) -> int:
     """Set torch's intra-op thread count for this process; returns it."""
+    import torch
+
     count = thread_count(requested, ranks_on_this_machine)
     torch.set_num_threads(count)
     return count
@@ -39,6 +43,8 @@ def use_threads(requested: int | None, ranks_on_this_machine: int = 1) -> int:
 
 def cpu_supports_bf16() -> bool:
     """True when oneDNN reports native bf16 kernels on this CPU (AVX-512 bf16 or AMX), never assumed."""
+    import torch
+
     if not torch.backends.mkldnn.is_available():
         return False
     try:
@@ -54,6 +60,8 @@ def resolve_precision(precision: str, device: torch.device) -> str:
             raise PerfexError("--precision bf16: this CPU has no native bf16 support (oneDNN); use --precision fp32")
         return precision
     if device.type == "cuda":
+        import torch
+
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
     return AUTO_CPU_PRECISION
 

@@ -5,27 +5,27 @@ from __future__ import annotations
 import ctypes
 import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import ContextManager
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
-from .checkpoint import load_checkpoint
 from .clip_rows import CLIP_COLUMNS, ClipRows, clip_rows, join_rows, trait_levels, unreadable_rows, write_rows
 from .clips import ClipSet
-from .compute import resolve_precision, show_progress, use_threads
+from .compute import show_progress
 from .deploy_input import DeployInput, start_reading
-from .distributed import pick_device
+from .engine import Engine
 from .errors import PerfexError
+from .metadata import resolve_weights
+from .onnx_engine import choose_runtime, onnx_engine
 from .options import DeployConfig
-from .predict import predict_probs
 from .readers import ClipChunk
 from .schema import FILE_COLUMN, ID_COLUMN, N_LEVELS, TRAITS
 from .tables import atomic_output, refuse_overwrite
+
 
 def release_freed_memory() -> None:
     """Hand memory freed by the last chunk back to the OS (glibc keeps it otherwise, and RSS creeps up)."""
@@ -36,19 +36,11 @@ def release_freed_memory() -> None:
 
 
 class ChunkPredictor:
-    """A model and how to run it; turns a chunk of clips into its per-clip rows (and explains them with --explain)."""
+    """Turns a chunk of clips into its per-clip rows through an engine (torch or ONNX Runtime), explaining them with
+    --explain."""
 
-    def __init__(self, model: torch.nn.Module, config: DeployConfig, device: torch.device | str,
-                 feature_names: Sequence[str] = ()) -> None:
-        self.model, self.config, self.device = model, config, torch.device(device)
-        self.bf16 = resolve_precision(config.run.precision, self.device) == "bf16"
-        self.explainer = None
-        if config.deploy.explain:
-            from .explain import ExplanationWriter, default_baseline
-
-            names = list(feature_names)
-            self.explainer = ExplanationWriter(config.deploy.explain, names, default_baseline(model, len(names)).cpu().numpy(),
-                                               plots=config.deploy.explain_plots, force=config.deploy.force)
+    def __init__(self, engine: Engine, config: DeployConfig) -> None:
+        self.engine, self.config = engine, config
 
     def rows(self, clips: ClipSet) -> ClipRows:
         """Predictions and status of every clip in ``clips`` (none left out)."""
@@ -60,14 +52,13 @@ class ChunkPredictor:
         probs = np.full((len(clips), len(TRAITS), N_LEVELS), np.nan, dtype=np.float32)
         windows = np.zeros(len(clips), dtype=np.int64)
         if len(predict):
-            probs[predict], windows[predict] = predict_probs(self.model, clips, predict, self.config.run.batch_size,
-                                                             self.device, bf16=self.bf16)
+            probs[predict], windows[predict] = self.engine.predict(clips, predict)
         status[(windows > 1) & (status == "ok")] = "windowed"
         rows = clip_rows(clips, status, windows, probs)
-        if self.model.config.output == "score":
+        if self.engine.output == "score":
             rows["note"][~np.isnan(probs[:, 0, 0])] = "continuous model: levels are the rounded <trait>_score"
-        if self.explainer is not None:
-            self.explainer.explain_rows(self.model, clips, trait_levels(rows), device=self.device)
+        if self.engine.explain is not None:
+            self.engine.explain(clips, trait_levels(rows))
         return rows
 
 
@@ -87,13 +78,17 @@ def deploy(config: DeployConfig, started: DeployInput | None = None) -> dict:
     ``started``: the reading already begun by ``start_reading`` (the command line does so before importing torch)."""
     options = config.deploy
     started = started or start_reading(config)
-    device = pick_device(config.run.device)
-    use_threads(config.run.threads)
-    model, meta = load_checkpoint(started.weights if started else options.weights, family=config.family,
-                                  map_location=str(device))
-    started = started or start_reading(config, meta)
+    weights = started.weights if started else resolve_weights(options.weights)
+    runtime = choose_runtime(config, weights, started.meta if started else None)
+    if runtime == "onnxruntime":
+        engine, meta = onnx_engine(config, weights, started.meta), started.meta
+    else:
+        from .torch_engine import load_torch_engine
+
+        engine, meta = load_torch_engine(config, weights)
+        started = started or start_reading(config, meta)
     shard, scan, chunks = started.shard, started.scan, started.chunks
-    predictor = ChunkPredictor(model, config, device, meta.feature_names)
+    predictor = ChunkPredictor(engine, config)
     if scan.notice():
         print(scan.notice(), file=sys.stderr)
     with ExitStack() as stack:
@@ -102,14 +97,14 @@ def deploy(config: DeployConfig, started: DeployInput | None = None) -> dict:
         bar = stack.enter_context(tqdm(desc="deploy", unit="clip", disable=not show_progress(config.run.progress)))
         seen, counts = write_chunks(chunks, predictor, shard, handle, frames, bar)
     summary = {"clips_in_input": seen, "clips_written": sum(counts.values()), "status_counts": counts, "out": options.out,
-               "shard": list(shard), "weights": str(options.weights)}
+               "shard": list(shard), "weights": str(options.weights), "runtime": runtime}
     if shard[1] > 1:
         Path(options.out).with_suffix(".shard.json").write_text(json.dumps(summary, indent=1) + "\n")
     if options.per_frame:
         summary["per_frame"] = options.per_frame
-    if predictor.explainer is not None:
-        summary["explanations"] = str(predictor.explainer.close())
-        summary["max_completeness_delta"] = predictor.explainer.max_delta
+    if engine.explainer is not None:
+        summary["explanations"] = str(engine.explainer.close())
+        summary["max_completeness_delta"] = engine.explainer.max_delta
     return summary
 
 

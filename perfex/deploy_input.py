@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from .errors import PerfexError
-from .metadata import LEGACY_SUFFIXES, CheckpointMeta, read_config, resolve_weights
+from .metadata import LEGACY_SUFFIXES, CheckpointMeta, check_family, read_config, resolve_weights
 from .options import DeployConfig
 from .prepare import read_options
 from .readers import ClipChunk, InputScan, find_inputs, iter_clip_chunks
@@ -27,6 +27,7 @@ class DeployInput:
 
     shard: tuple[int, int]
     weights: Path
+    meta: CheckpointMeta
     scan: InputScan
     chunks: Iterator[ClipChunk]
 
@@ -40,12 +41,13 @@ def start_reading(config: DeployConfig, meta: CheckpointMeta | None = None) -> D
         if weights.suffix in LEGACY_SUFFIXES:
             return None
         meta = read_config(weights)
+        check_family(meta, config.family, weights)
     scan = find_inputs(config.data.data)
     reading = read_options(config.data, (), meta, tolerate_unreadable=True)
     # deploy ignores labels; binning them leniently keeps labelled inputs with raw (off-grid) scores readable
     chunks = read_ahead(iter_clip_chunks(scan, reading, config.deploy.chunk_rows, keep_rows=bool(config.deploy.per_frame),
                                          label_binning="round"))
-    return DeployInput(shard, weights, scan, chunks)
+    return DeployInput(shard, weights, meta, scan, chunks)
 
 
 def check_outputs(config: DeployConfig) -> tuple[int, int]:

@@ -112,6 +112,20 @@ def _migrate_v1(values: dict[str, Any]) -> dict[str, Any]:
 LEGACY_SUFFIXES = (".pt", ".pth", ".bin")
 
 
+class WrongFamilyError(PerfexError):
+    """A checkpoint of the other model family was given to a script."""
+
+    def __init__(self, path: Path, found: str, expected: str) -> None:
+        super().__init__(f"{path} holds a {found} model but this script runs {expected} models")
+        self.found, self.expected = found, expected
+
+
+def check_family(meta: CheckpointMeta, family: str | None, path: Path) -> None:
+    """Refuse a checkpoint of the other model family (``family`` None: any)."""
+    if family is not None and meta.family != family:
+        raise WrongFamilyError(path, meta.model, family)
+
+
 def config_path(weights_path: Path) -> Path:
     return weights_path.with_suffix(".json")
 

@@ -18,6 +18,7 @@ NORMALIZATIONS = ("global", "clip-median")
 LABEL_BINNINGS = ("round", "floor", "quantile")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
+RUNTIMES = ("auto", "torch", "onnxruntime")
 SUBSETS = ("test", "val", "train", "all")
 FAMILIES = ("cnn", "attn")
 LOSSES = ("ce", "ordinal")
@@ -186,9 +187,11 @@ class DeployOptions:
     chunk_rows: int = 500_000
     explain: str | None = None
     explain_plots: int = 10
+    runtime: str = "auto"
 
     def __post_init__(self) -> None:
         _require(self.chunk_rows >= 1, f"--chunk-rows {self.chunk_rows} must be at least 1")
+        _require(self.runtime in RUNTIMES, f"--runtime {self.runtime!r} is not one of {', '.join(RUNTIMES)}")
 
 
 @dataclass

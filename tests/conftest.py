@@ -3,11 +3,14 @@
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 # The suite runs as two pytest-xdist workers on a 2-core machine (README): one thread each, also in the scripts
 # the tests start, so the workers do not oversubscribe the cores. A value set by the caller wins.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# ONNX exports of checkpoints go to a throwaway cache, not the user's ~/.cache/perfex.
+os.environ.setdefault("PERFEX_CACHE", tempfile.mkdtemp(prefix="perfex-test-cache-"))
 
 import pytest
 

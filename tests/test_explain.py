@@ -14,6 +14,7 @@ from perfex.batches import collate
 from perfex.clips import ClipSet
 from perfex.clip_rows import trait_levels
 from perfex.deploy import ChunkPredictor
+from perfex.torch_engine import torch_engine
 from perfex.options import DeployConfig, build_config
 from perfex.errors import PerfexError
 from perfex.explain import (ExplanationWriter, attribution_importance, explain_batch, explain_clips, load_explanations,
@@ -127,7 +128,8 @@ def test_explaining_changes_no_prediction_and_keeps_the_model_mode(small_clips):
 def test_a_deploy_chunk_is_explained_without_changing_its_rows(small_clips, tmp_path):
     """What deploy --explain does per chunk: predict (clip_rows), then explain the predicted clips; rows stay the same."""
     model = tiny_model("attn")
-    predictor = ChunkPredictor(model, build_config(DeployConfig, "attn", min_frames=40), "cpu")
+    config = build_config(DeployConfig, "attn", min_frames=40)
+    predictor = ChunkPredictor(torch_engine(model, config, "cpu"), config)
     rows = predictor.rows(small_clips)
     writer = ExplanationWriter(tmp_path, list(small_clips.feature_names), model.feature_mean.numpy(), plots=0)
     writer.explain_rows(model, small_clips, trait_levels(rows), n_steps=4)

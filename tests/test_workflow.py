@@ -172,7 +172,7 @@ def test_corrupted_or_mismatched_checkpoints_fail_clearly(cnn_run, deploy_csv, t
 
 
 def test_sharded_deploy_and_merge_equal_single_process(cnn_run, deploy_csv, tmp_path):
-    base = ["1dcnn_deploy.py", "--weights", str(cnn_run), "--data", str(deploy_csv), "--no-progress"]
+    base = ["1dcnn_deploy.py", "--weights", str(cnn_run), "--data", str(deploy_csv), "--no-progress", "--runtime", "torch"]
     assert run_script(*base, "--out", str(tmp_path / "all.csv")).returncode == 0
     for k in range(3):
         assert run_script(*base, "--shard", f"{k}/3", "--out", str(tmp_path / f"part{k}.csv")).returncode == 0
@@ -225,7 +225,7 @@ def test_retrained_checkpoint_reports_what_retraining_gained_and_lost(cnn_run, l
 
 def test_explanations_never_change_predictions_and_importance_joins_the_report(cnn_run, deploy_csv, tmp_path):
     plain, explained = tmp_path / "plain.csv", tmp_path / "explained.csv"
-    base = ["1dcnn_deploy.py", "--weights", str(cnn_run), "--data", str(deploy_csv), "--no-progress"]
+    base = ["1dcnn_deploy.py", "--weights", str(cnn_run), "--data", str(deploy_csv), "--no-progress", "--runtime", "torch"]
     assert run_script(*base, "--out", str(plain)).returncode == 0
     result = run_script(*base, "--out", str(explained), "--explain", str(tmp_path / "ex"), "--explain-plots", "2")
     assert result.returncode == 0, result.stderr[-1500:]
