@@ -11,8 +11,8 @@ from sklearn.preprocessing import StandardScaler
 
 from .clips import ClipSet
 from .errors import PerfexError
-from .windows import expected_scores
 from .schema import N_LEVELS, TRAITS
+from .windows import expected_scores
 
 N_TRAITS = len(TRAITS)
 LEVELS = np.arange(N_LEVELS)

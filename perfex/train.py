@@ -33,16 +33,17 @@ from .metrics import trait_metrics
 from .metadata import CheckpointMeta, DataRecord, Lineage
 from .options import RunOptions, TrainConfig, save_run_config
 from .paths import portable_path
-from .predict import predict_probs, window_logits
-from .windows import expected_scores
-from .prepare import PreparedData, prepare_training_data
 from .losses import MODEL_OUTPUT, score_loss, trait_loss
+from .predict import predict_probs, window_logits
+from .prepare import PreparedData, prepare_training_data
 from .schema import TRAITS
-from .statistics_init import start_from_statistics
 from .splits import manifest_hash, save_manifest
+from .statistics_init import start_from_statistics
 from .study.provenance import study_for
+from .windows import expected_scores
 
 EpochHook = Callable[[int, dict], None]
+MARGIN_RESAMPLES = 100  # bootstrap resamples for the start's standard error (the one-standard-error rule)
 
 
 def data_fingerprint(clips: ClipSet) -> str:
@@ -64,17 +65,22 @@ def negative_log_likelihood(probs: np.ndarray, levels: np.ndarray) -> float:
     return len(TRAITS) * mean_negative_log_likelihood(probs, levels)
 
 
-def validation_scores(context: distributed.Context, model: nn.Module, clips: ClipSet, index: np.ndarray, run: RunOptions) -> dict:
-    """Loss, accuracy and macro-F1 on the validation clips; each rank predicts a share, rank results are joined."""
+def validation_predictions(context: distributed.Context, model: nn.Module, clips: ClipSet, index: np.ndarray,
+                           run: RunOptions) -> tuple[np.ndarray, np.ndarray]:
+    """Level probabilities of the validation clips and their clip numbers (sorted); each rank predicts a share."""
     share = index[context.rank :: context.world_size]
     bf16 = resolve_precision(run.precision, context.device) == "bf16"
     probs, _ = predict_probs(model, clips, share, batch_size=run.batch_size * 2, device=context.device, bf16=bf16)
     parts = distributed.gather_objects(context, (share, probs))
     order = np.concatenate([p[0] for p in parts])
-    probs = np.concatenate([p[1] for p in parts])[np.argsort(order)]
-    levels = clips.levels[np.sort(order)]
+    return np.concatenate([p[1] for p in parts])[np.argsort(order)], np.sort(order)
+
+
+def validation_scores(context: distributed.Context, model: nn.Module, clips: ClipSet, index: np.ndarray, run: RunOptions) -> dict:
+    """Loss, accuracy, macro-F1 and QWK on the validation clips."""
+    probs, order = validation_predictions(context, model, clips, index, run)
+    levels, scores = clips.levels[order], clips.scores[order]
     metrics = trait_metrics(levels, probs)
-    scores = clips.scores[np.sort(order)]
     return {
         "val_loss": squared_error(probs, scores) if model.config.output == "score" else negative_log_likelihood(probs, levels),
         "val_accuracy": metrics["mean"]["accuracy"],
@@ -82,6 +88,22 @@ def validation_scores(context: distributed.Context, model: nn.Module, clips: Cli
         "val_qwk": metrics["mean"]["qwk"],
         "val_per_trait_accuracy": {t: metrics["per_trait"][t]["accuracy"] for t in TRAITS},
     }
+
+
+def selection_margin(probs: np.ndarray, levels: np.ndarray, scores: np.ndarray, output: str, select: str, seed: int,
+                     resamples: int = MARGIN_RESAMPLES) -> float:
+    """One bootstrap standard error (resampling validation clips) of a model's ``--select`` score."""
+    picks = np.random.default_rng(seed).integers(0, len(levels), (resamples, len(levels)))
+
+    def score(rows: np.ndarray) -> float:
+        if select == "loss":
+            return -(squared_error(probs[rows], scores[rows]) if output == "score"
+                     else negative_log_likelihood(probs[rows], levels[rows]))
+        metrics = trait_metrics(levels[rows], probs[rows])["mean"]
+        return metrics["qwk" if select == "qwk" else "f1_macro"]
+
+    values = np.array([score(rows) for rows in picks], dtype=np.float64)
+    return float(np.nanstd(values)) if np.isfinite(values).any() else 0.0
 
 
 def selection_score(scores: dict, select: str) -> float:
@@ -169,6 +191,7 @@ class Trainer:
         self.loss = {"corn": "ordinal", "score": "score"}.get(model.config.output, "ce")
         self.history: list[dict] = []
         self.start_epoch, self.best_score, self.best_epoch, self.since_best = 1, None, 0, 0
+        self.start_margin = 0.0  # how much a later epoch must beat the statistics start by (one standard error)
         if config.train.resume:
             self._resume()
 
@@ -178,6 +201,7 @@ class Trainer:
         self.start_epoch = state["epoch"] + 1
         self.best_score, self.best_epoch = state["best_score"], state["best_epoch"]
         self.since_best = state.get("since_best", state["epoch"] - state["best_epoch"])
+        self.start_margin = state.get("start_margin", 0.0)
         self.history = state["history"]
         self.log(f"resuming {self.out} after epoch {state['epoch']} (best so far: epoch {self.best_epoch})")
 
@@ -186,7 +210,9 @@ class Trainer:
         c = self.config.train
         self._write_run_files()
         if self.start_epoch == 1 and self.start_is_candidate:
-            self._record(0, *self._evaluate(0, None))  # the starting point (logistic regression) competes too
+            row, scores = self._evaluate(0, None)  # the starting point (logistic regression) competes too
+            self.start_margin = self._start_margin()
+            self._record(0, row, scores)
         for epoch in range(self.start_epoch, c.epochs + 1):
             self._record(epoch, *self._epoch(epoch))
             if on_epoch_end is not None:
@@ -200,7 +226,8 @@ class Trainer:
     def _record(self, epoch: int, row: dict, scores: dict) -> None:
         """Keep an epoch's row, track the best by ``--select``, save last (and best) checkpoints."""
         score = selection_score(scores, self.config.train.select)
-        improved = self.best_score is None or score > self.best_score
+        margin = self.start_margin if self.best_epoch == 0 else 0.0  # replacing the start needs a clear gain
+        improved = self.best_score is None or score > self.best_score + margin
         if improved:
             self.best_score, self.best_epoch, self.since_best = score, epoch, 0
         else:
@@ -208,6 +235,18 @@ class Trainer:
         self.history.append(row)
         self._save(epoch, scores, improved)
         self._log_epoch(row, scores, improved)
+
+    def _start_margin(self) -> float:
+        """One bootstrap standard error of the start's validation score: a later epoch replaces the logistic
+        regression only when it scores higher by more than this (the one-standard-error rule: keep the simpler model
+        unless the network is better beyond validation noise)."""
+        clips, val = self.data.clips, self.data.parts["val"]
+        probs, order = validation_predictions(self.context, self.model, clips, val, self.config.run)
+        margin = selection_margin(probs, clips.levels[order], clips.scores[order], self.model.config.output,
+                                  self.config.train.select, self.config.run.seed)
+        self.log(f"epoch 0 is the statistics path alone (logistic regression); a later epoch replaces it only with a "
+                 f"validation {self.config.train.select} higher by more than {margin:.3f} (one bootstrap standard error)")
+        return margin
 
     def _evaluate(self, epoch: int, training: tuple[float, int] | None, started: float | None = None) -> tuple[dict, dict]:
         """Validate; the row's time counts from ``started`` (the epoch's start) when given."""
@@ -305,7 +344,7 @@ class Trainer:
         save_checkpoint(self.model, self.out / "last.safetensors", meta)
         save_optimizer(self.optimizer, self.out / "last.optim.safetensors",
                        {"epoch": epoch, "best_score": self.best_score, "best_epoch": self.best_epoch,
-                        "since_best": self.since_best, "history": self.history})
+                        "since_best": self.since_best, "start_margin": self.start_margin, "history": self.history})
         if improved:
             save_checkpoint(self.model, self.out / "best.safetensors", meta)
         with open(self.out / "metrics.csv", "w", newline="") as handle:
