@@ -1,5 +1,6 @@
 """torchrun DDP on CPU (gloo): disjoint rank shares, one writer, metrics equal to a single-process evaluation."""
 
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -32,7 +33,7 @@ def test_two_rank_training_matches_single_process_evaluation(learnable_csv, tmp_
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     # one writer: one summary line, one metrics row, one checkpoint of each kind
-    assert result.stdout.count("best epoch 1") == 1
+    assert len(re.findall(r"best epoch \d", result.stdout)) == 1
     assert (out / "metrics.csv").read_text().count("\n") == 3  # header, epoch 0 (the statistics start), epoch 1
     assert sorted(p.name for p in out.glob("*.safetensors")) == ["best.safetensors", "last.optim.safetensors", "last.safetensors"]
     # ranks trained on disjoint clips that together cover the training split (at most one clip sits out)
