@@ -1,6 +1,6 @@
 """Training losses over the 25-logit contract (5 traits x 5 levels) and the decode of each to level probabilities.
 
-``ce``: softmax cross-entropy per trait, optional label smoothing. ``ordinal``: CORN (conditional ordinal
+``ce``: softmax cross-entropy per trait. ``ordinal``: CORN (conditional ordinal
 regression): per trait the first four logits are the conditional log-odds of "level > k given level >= k";
 the fifth logit is unused. Both decode to five probabilities per trait, so test and deploy keep their output.
 """
@@ -23,10 +23,9 @@ def _per_trait(logits: torch.Tensor) -> torch.Tensor:
     return logits.float().reshape(-1, N_TRAITS, N_LEVELS)
 
 
-def cross_entropy(logits: torch.Tensor, levels: torch.Tensor, smoothing: float = 0.0) -> torch.Tensor:
+def cross_entropy(logits: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
     """Cross-entropy of each trait's five levels, summed over traits, averaged over clips."""
-    per_trait = F.cross_entropy(_per_trait(logits).reshape(-1, N_LEVELS), levels.reshape(-1), label_smoothing=smoothing,
-                                reduction="none")
+    per_trait = F.cross_entropy(_per_trait(logits).reshape(-1, N_LEVELS), levels.reshape(-1), reduction="none")
     return per_trait.view(-1, N_TRAITS).sum(dim=1).mean()
 
 
@@ -48,10 +47,10 @@ def level_probabilities(logits: torch.Tensor, loss: str = "ce") -> torch.Tensor:
     raise PerfexError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
 
 
-def trait_loss(logits: torch.Tensor, levels: torch.Tensor, loss: str = "ce", smoothing: float = 0.0) -> torch.Tensor:
-    """The training loss by name: ``ce`` (with optional label smoothing) or ``ordinal`` (CORN)."""
+def trait_loss(logits: torch.Tensor, levels: torch.Tensor, loss: str = "ce") -> torch.Tensor:
+    """The training loss by name: ``ce`` or ``ordinal`` (CORN)."""
     if loss == "ce":
-        return cross_entropy(logits, levels, smoothing)
+        return cross_entropy(logits, levels)
     if loss == "ordinal":
         return corn_loss(logits, levels)
     raise PerfexError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")

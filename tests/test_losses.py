@@ -1,4 +1,4 @@
-"""Losses (ce with smoothing, CORN ordinal) and the recipe schedule pieces."""
+"""Losses (ce, CORN ordinal) and their decoding to level probabilities."""
 
 import numpy as np
 import pytest
@@ -7,7 +7,6 @@ from torch import nn
 
 from perfex.errors import PerfexError
 from perfex.losses import cross_entropy, level_probabilities, trait_loss
-from perfex.schedule import decay_groups, ema_model, warmup_cosine
 
 
 def ordered_toy(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -44,37 +43,9 @@ def test_corn_of_zero_logits_halves_the_mass_at_each_step():
     torch.testing.assert_close(probs, torch.tensor([0.5, 0.25, 0.125, 0.0625, 0.0625]))
 
 
-def test_cross_entropy_with_smoothing_and_unknown_loss():
+def test_cross_entropy_and_unknown_loss():
     logits = torch.zeros(2, 25)
     levels = torch.zeros(2, 5, dtype=torch.long)
     assert cross_entropy(logits, levels).item() == pytest.approx(5 * np.log(5))
-    assert cross_entropy(logits, levels, smoothing=0.1).item() == pytest.approx(5 * np.log(5))
     with pytest.raises(PerfexError, match="unknown loss 'hinge'; choose one of ce, ordinal"):
         trait_loss(logits, levels, "hinge")
-
-
-def test_schedule_warms_up_then_decays_and_decay_skips_biases():
-    model = nn.Sequential(nn.Linear(3, 4), nn.LayerNorm(4))
-    groups = decay_groups(model, 0.05)
-    assert [len(g["params"]) for g in groups] == [1, 3] and groups[1]["weight_decay"] == 0.0
-    optimizer = torch.optim.AdamW(groups, lr=1.0)
-    schedule = warmup_cosine(optimizer, total_steps=100, warmup_steps=10, min_ratio=0.0)
-    rates = []
-    for _ in range(100):
-        rates.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()
-        schedule.step()
-    assert rates[0] == pytest.approx(0.1) and rates[9] == pytest.approx(1.0)
-    assert rates[55] == pytest.approx(0.5, abs=0.02) and rates[-1] < 0.01
-
-
-def test_ema_follows_the_weights_slowly():
-    model = nn.Linear(1, 1, bias=False)
-    nn.init.zeros_(model.weight)
-    ema = ema_model(model, decay=0.9)
-    ema.update_parameters(model)  # the first update copies the weights
-    with torch.no_grad():
-        model.weight.fill_(1.0)
-    ema.update_parameters(model)
-    ema.update_parameters(model)
-    assert ema.module.weight.item() == pytest.approx(1 - 0.9**2)
