@@ -12,6 +12,7 @@ import pytest
 import perfex.readers.loading
 from perfex.errors import PerfexError
 from perfex.readers import ReadOptions, detect_format, expand_inputs, iter_clip_chunks, load_clips
+from perfex.readers.arrowcsv import fits_one_chunk
 from perfex.readers.openface import TRACKER_NOTICE
 from perfex.schema import AU_INTENSITY_COLUMNS, AU_PRESENCE_COLUMNS, CONTEXT_COLUMNS, EMOTION_COLUMNS, FPS, TRAITS
 
@@ -389,6 +390,10 @@ def test_iter_clip_chunks_needs_contiguous_clips_and_no_quantiles(tmp_path):
     assert (tmp_path / "late.csv").stat().st_size > 100_000
     with pytest.raises(PerfexError, match=r"clip ID 1 reappears at row 898 \(file line 899\)"):
         list(iter_clip_chunks([tmp_path / "late.csv"], chunk_rows=100))
+    # a file that fits one chunk is read in one (multithreaded) go, with the streaming rules
+    assert fits_one_chunk(tmp_path / "late.csv", 10_000) and not fits_one_chunk(tmp_path / "late.csv", 100)
+    with pytest.raises(PerfexError, match=r"clip ID 1 reappears at row 898 \(file line 899\)"):
+        list(iter_clip_chunks([tmp_path / "late.csv"], chunk_rows=10_000))
     with pytest.raises(PerfexError, match="quantile needs every clip at once"):
         next(iter_clip_chunks([tmp_path / "mixed.csv"], label_binning="quantile"))
 

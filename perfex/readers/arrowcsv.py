@@ -65,6 +65,16 @@ def open_batches(path: Path, sniffed: Sniffed, types: dict[str, pa.DataType], co
         raise UnreadableFile(f"{path} could not be read ({err}); pass a plain .csv or a valid gzip .csv.gz file") from None
 
 
+def fits_one_chunk(path: Path, chunk_rows: int) -> bool:
+    """Whether a plain CSV holds about ``chunk_rows`` rows or fewer (estimated from its size and first lines): then
+    one multithreaded read is faster than streaming it, within the same memory bound. Gzip files always stream."""
+    if is_gzip(path):
+        return False
+    start = head(path)
+    lines = start.split(b"\n")[:-1] or [start]
+    return path.stat().st_size / (len(start) / len(lines)) <= chunk_rows
+
+
 def block_bytes(path: Path, chunk_rows: int) -> int:
     """CSV block size for about a quarter of ``chunk_rows`` rows, at most 1 MB (Arrow's memory grows with it)."""
     start = head(path)

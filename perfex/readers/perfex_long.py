@@ -13,8 +13,8 @@ from ..clips import ClipSet
 from ..errors import PerfexError
 from ..schema import FILE_COLUMN, FPS, ID_COLUMN, TRAIT_ALIASES, TRAITS
 from ..tables import group_rows
-from .arrowcsv import (RowCollector, all_columns_types, feature_matrix, numbers, open_batches, raise_bad_rows,
-                       raise_unparsable, read_columns, string_codes)
+from .arrowcsv import (RowCollector, all_columns_types, feature_matrix, fits_one_chunk, numbers, open_batches,
+                       raise_bad_rows, raise_unparsable, read_columns, string_codes)
 from .extractors import EXTRACTORS, PERFEX
 from .messages import name_list, row_label
 from .nan import apply_nan_policy
@@ -59,8 +59,8 @@ def _columns(source: InputFile, columns: tuple[str, ...]) -> tuple[dict[str, str
 
 
 def _tables(source: InputFile, types: dict, collector: RowCollector, chunk_rows: int | None) -> Iterator[tuple]:
-    """(table, at_end): the whole file at once, or record batches then an empty table at the end."""
-    if chunk_rows is None:
+    """(table, at_end): the whole file at once (also when it fits one chunk), or record batches then an empty table."""
+    if chunk_rows is None or fits_one_chunk(source.path, chunk_rows):
         yield read_columns(source.path, source.sniffed, types, collector), True
         return
     reader = open_batches(source.path, source.sniffed, types, collector, chunk_rows)
