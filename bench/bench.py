@@ -120,12 +120,12 @@ def load(path: str, cache_dir: str | None = None) -> dict:
 
 
 def deploy_run(family: str, path: str, out: str, chunk_rows: int, weights: str | None = None) -> dict:
-    """``perfex.deploy.deploy`` in this process (for its peak memory): shipped weights, fp32, 64 clips per batch."""
+    """``perfex.deploy.deploy`` in this process (for its peak memory): shipped weights, fp32, deploy's defaults."""
     from perfex.deploy import deploy
     from perfex.options import DeployConfig, build_config
 
     config = build_config(DeployConfig, family, weights=weights or str(shipped_weights(family)), data=[path], out=out,
-                          force=True, device="cpu", chunk_rows=chunk_rows, progress=False, batch_size=64, precision="fp32")
+                          force=True, device="cpu", chunk_rows=chunk_rows, progress=False, precision="fp32")
     started = time.perf_counter()
     summary = deploy(config)
     return {"seconds": time.perf_counter() - started, "clips": summary["clips_written"]}
