@@ -414,8 +414,10 @@ def deploy_section(families: list[str], clips, small: Path, big: Path, cache: Pa
             if precision not in precisions:
                 continue
             export_cache = cache / "onnx-exports" if cached else Path(tempfile.mkdtemp(prefix="exports-", dir=cache))
-            runs = [cli_deploy(family, small, cache / f"out_{family}_{runtime}_{precision}.csv", precision, runtime,
-                               export_cache) for _ in range(repeats)]
+            out = cache / f"out_{family}_{runtime}_{precision}.csv"
+            if cached:  # an untimed run first, so that every timed one finds the export (and the file) cached
+                cli_deploy(family, small, out, precision, runtime, export_cache)
+            runs = [cli_deploy(family, small, out, precision, runtime, export_cache) for _ in range(repeats)]
             run = sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]  # the median run
             if not cached:
                 shutil.rmtree(export_cache)
