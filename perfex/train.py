@@ -29,7 +29,7 @@ from .checkpoint import (check_features, file_sha256, load_checkpoint, load_opti
 from .clips import ClipSet
 from .compute import resolve_precision, show_progress
 from .errors import PerfexError
-from .metrics import trait_metrics
+from .metrics import quadratic_weighted_kappa, trait_metrics
 from .metadata import CheckpointMeta, DataRecord, Lineage
 from .options import RunOptions, TrainConfig, save_run_config
 from .paths import portable_path
@@ -94,13 +94,16 @@ def selection_margin(probs: np.ndarray, levels: np.ndarray, scores: np.ndarray, 
                      resamples: int = MARGIN_RESAMPLES) -> float:
     """One bootstrap standard error (resampling validation clips) of a model's ``--select`` score."""
     picks = np.random.default_rng(seed).integers(0, len(levels), (resamples, len(levels)))
+    predicted = probs.argmax(axis=2)
 
     def score(rows: np.ndarray) -> float:
         if select == "loss":
             return -(squared_error(probs[rows], scores[rows]) if output == "score"
                      else negative_log_likelihood(probs[rows], levels[rows]))
-        metrics = trait_metrics(levels[rows], probs[rows])["mean"]
-        return metrics["qwk" if select == "qwk" else "f1_macro"]
+        if select == "qwk":  # as trait_metrics computes it, without its other metrics
+            per_trait = np.array([quadratic_weighted_kappa(levels[rows, t], predicted[rows, t]) for t in range(len(TRAITS))])
+            return float(np.nanmean(per_trait)) if np.isfinite(per_trait).any() else np.nan
+        return trait_metrics(levels[rows], probs[rows])["mean"]["f1_macro"]
 
     values = np.array([score(rows) for rows in picks], dtype=np.float64)
     return float(np.nanstd(values)) if np.isfinite(values).any() else 0.0
