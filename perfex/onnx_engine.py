@@ -85,7 +85,7 @@ def onnx_engine(config: DeployConfig, weights: Path, meta: CheckpointMeta) -> En
     max_frames, batch_size = int(meta.model_config["max_frames"]), config.run.batch_size
 
     def predict(clips: ClipSet, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        positions, batches = window_batches(clips, index, max_frames, batch_size)
+        positions, batches = window_batches(clips, index, max_frames, batch_size, shape_step=1)
         window_probs = np.zeros((len(positions), len(TRAITS), N_LEVELS), dtype=np.float32)
         for chosen, x, times, lengths in batches:
             feed = dict(zip(INPUT_NAMES, (x, lengths, times)))

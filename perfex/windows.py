@@ -10,8 +10,9 @@ import numpy as np
 from .clips import ClipSet
 from .schema import N_LEVELS
 
-# Batches are padded to a multiple of this many frames: fewer distinct shapes keep the CPU kernels' caches and
-# the allocator small over long deploy runs, for a few percent of extra (masked) frames.
+# Torch pads batches to a multiple of this many frames: fewer distinct shapes keep oneDNN's kernel cache and the
+# allocator small over long deploy runs, for a few percent of extra (masked) frames. ONNX Runtime needs no such
+# steps and pads only to the longest window of a batch.
 SHAPE_STEP = 32
 
 
@@ -50,9 +51,10 @@ def inference_windows(lengths: np.ndarray, max_frames: int) -> tuple[np.ndarray,
 
 
 def window_batches(clips: ClipSet, index: np.ndarray, max_frames: int, batch_size: int,
-                   fixed_length: int | None = None) -> tuple[np.ndarray, Iterator[tuple]]:
-    """Every window of the clips at ``index``, in length-sorted batches with little padding: the position in ``index``
-    of each window's clip [W], and batches of (window numbers [b], x [b, T, F], times [b, T], lengths [b])."""
+                   fixed_length: int | None = None, shape_step: int = SHAPE_STEP) -> tuple[np.ndarray, Iterator[tuple]]:
+    """Every window of the clips at ``index``, in length-sorted batches padded to a multiple of ``shape_step`` frames:
+    the position in ``index`` of each window's clip [W], and batches of (window numbers [b], x [b, T, F],
+    times [b, T], lengths [b])."""
     positions, starts, sizes = inference_windows(clips.lengths[index], int(fixed_length or max_frames))
     keep = sizes > 0
     positions, starts, sizes = positions[keep], starts[keep], sizes[keep]
@@ -61,7 +63,7 @@ def window_batches(clips: ClipSet, index: np.ndarray, max_frames: int, batch_siz
     def batches() -> Iterator[tuple]:
         for begin in range(0, len(order), batch_size):
             chosen = order[begin : begin + batch_size]
-            width = fixed_length or -(-int(sizes[chosen].max()) // SHAPE_STEP) * SHAPE_STEP
+            width = fixed_length or -(-int(sizes[chosen].max()) // shape_step) * shape_step
             yield (chosen, *pad_frames(clips, index[positions[chosen]], starts[chosen], sizes[chosen], width), sizes[chosen])
 
     return positions, batches()
