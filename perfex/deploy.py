@@ -20,7 +20,7 @@ from .deploy_input import DeployInput, start_reading
 from .engine import Engine
 from .errors import PerfexError
 from .metadata import resolve_weights
-from .onnx_engine import choose_runtime, onnx_engine
+from .onnx_engine import choose_runtime, onnx_engine_or_notice
 from .options import DeployConfig
 from .readers import ClipChunk
 from .schema import FILE_COLUMN, ID_COLUMN, N_LEVELS, TRAITS
@@ -80,9 +80,11 @@ def deploy(config: DeployConfig, started: DeployInput | None = None) -> dict:
     started = started or start_reading(config)
     weights = started.weights if started else resolve_weights(options.weights)
     runtime = choose_runtime(config, weights, started.meta if started else None)
-    if runtime == "onnxruntime":
-        engine, meta = onnx_engine(config, weights, started.meta), started.meta
+    engine = onnx_engine_or_notice(config, weights, started.meta) if runtime == "onnxruntime" else None
+    if engine is not None:
+        meta = started.meta
     else:
+        runtime = "torch"
         from .torch_engine import load_torch_engine
 
         engine, meta = load_torch_engine(config, weights)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -93,3 +94,19 @@ def onnx_engine(config: DeployConfig, weights: Path, meta: CheckpointMeta) -> En
         return average_windows(window_probs, positions, len(index))
 
     return Engine("onnxruntime", meta.model_config.get("output", "softmax"), predict)
+
+
+class ExportError(PerfexError):
+    """A checkpoint could not be exported for ONNX Runtime."""
+
+
+def onnx_engine_or_notice(config: DeployConfig, weights: Path, meta: CheckpointMeta) -> Engine | None:
+    """The ONNX Runtime engine; None (after a one-line notice) when the export fails and ``--runtime`` is ``auto``,
+    so deploy runs on torch instead; an explicit ``--runtime onnxruntime`` fails in one line."""
+    try:
+        return onnx_engine(config, weights, meta)
+    except ExportError as err:
+        if config.deploy.runtime == "onnxruntime":
+            raise PerfexError(f"{err}; use --runtime torch") from None
+        print(f"notice: {err}; running on torch instead", file=sys.stderr)
+        return None

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .onnx_engine import INPUT_NAMES
+from .onnx_engine import INPUT_NAMES, ExportError
 
 OPSET = 17
 
@@ -34,8 +34,12 @@ def export_probabilities(model: nn.Module, path: Path) -> Path:
     lengths, times = torch.tensor([64, 40]), torch.arange(64, dtype=torch.float32)[None].expand(2, -1) / 30
     axes = {"x": {0: "batch", 1: "time"}, "lengths": {0: "batch"}, "times": {0: "batch", 1: "time"},
             "probabilities": {0: "batch"}}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".onnx.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".onnx.tmp")
+    except OSError as err:
+        raise ExportError(f"the export cache {path.parent} cannot be written ({err.strerror}); "
+                          "set PERFEX_CACHE to a writable folder") from None
     os.close(handle)
     try:
         with torch.no_grad(), warnings.catch_warnings():
@@ -43,6 +47,9 @@ def export_probabilities(model: nn.Module, path: Path) -> Path:
             torch.onnx.export(graph, (x, lengths, times), temporary, input_names=list(INPUT_NAMES),
                               output_names=["probabilities"], dynamic_axes=axes, opset_version=OPSET, dynamo=False)
         os.replace(temporary, path)
+    except RuntimeError as err:  # what torch.onnx raises for an op or shape it cannot export
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ExportError(f"the {model.name} model could not be exported for ONNX Runtime ({first[:200]})") from None
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)

@@ -1,5 +1,6 @@
 """Deploy's two runtimes: ONNX Runtime (the CPU default) gives torch's predictions, without importing torch."""
 
+import os
 import subprocess
 import sys
 
@@ -89,3 +90,17 @@ def test_export_is_cached_by_content_and_the_cached_path_never_imports_torch(dep
     done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True)
     assert done.stdout.split() == ["onnxruntime", "False"], done.stderr
     assert cached.stat().st_mtime_ns == stamp
+
+
+def test_a_failed_export_falls_back_to_torch_or_fails_in_one_line(deploy_csv, tmp_path):
+    """auto: a one-line notice and the torch runtime; an explicit --runtime onnxruntime: exit status 2."""
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the cache folder would be")
+    env = {**os.environ, "PERFEX_CACHE": str(blocked)}
+    base = [sys.executable, "1dcnn_deploy.py", "--data", str(deploy_csv), "--no-progress"]
+    done = subprocess.run([*base, "--out", str(tmp_path / "a.csv")], cwd=REPO, capture_output=True, text=True, env=env)
+    assert done.returncode == 0 and "[torch]" in done.stdout
+    assert "notice: the export cache" in done.stderr and "running on torch instead" in done.stderr
+    done = subprocess.run([*base, "--out", str(tmp_path / "b.csv"), "--runtime", "onnxruntime"], cwd=REPO,
+                          capture_output=True, text=True, env=env)
+    assert done.returncode == 2 and done.stderr.strip().count("\n") == 0 and "set PERFEX_CACHE" in done.stderr
