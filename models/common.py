@@ -32,7 +32,7 @@ def conv_over_time(conv: nn.Conv1d, x: torch.Tensor, pad: tuple[int, int] = (0, 
     if pad[0] != pad[1]:
         h = F.pad(h, (pad[0] - both, pad[1] - both)).contiguous(memory_format=torch.channels_last)
     return F.conv2d(h, conv.weight.unsqueeze(2), conv.bias, (1, conv.stride[0]), (0, conv.padding[0] + both),
-                    (1, conv.dilation[0]), conv.groups).squeeze(2)
+                    (1, conv.dilation[0]), conv.groups).flatten(2)  # a view; exports without a shape test
 
 
 class SqueezeExcite(nn.Module):
