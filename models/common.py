@@ -21,6 +21,11 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x * weights).sum(dim=2) / weights.sum(dim=2).clamp(min=1.0)
 
 
+def zero_padded_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``masked_mean`` of an ``x [B, C, T]`` that is already zero on padded frames: the same numbers, one pass less."""
+    return x.sum(dim=2) / mask.to(x.dtype).sum(dim=1, keepdim=True).clamp(min=1.0)
+
+
 def conv_over_time(conv: nn.Conv1d, x: torch.Tensor, pad: tuple[int, int] = (0, 0)) -> torch.Tensor:
     """``conv(F.pad(x, pad))`` for ``x [B, C, T]``. Without autograd on CPU it runs as a channels-last 2-D convolution:
     the same numbers, 1.2-4x faster in oneDNN (kernel 3 most), its output feeds the next call without a copy, and the
@@ -44,7 +49,8 @@ class SqueezeExcite(nn.Module):
         self.fc2 = nn.Linear(max(channels // reduction, 1), channels)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        squeezed = x.mean(dim=2) if mask is None else masked_mean(x, mask)
+        """``x [B, C, T]``, zero on the frames ``mask [B, T]`` marks as padding (as the hybrid's convolutions leave it)."""
+        squeezed = x.mean(dim=2) if mask is None else zero_padded_mean(x, mask)
         gate = torch.sigmoid(self.fc2(torch.relu(self.fc1(squeezed))))
         return x * gate[:, :, None]
 

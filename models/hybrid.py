@@ -10,7 +10,7 @@ from torch import nn
 
 from .base import TraitModel
 from .checks import check_choice, check_fraction, check_outputs, check_positive, int_tuple
-from .common import SqueezeExcite, conv_over_time, masked_mean, sinusoidal_embedding
+from .common import SqueezeExcite, conv_over_time, sinusoidal_embedding, zero_padded_mean
 from .errors import ModelConfigError
 from .outputs import OUTPUTS
 
@@ -96,7 +96,7 @@ class HybridAttention(TraitModel):
             h = excite(h, mask)
             if index in (0, 2):
                 h = self.dropout(h)
-        return masked_mean(h, mask)
+        return zero_padded_mean(h, mask)
 
     def features_and_attention(self, x: torch.Tensor, lengths: torch.Tensor,
                                times: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
