@@ -77,16 +77,14 @@ def deploy(config: DeployConfig, started: DeployInput | None = None) -> dict:
     """Run the model over every clip of the inputs (streamed in chunks) and write the per-clip CSV atomically;
     ``started``: the reading already begun by ``start_reading`` (the command line does so before importing torch)."""
     options = config.deploy
-    started = started or start_reading(config)
+    started = started or start_reading(config)  # None for original .pt weights: their metadata needs the model
     weights = started.weights if started else resolve_weights(options.weights)
     runtime = choose_runtime(config, weights, started.meta if started else None)
     engine = onnx_engine_or_notice(config, weights, started.meta) if runtime == "onnxruntime" else None
-    if engine is not None:
-        meta = started.meta
-    else:
-        runtime = "torch"
+    if engine is None:
         from .torch_engine import load_torch_engine
 
+        runtime = "torch"
         engine, meta = load_torch_engine(config, weights)
         started = started or start_reading(config, meta)
     shard, scan, chunks = started.shard, started.scan, started.chunks
