@@ -75,17 +75,50 @@ def parse_shard(spec: str | None) -> tuple[int, int]:
     return k, n
 
 
-def read_ahead(items: Iterator[T], depth: int = 1) -> Iterator[T]:
-    """Yield from ``items`` while a background thread already produces the next ``depth`` (reading overlaps inference).
+def read_ahead(items: Iterator[T], depth: int = 1) -> ReadAhead:
+    """Yield from ``items`` while a background thread, started now (not at the first ``next``), already produces the
+    next ``depth``: reading overlaps start-up and inference. An exception in the producer is raised here, at the item
+    where it happened."""
+    return ReadAhead(items, depth)
 
-    An exception in the producer is raised here, at the item where it happened.
-    """
-    slots: queue.Queue = queue.Queue(maxsize=depth)
-    done = object()
-    stop = threading.Event()
+
+_DONE = object()  # what the producer hands over after the last item
+
+
+class ReadAhead(Iterator[T]):
+    """The consumer's side of ``read_ahead``; ``close()`` (or losing the last reference) lets the producer go."""
+
+    def __init__(self, items: Iterator[T], depth: int) -> None:
+        self._slots: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._finished = False
+        # the thread holds the queue and the event, never self, so an abandoned reader is collected and stops it
+        threading.Thread(target=_produce, args=(items, self._slots, self._stop), name="perfex-read-ahead",
+                         daemon=True).start()
+
+    def __next__(self) -> T:
+        if self._finished:
+            raise StopIteration
+        item, err = self._slots.get()
+        if err is not None or item is _DONE:
+            self.close()
+            if err is not None:
+                raise err
+            raise StopIteration
+        return item
+
+    def close(self) -> None:
+        self._finished = True
+        self._stop.set()
+
+    def __del__(self) -> None:
+        self._stop.set()
+
+
+def _produce(items: Iterator, slots: queue.Queue, stop: threading.Event) -> None:
+    """Put each item (then the end mark, or the error) in ``slots``, waiting for room, until ``stop`` is set."""
 
     def hand_over(entry: tuple) -> bool:
-        """Wait for a free slot, giving up once the consumer has stopped (so this thread never hangs)."""
         while not stop.is_set():
             try:
                 slots.put(entry, timeout=0.1)
@@ -94,24 +127,10 @@ def read_ahead(items: Iterator[T], depth: int = 1) -> Iterator[T]:
                 continue
         return False
 
-    def produce() -> None:
-        try:
-            for item in items:
-                if not hand_over((item, None)):
-                    return
-            hand_over((done, None))
-        except BaseException as err:  # handed to the consumer, raised there
-            hand_over((done, err))
-
-    worker = threading.Thread(target=produce, name="perfex-read-ahead", daemon=True)
-    worker.start()
     try:
-        while True:
-            item, err = slots.get()
-            if err is not None:
-                raise err
-            if item is done:
+        for item in items:
+            if not hand_over((item, None)):
                 return
-            yield item
-    finally:
-        stop.set()
+        hand_over((_DONE, None))
+    except BaseException as err:  # handed to the consumer, raised there
+        hand_over((_DONE, err))

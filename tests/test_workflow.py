@@ -277,7 +277,14 @@ def test_read_ahead_keeps_order_raises_where_the_reader_failed_and_lets_go_of_it
         for item in read_ahead(items()):
             seen.append(item)
     assert seen == [0, 1, 2, 3, 4]
-    reader = read_ahead(iter(range(1000)))
+    started = threading.Event()
+
+    def watched():
+        started.set()
+        yield from range(1000)
+
+    reader = read_ahead(watched())
+    assert started.wait(timeout=5)  # reading began before anyone asked for an item
     assert next(reader) == 0
     reader.close()  # the consumer stops early: the producer thread must not stay blocked
     for thread in threading.enumerate():
