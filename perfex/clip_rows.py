@@ -12,14 +12,6 @@ from .readers import Unreadable
 from .schema import FILE_COLUMN, ID_COLUMN, N_LEVELS, TRAITS
 from .windows import expected_scores
 
-STATUSES = {
-    "ok": "predicted from one window",
-    "windowed": "longer than the model window: probabilities averaged over half-overlapping windows",
-    "too_short": "fewer frames than --min-frames: not predicted (pass --predict-short to predict anyway)",
-    "short_predicted": "fewer frames than --min-frames, predicted because --predict-short was given",
-    "no_frames": "no usable frame (all failed tracking or were dropped): not predicted",
-    "unreadable": "the file could not be read (empty, truncated, not UTF-8...): the reason is in the note column",
-}
 PROB_COLUMNS = [f"p_{trait}_{level}" for trait in TRAITS for level in range(N_LEVELS)]
 SCORE_COLUMNS = [f"{t}_score" for t in TRAITS]
 CLIP_COLUMNS = [ID_COLUMN, FILE_COLUMN, "n_frames", "n_dropped_frames", "n_windows", "status", "note", *TRAITS,
@@ -64,10 +56,6 @@ def join_rows(parts: list[ClipRows]) -> ClipRows:
     if not parts:
         return unreadable_rows([])
     return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
-
-
-def n_rows(rows: ClipRows) -> int:
-    return len(rows[ID_COLUMN])
 
 
 def trait_levels(rows: ClipRows) -> np.ndarray:

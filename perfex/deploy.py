@@ -84,7 +84,6 @@ def deploy(config: DeployConfig, started: DeployInput | None = None) -> dict:
     if engine is None:
         from .torch_engine import load_torch_engine
 
-        runtime = "torch"
         engine, meta = load_torch_engine(config, weights)
         started = started or start_reading(config, meta)
     shard, scan, chunks = started.shard, started.scan, started.chunks
@@ -97,7 +96,7 @@ def deploy(config: DeployConfig, started: DeployInput | None = None) -> dict:
         bar = stack.enter_context(tqdm(desc="deploy", unit="clip", disable=not show_progress(config.run.progress)))
         seen, counts = write_chunks(chunks, predictor, shard, handle, frames, bar)
     summary = {"clips_in_input": seen, "clips_written": sum(counts.values()), "status_counts": counts, "out": options.out,
-               "shard": list(shard), "weights": str(options.weights), "runtime": runtime}
+               "shard": list(shard), "weights": str(options.weights), "runtime": engine.runtime}
     if shard[1] > 1:
         Path(options.out).with_suffix(".shard.json").write_text(json.dumps(summary, indent=1) + "\n")
     if options.per_frame:

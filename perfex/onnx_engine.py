@@ -43,17 +43,17 @@ def export_path(weights: Path) -> Path:
 
 
 def why_not_onnxruntime(config: DeployConfig, weights: Path, meta: CheckpointMeta | None) -> str | None:
-    """Why this deploy cannot run on ONNX Runtime (None when it can)."""
-    reasons = {
-        "original .pt weights": weights.suffix in LEGACY_SUFFIXES or meta is None or meta.legacy,
-        "--explain needs torch's gradients": bool(config.deploy.explain),
-        f"--precision {config.run.precision}": config.run.precision == "bf16",
-        f"--device {config.run.device}": config.run.device == "cuda",
-        "onnxruntime is not installed": importlib.util.find_spec("onnxruntime") is None,
-        "onnx (the exporter) is not installed": (importlib.util.find_spec("onnx") is None
-                                                 and not export_path(weights).exists()),
-    }
-    return next((reason for reason, applies in reasons.items() if applies), None)
+    """Why this deploy cannot run on ONNX Runtime (None when it can); checked in order, each only if needed."""
+    checks = (
+        ("original .pt weights", lambda: weights.suffix in LEGACY_SUFFIXES or meta is None or meta.legacy),
+        ("--explain needs torch's gradients", lambda: bool(config.deploy.explain)),
+        (f"--precision {config.run.precision}", lambda: config.run.precision == "bf16"),
+        (f"--device {config.run.device}", lambda: config.run.device == "cuda"),
+        ("onnxruntime is not installed", lambda: importlib.util.find_spec("onnxruntime") is None),
+        ("onnx (the exporter) is not installed",
+         lambda: importlib.util.find_spec("onnx") is None and not export_path(weights).exists()),
+    )
+    return next((reason for reason, applies in checks if applies()), None)
 
 
 def choose_runtime(config: DeployConfig, weights: Path, meta: CheckpointMeta | None) -> str:

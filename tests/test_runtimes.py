@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from models import create_model
+from perfex.checkpoint import read_config
 from perfex.deploy import deploy
 from perfex.onnx_engine import export_path
 from perfex.onnx_export import export_probabilities
@@ -104,3 +105,19 @@ def test_a_failed_export_falls_back_to_torch_or_fails_in_one_line(deploy_csv, tm
     done = subprocess.run([*base, "--out", str(tmp_path / "b.csv"), "--runtime", "onnxruntime"], cwd=REPO,
                           capture_output=True, text=True, env=env)
     assert done.returncode == 2 and done.stderr.strip().count("\n") == 0 and "set PERFEX_CACHE" in done.stderr
+
+
+def test_reasons_against_onnxruntime_are_checked_in_order_and_only_as_needed(tmp_path, monkeypatch):
+    """Original .pt weights have no JSON beside them: the exporter check (which hashes both) must not run for them."""
+    import importlib.util
+
+    from perfex.onnx_engine import why_not_onnxruntime
+
+    weights = tmp_path / "cnn_180.pt"
+    weights.write_bytes(b"not read")
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)  # neither onnxruntime nor onnx installed
+    config = build_config(DeployConfig, "cnn", weights=str(weights))
+    assert why_not_onnxruntime(config, weights, None) == "original .pt weights"
+    shipped = REPO / "weights" / "cnn.safetensors"
+    reason = why_not_onnxruntime(build_config(DeployConfig, "cnn"), shipped, read_config(shipped))
+    assert reason == "onnxruntime is not installed"
