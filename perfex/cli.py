@@ -15,9 +15,9 @@ from dataclasses import MISSING, fields
 from pathlib import Path
 
 from .errors import PerfexError
-from .options import (DEVICES, LABEL_BINNINGS, LOSSES, NAN_POLICIES, NORMALIZATIONS, PRECISIONS, RUNTIMES, RETRAIN_DEFAULTS,
-                      SELECTIONS, SUBSETS, TARGETS, DataOptions, DeployOptions, RetrainOptions, RunOptions, TestOptions,
-                      TrainOptions)
+from .options import (DEVICES, LABEL_BINNINGS, LOSSES, NAN_POLICIES, NORMALIZATIONS, PRECISIONS, RETRAIN_DEFAULTS,
+                      RUNTIMES, SELECTIONS, SUBSETS, TARGETS, DataOptions, DeployOptions, RetrainOptions, RunOptions,
+                      TestOptions, TrainOptions)
 from .paths import DATA_DIR, PROJECT_ROOT, WEIGHTS_DIR
 
 MODEL_TITLES = {"cnn": "multi-scale 1D-CNN", "attn": "hybrid attention network (LSTM + attention | FCN + squeeze-excite)"}

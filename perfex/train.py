@@ -79,10 +79,14 @@ def validation_predictions(context: distributed.Context, model: nn.Module, clips
 def validation_scores(context: distributed.Context, model: nn.Module, clips: ClipSet, index: np.ndarray, run: RunOptions) -> dict:
     """Loss, accuracy, macro-F1 and QWK on the validation clips."""
     probs, order = validation_predictions(context, model, clips, index, run)
-    levels, scores = clips.levels[order], clips.scores[order]
+    return scores_of(probs, clips.levels[order], clips.scores[order], model.config.output)
+
+
+def scores_of(probs: np.ndarray, levels: np.ndarray, scores: np.ndarray, output: str) -> dict:
+    """Validation loss, accuracy, macro-F1, QWK and per-trait accuracy of the probabilities of a model's ``output``."""
     metrics = trait_metrics(levels, probs)
     return {
-        "val_loss": squared_error(probs, scores) if model.config.output == "score" else negative_log_likelihood(probs, levels),
+        "val_loss": squared_error(probs, scores) if output == "score" else negative_log_likelihood(probs, levels),
         "val_accuracy": metrics["mean"]["accuracy"],
         "val_f1_macro": metrics["mean"]["f1_macro"],
         "val_qwk": metrics["mean"]["qwk"],
@@ -195,6 +199,7 @@ class Trainer:
         self.history: list[dict] = []
         self.start_epoch, self.best_score, self.best_epoch, self.since_best = 1, None, 0, 0
         self.start_margin = 0.0  # how much a later epoch must beat the statistics start by (one standard error)
+        self.last_validation: tuple[np.ndarray, np.ndarray] | None = None  # (probabilities, clip numbers), last pass
         if config.train.resume:
             self._resume()
 
@@ -243,8 +248,7 @@ class Trainer:
         """One bootstrap standard error of the start's validation score: a later epoch replaces the logistic
         regression only when it scores higher by more than this (the one-standard-error rule: keep the simpler model
         unless the network is better beyond validation noise)."""
-        clips, val = self.data.clips, self.data.parts["val"]
-        probs, order = validation_predictions(self.context, self.model, clips, val, self.config.run)
+        clips, (probs, order) = self.data.clips, self.last_validation
         margin = selection_margin(probs, clips.levels[order], clips.scores[order], self.model.config.output,
                                   self.config.train.select, self.config.run.seed)
         self.log(f"epoch 0 is the statistics path alone (logistic regression); a later epoch replaces it only with a "
@@ -254,7 +258,10 @@ class Trainer:
     def _evaluate(self, epoch: int, training: tuple[float, int] | None, started: float | None = None) -> tuple[dict, dict]:
         """Validate; the row's time counts from ``started`` (the epoch's start) when given."""
         started = time.perf_counter() if started is None else started
-        scores = validation_scores(self.context, self.model, self.data.clips, self.data.parts["val"], self.config.run)
+        clips = self.data.clips
+        probs, order = validation_predictions(self.context, self.model, clips, self.data.parts["val"], self.config.run)
+        self.last_validation = probs, order
+        scores = scores_of(probs, clips.levels[order], clips.scores[order], self.model.config.output)
         train_loss, n_clips = training or (float("nan"), 0)
         seconds = time.perf_counter() - started
         row = {"epoch": epoch, "train_loss": train_loss, **{k: v for k, v in scores.items() if k != "val_per_trait_accuracy"},

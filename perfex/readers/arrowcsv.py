@@ -71,19 +71,20 @@ def open_batches(path: Path, sniffed: Sniffed, types: dict[str, pa.DataType], co
 def fits_one_chunk(path: Path, chunk_rows: int) -> bool:
     """Whether a plain CSV holds about ``chunk_rows`` rows or fewer (estimated from its size and first lines): then
     one multithreaded read is faster than streaming it, within the same memory bound. Gzip files always stream."""
-    if is_gzip(path):
-        return False
-    start = head(path)
-    lines = start.split(b"\n")[:-1] or [start]
-    return path.stat().st_size / (len(start) / len(lines)) <= chunk_rows
+    return not is_gzip(path) and path.stat().st_size / first_lines(path)[0] <= chunk_rows
 
 
 def block_bytes(path: Path, chunk_rows: int) -> int:
     """CSV block size for about a quarter of ``chunk_rows`` rows, at most 1 MB (Arrow's memory grows with it)."""
+    row_bytes, longest = first_lines(path)
+    return int(np.clip(row_bytes * chunk_rows / 4, max(1 << 14, 4 * longest), 1 << 20))
+
+
+def first_lines(path: Path) -> tuple[float, int]:
+    """(mean bytes per line, longest line) over the file's first lines."""
     start = head(path)
     lines = start.split(b"\n")[:-1] or [start]
-    rows_bytes = len(start) / len(lines) * chunk_rows / 4
-    return int(np.clip(rows_bytes, max(1 << 14, 4 * max(map(len, lines))), 1 << 20))
+    return len(start) / len(lines), max(map(len, lines))
 
 
 def _delimiter_hint(sniffed: Sniffed) -> str:
