@@ -71,7 +71,7 @@ def test_suffixes_match_in_any_case(tmp_path):
 @pytest.mark.parametrize("name, content, reason", [
     ("crashed.csv", b"", r"crashed\.csv is empty"),
     ("latin.csv", "frame, success, AU01_r\n1, 1, caf\u00e9\n".encode("latin-1"), r"latin\.csv is not UTF-8 text"),
-    ("cut.csv.gz", gzip.compress(b"frame, timestamp, success\n" * 50)[:30], r"cut\.csv\.gz could not be read"),
+    ("cut.csv.gz", gzip.compress(b"frame, timestamp, success\n" * 50, mtime=0)[:30], r"cut\.csv\.gz could not be read"),
 ])
 def test_an_unreadable_file_among_good_ones(tmp_path, name, content, reason):
     write_openface(tmp_path / "good1.csv", 3)
