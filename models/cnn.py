@@ -10,7 +10,7 @@ from torch import nn
 
 from .base import TraitModel
 from .checks import check_choice, check_fraction, check_outputs, check_positive, int_tuple
-from .common import conv_over_time, masked_mean
+from .common import masked_mean, relu_conv_over_time
 from .errors import ModelConfigError
 from .outputs import OUTPUTS
 
@@ -67,8 +67,8 @@ class MultiScaleCNN(TraitModel):
         keep = mask[:, None, :].to(x.dtype)
         pooled = []
         for first, second in zip(self.first, self.second, strict=True):
-            h = torch.relu(conv_over_time(first, x)) * keep
-            h = torch.relu(conv_over_time(second, h))
+            h = relu_conv_over_time(first, x) * keep
+            h = relu_conv_over_time(second, h)
             pooled.append(masked_mean(h, mask))
         return torch.cat(pooled, dim=1)
 

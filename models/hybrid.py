@@ -10,7 +10,7 @@ from torch import nn
 
 from .base import TraitModel
 from .checks import check_choice, check_fraction, check_outputs, check_positive, int_tuple
-from .common import SqueezeExcite, conv_over_time, sinusoidal_embedding, zero_padded_mean
+from .common import SqueezeExcite, relu_conv_over_time, sinusoidal_embedding, zero_padded_mean
 from .errors import ModelConfigError
 from .outputs import OUTPUTS
 
@@ -77,10 +77,12 @@ class HybridAttention(TraitModel):
         )
 
     def attend(self, x: torch.Tensor, mask: torch.Tensor, times: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Branch A: pooled LSTM state [B, H] and attention weights [B, T] (zero on padding)."""
+        """Branch A: pooled LSTM state [B, H] and attention weights [B, T] (zero on padding). ``times`` is [B, T], or
+        [1, T] when every clip has the same frame times (the time embedding is then computed once per batch)."""
         h = self.au_embedding(x) + self.time_embedding(sinusoidal_embedding(times, self.config.d_model))
         # A left-to-right LSTM's output at a real frame never depends on the padding after it, and the attention
-        # below gives padding zero weight, so the plain (fused, ~10x faster to train on CPU than packed) LSTM is exact.
+        # below gives padding zero weight, so the plain (fused, ~10x faster to train on CPU than packed) LSTM is exact
+        # and whatever times the padded frames carry change nothing.
         out, _ = self.lstm(h)
         scores = self.attention_score(torch.tanh(self.attention_proj(out))).squeeze(-1)
         weights = scores.float().masked_fill(~mask, float("-inf")).softmax(dim=1)
@@ -92,7 +94,7 @@ class HybridAttention(TraitModel):
         keep = mask[:, None, :].to(h.dtype)
         for index, (conv, excite) in enumerate(zip(self.convs, self.excites, strict=True)):
             k = conv.kernel_size[0]
-            h = torch.relu(conv_over_time(conv, h, ((k - 1) // 2, k // 2))) * keep
+            h = relu_conv_over_time(conv, h, ((k - 1) // 2, k // 2)) * keep
             h = excite(h, mask)
             if index in (0, 2):
                 h = self.dropout(h)
@@ -103,8 +105,8 @@ class HybridAttention(TraitModel):
         """Pooled features [B, lstm_hidden + conv_channels[-1]] and attention weights [B, T] (zero on padding)."""
         x, mask = self.prepare(x, lengths)
         if times is None:
-            times = torch.arange(x.shape[1], device=x.device, dtype=x.dtype)[None, :].expand(x.shape[0], -1) / self.config.fps
-        pooled, weights = self.attend(x, mask, times * mask)
+            times = torch.arange(x.shape[1], device=x.device, dtype=x.dtype)[None, :] / self.config.fps
+        pooled, weights = self.attend(x, mask, times)
         return torch.cat([pooled, self.convolve(x, mask)], dim=1), weights
 
     def forward_features(self, x: torch.Tensor, lengths: torch.Tensor, times: torch.Tensor | None = None) -> torch.Tensor:

@@ -24,7 +24,7 @@ from .options import DeployConfig
 from .schema import N_LEVELS, TRAITS
 from .windows import average_windows, window_batches
 
-EXPORT_FORMAT = 4  # bump when the exported graph changes, so cached exports are redone
+EXPORT_FORMAT = 5  # bump when the exported graph changes, so cached exports are redone
 INPUT_NAMES = ("x", "lengths", "times")
 
 

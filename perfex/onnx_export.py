@@ -32,7 +32,7 @@ def export_probabilities(model: nn.Module, path: Path) -> Path:
     graph = LevelProbabilities(model).eval()
     x = torch.randn(2, 64, model.config.n_features)
     lengths, times = torch.tensor([64, 40]), torch.arange(64, dtype=torch.float32)[None].expand(2, -1) / 30
-    axes = {"x": {0: "batch", 1: "time"}, "lengths": {0: "batch"}, "times": {0: "batch", 1: "time"},
+    axes = {"x": {0: "batch", 1: "time"}, "lengths": {0: "batch"}, "times": {0: "time_rows", 1: "time"},  # B or 1
             "probabilities": {0: "batch"}}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

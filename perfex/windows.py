@@ -30,6 +30,16 @@ def pad_frames(clips: ClipSet, index: np.ndarray, starts: np.ndarray, lengths: n
     return x, times
 
 
+def shared_times(times: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """``times [B, T]`` as one row ``[1, T]`` when every window's frame times are those of the longest one (what a
+    constant frame rate gives): models then embed the times once per batch. Otherwise ``times`` unchanged."""
+    if len(times) < 2:
+        return times
+    longest = times[int(np.argmax(lengths))]
+    real = np.arange(times.shape[1])[None, :] < lengths[:, None]
+    return longest[None, :] if bool(np.all((times == longest) | ~real)) else times
+
+
 def inference_windows(lengths: np.ndarray, max_frames: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Cover every clip with windows of at most ``max_frames`` (half-overlapping, last one flush with the end).
 
@@ -54,7 +64,7 @@ def window_batches(clips: ClipSet, index: np.ndarray, max_frames: int, batch_siz
                    fixed_length: int | None = None, shape_step: int = SHAPE_STEP) -> tuple[np.ndarray, Iterator[tuple]]:
     """Every window of the clips at ``index``, in length-sorted batches padded to a multiple of ``shape_step`` frames:
     the position in ``index`` of each window's clip [W], and batches of (window numbers [b], x [b, T, F],
-    times [b, T], lengths [b])."""
+    times [b, T] or [1, T] (``shared_times``), lengths [b])."""
     positions, starts, sizes = inference_windows(clips.lengths[index], int(fixed_length or max_frames))
     keep = sizes > 0
     positions, starts, sizes = positions[keep], starts[keep], sizes[keep]
@@ -64,7 +74,8 @@ def window_batches(clips: ClipSet, index: np.ndarray, max_frames: int, batch_siz
         for begin in range(0, len(order), batch_size):
             chosen = order[begin : begin + batch_size]
             width = fixed_length or -(-int(sizes[chosen].max()) // shape_step) * shape_step
-            yield (chosen, *pad_frames(clips, index[positions[chosen]], starts[chosen], sizes[chosen], width), sizes[chosen])
+            x, times = pad_frames(clips, index[positions[chosen]], starts[chosen], sizes[chosen], width)
+            yield chosen, x, shared_times(times, sizes[chosen]), sizes[chosen]
 
     return positions, batches()
 

@@ -57,11 +57,13 @@ def test_the_exported_graph_decodes_levels_like_the_model(family, output, tmp_pa
     for batch, frames in [(1, 37), (5, 260)]:
         x, lengths = torch.randn(batch, frames, 17), torch.randint(1, frames + 1, (batch,))
         lengths[0] = frames
-        times = torch.arange(frames, dtype=torch.float32).expand(batch, -1) / 30
+        shared = torch.arange(frames, dtype=torch.float32)[None] / 30
+        per_clip = shared * (torch.arange(frames)[None] < lengths[:, None])
         with torch.no_grad():
-            expected = model.level_probabilities(model(x, lengths, times)).numpy()
-        feed = {k: v.numpy() for k, v in {"x": x, "lengths": lengths, "times": times}.items() if k in names}
-        np.testing.assert_allclose(session.run(None, feed)[0], expected, atol=1e-5)
+            expected = model.level_probabilities(model(x, lengths, per_clip)).numpy()
+        for times in (per_clip, shared):
+            feed = {k: v.numpy() for k, v in {"x": x, "lengths": lengths, "times": times}.items() if k in names}
+            np.testing.assert_allclose(session.run(None, feed)[0], expected, atol=1e-5)
 
 
 def test_runtime_choice_and_refusals(deploy_csv, tmp_path):
