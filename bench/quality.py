@@ -143,8 +143,9 @@ def train_with_engine(family: str, pool_path: Path, manifest_path: Path, run_dir
     from perfex.options import TrainConfig, build_config
     from perfex.train import fit
 
+    settings = {"seed": seed, **options}  # --train-option seed=N varies the networks' training seed, not the data
     fit(build_config(TrainConfig, family, data=[str(pool_path)], out=str(run_dir), split=str(manifest_path), epochs=epochs,
-                     seed=seed, progress=False, min_frames=40, **options))
+                     progress=False, min_frames=40, **settings))
     return run_dir / "best.safetensors"
 
 
@@ -207,7 +208,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="systems to run (default: %(default)s); networks: any registry name")
     add("--epochs", type=int, default=30, help="network training epochs (default: %(default)s)")
     add("--train-option", action="append", default=[], metavar="KEY=VALUE",
-        help="override a TrainConfig field for the networks, e.g. loss=ordinal (repeatable)")
+        help="override a TrainConfig field for the networks, e.g. loss=ordinal or seed=1 (repeatable)")
     add("--tag", default="", help="suffix for the network names in the tables and JSON, e.g. +wide (default: none)")
     add("--bootstrap", type=int, default=500, help="bootstrap resamples over source videos (default: %(default)s)")
     add("--cache", type=Path, default=ROOT / "bench" / "cache", help="generated data and runs (default: bench/cache)")
