@@ -15,7 +15,8 @@ from .wide import StatisticsPath
 
 
 class TraitModel(nn.Module):
-    """Clips ``x [B, T, F]`` with ``lengths [B]`` (and optional ``times [B, T]`` in seconds, or ``[1, T]`` shared by all) to logits ``[B, n_outputs]``.
+    """Clips ``x [B, T, F]`` with ``lengths [B]`` (and optional ``times [B, T]`` in seconds, or ``[1, T]`` shared by
+    every clip) to logits ``[B, n_outputs]``.
 
     ``forward = forward_head(forward_features(...))``, plus the statistics path's logits when the config asks for it
     (``statistics_path``: a linear map of the clip's masked per-feature mean/std, beside the deep path). ``head`` is an
