@@ -1,8 +1,9 @@
 """Start a model where logistic regression on clip AU mean/std ends: the statistics path fitted, the deep path silent.
 
 The statistics path is a linear map of the clip's masked per-feature mean/std (of the normalised input); here it
-gets the weights of one multinomial logistic regression per trait, its regularisation chosen by validation
-log-loss, and the deep head's output layer starts at zero. Training then adds what the time course reveals, and
+gets the weights of one multinomial logistic regression per trait (for CORN outputs, the four conditional binary
+ones "level > k given level >= k"), the regularisation chosen by validation log-loss, and the deep head's output
+layer starts at zero. Training then adds what the time course reveals, and
 model selection on validation loss can always fall back on the starting point (epoch 0).
 """
 
@@ -29,8 +30,8 @@ def normalised_statistics(model: nn.Module, clips: ClipSet) -> np.ndarray:
     return np.concatenate([(summary[:, :n] - mean) / std, summary[:, n:] / std], axis=1)
 
 
-def _fit_trait(x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Weights [levels, 2F] and biases [levels] of the logistic regression (C by validation log-loss) for one trait."""
+def _softmax_weights(x: np.ndarray, y: np.ndarray, c: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """One multinomial logistic regression (inverse regularisation ``c``): weights [levels, 2F], biases [levels]."""
     from sklearn.linear_model import LogisticRegression
 
     weight, bias = np.zeros((N_LEVELS, x.shape[1])), np.full(N_LEVELS, ABSENT_LEVEL_BIAS)
@@ -38,31 +39,67 @@ def _fit_trait(x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarra
     if len(present) < 2:
         bias[present] = 0.0
         return weight, bias
+    fitted = LogisticRegression(C=c, max_iter=2000, random_state=seed).fit(x, y)
+    two = len(fitted.classes_) == 2  # sklearn keeps one row for two classes; split it evenly between them
+    weight[fitted.classes_] = np.vstack([-fitted.coef_[0] / 2, fitted.coef_[0] / 2]) if two else fitted.coef_
+    bias[fitted.classes_] = np.array([-fitted.intercept_[0] / 2, fitted.intercept_[0] / 2]) if two else fitted.intercept_
+    return weight, bias
+
+
+def _corn_weights(x: np.ndarray, y: np.ndarray, c: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """CORN's conditional logistic regressions: row k predicts "level > k" from the clips with level >= k (the last
+    row is unused); where one answer is certain, a large constant logit."""
+    from sklearn.linear_model import LogisticRegression
+
+    weight, bias = np.zeros((N_LEVELS, x.shape[1])), np.zeros(N_LEVELS)
+    for k in range(N_LEVELS - 1):
+        rows = y >= k
+        above = y[rows] > k
+        if above.all() or not above.any():
+            bias[k] = -ABSENT_LEVEL_BIAS if above.any() else ABSENT_LEVEL_BIAS
+            continue
+        fitted = LogisticRegression(C=c, max_iter=2000, random_state=seed).fit(x[rows], above)
+        weight[k], bias[k] = fitted.coef_[0], fitted.intercept_[0]
+    return weight, bias
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def _corn_decode(logits: np.ndarray) -> np.ndarray:
+    """NumPy twin of ``models.outputs.corn_probabilities`` for one trait: [N, L] logits -> [N, L] probabilities."""
+    above = np.cumprod(1 / (1 + np.exp(-logits[:, :-1])), axis=1)
+    return np.hstack([np.ones((len(logits), 1)), above]) - np.hstack([above, np.zeros((len(logits), 1))])
+
+
+FITS = {"softmax": (_softmax_weights, _softmax), "corn": (_corn_weights, _corn_decode)}
+
+
+def _fit_trait(x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, seed: int,
+               output: str) -> tuple[np.ndarray, np.ndarray]:
+    """Weights [levels, 2F] and biases [levels] of one trait's logistic regression for ``output`` (softmax or CORN),
+    C by validation log-loss."""
+    fit, decode = FITS[output]
     best, best_loss = None, np.inf
     for c in C_CANDIDATES:
-        fitted = LogisticRegression(C=c, max_iter=2000, random_state=seed).fit(x, y)
-        probs = np.full((len(x_val), N_LEVELS), 1e-6)
-        probs[:, fitted.classes_] += fitted.predict_proba(x_val)
-        loss = -np.log(probs[np.arange(len(y_val)), y_val] / probs.sum(axis=1)).mean() if len(y_val) else 0.0
+        weight, bias = fit(x, y, c, seed)
+        probs = decode(x_val @ weight.T + bias)
+        loss = -np.log(np.clip(probs[np.arange(len(y_val)), y_val], 1e-6, None)).mean() if len(y_val) else 0.0
         if loss < best_loss:
-            best, best_loss = fitted, loss
-    coef = best.coef_ if len(best.classes_) > 2 else np.vstack([-best.coef_[0] / 2, best.coef_[0] / 2])
-    intercept = best.intercept_ if len(best.classes_) > 2 else np.array([-best.intercept_[0] / 2, best.intercept_[0] / 2])
-    weight[best.classes_], bias[best.classes_] = coef, intercept
-    return weight, bias
+            best, best_loss = (weight, bias), loss
+    return best
 
 
 @torch.no_grad()
 def start_from_statistics(model: nn.Module, clips: ClipSet, train: np.ndarray, val: np.ndarray, seed: int) -> bool:
-    """Fit the statistics path as logistic regression (ridge regression on the logit of the score for continuous
-    targets) and silence the deep head; False where it does not apply (no statistics path, or CORN's conditional
-    logits)."""
+    """Fit the statistics path as logistic regression (CORN's conditional ones for ``corn`` outputs; ridge regression
+    on the logit of the score for continuous targets) and silence the deep head; False without a statistics path."""
     if model.statistics is None:
         return False
     statistics = normalised_statistics(model, clips)
     model.statistics.set_statistics_normalization(statistics[train])
-    if model.config.output == "corn":
-        return False
     standardised = (statistics - model.statistics.stat_mean.cpu().numpy()) / model.statistics.stat_std.cpu().numpy()
     if model.config.output == "score":
         weight, bias = _fit_scores(standardised[train], clips.scores[train], standardised[val], clips.scores[val])
@@ -72,7 +109,7 @@ def start_from_statistics(model: nn.Module, clips: ClipSet, train: np.ndarray, v
     for t in range(len(TRAITS)):
         rows = slice(t * N_LEVELS, (t + 1) * N_LEVELS)
         weight[rows], bias[rows] = _fit_trait(standardised[train], clips.levels[train, t], standardised[val],
-                                              clips.levels[val, t], seed)
+                                              clips.levels[val, t], seed, model.config.output)
     return _install(model, weight, bias)
 
 

@@ -103,3 +103,31 @@ def test_a_later_epoch_replaces_the_statistics_start_only_beyond_its_margin(tmp_
     for epoch, qwk in enumerate([0.50, 0.54, 0.549, 0.56, 0.565, 0.57]):
         trainer._record(epoch, {"epoch": epoch}, {"val_qwk": qwk, "val_loss": 1.0, "val_f1_macro": 0.3})
         assert trainer.best_epoch == {0: 0, 1: 0, 2: 0, 3: 3, 4: 4, 5: 5}[epoch]
+
+
+@pytest.mark.parametrize("output", ["softmax", "corn"])
+def test_a_fresh_model_starts_as_the_logistic_regression_of_its_output(output):
+    """Epoch 0 is the statistics path fitted as logistic regression (CORN's conditional ones for an ordinal model):
+    the deep path adds nothing yet, and the start is as accurate as logistic regression on mean-only signal."""
+    from models import create_model
+    from perfex.clips import ClipSet
+    from perfex.statistics_init import start_from_statistics
+
+    x, _, levels = mean_only_data(900, seed=3)
+    n, frames, n_features = x.shape
+    clips = ClipSet(ids=np.arange(n), files=np.array([f"{i}.mp4" for i in range(n)], dtype=object),
+                    offsets=np.arange(n + 1) * frames, features=x.reshape(-1, n_features).numpy(),
+                    times=np.tile(np.arange(frames) / 30, n), feature_names=("a", "b", "c"), levels=levels)
+    train, val, test = np.arange(500), np.arange(500, 650), np.arange(650, n)
+    torch.manual_seed(0)
+    model = create_model("cnn", n_features=n_features, output=output).eval()
+    assert start_from_statistics(model, clips, train, val, seed=0)
+    lengths = torch.full((len(test),), frames)
+    with torch.no_grad():
+        assert torch.count_nonzero(model.forward_head(model.forward_features(x[test], lengths))) == 0
+        predicted = model.level_probabilities(model(x[test], lengths)).argmax(dim=-1).numpy()
+    stats = clip_statistics(x, torch.ones(x.shape[:2], dtype=torch.bool)).numpy()
+    baseline = np.mean([LogisticRegression(max_iter=1000).fit(stats[train], levels[train, t]).score(stats[test], levels[test, t])
+                        for t in range(5)])
+    assert baseline > 0.75
+    assert (predicted == levels[test]).mean() >= baseline - 0.03
