@@ -150,8 +150,8 @@ def _add_training_flags(parser: argparse.ArgumentParser, family: str, retrain: b
     group.add_argument("--val-fraction", type=float, default=value("val_fraction"), help="share of source videos for validation")
     group.add_argument("--test-fraction", type=float, default=value("test_fraction"), help="share of source videos held out for testing")
     if not retrain:
-        group.add_argument("--loss", choices=LOSSES, default=value("loss"), help="ce: cross-entropy over the five levels; "
-                           "ordinal: CORN, which knows the levels are ordered (a retrain keeps its parent's)")
+        group.add_argument("--loss", choices=LOSSES, default=value("loss"), help="ordinal (default): CORN, which knows the levels are "
+                           "ordered; ce: cross-entropy over the five levels (a retrain keeps its parent's)")
         group.add_argument("--target", choices=TARGETS, default=value("target"), help="levels: one of five levels per "
                            "trait; continuous: one score in [0, 1] per trait, trained on the raw labels (levels are the "
                            "rounded scores)")

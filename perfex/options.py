@@ -93,7 +93,7 @@ class TrainOptions:
     test_fraction: float = 0.15
     resume: bool = False
     record_samples: bool = False
-    loss: str = "ce"
+    loss: str = "ordinal"
     target: str = "levels"
     select: str = "qwk"
     calibrate: bool = True
