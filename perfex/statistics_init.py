@@ -3,8 +3,8 @@
 The statistics path is a linear map of the clip's masked per-feature mean/std (of the normalised input); here it
 gets the weights of one multinomial logistic regression per trait (for CORN outputs, the four conditional binary
 ones "level > k given level >= k"), the regularisation chosen by validation log-loss, and the deep head's output
-layer starts at zero. Training then adds what the time course reveals, and
-model selection on validation loss can always fall back on the starting point (epoch 0).
+layer starts at zero. Training then adds what the time course reveals, and model selection can always fall back
+on the starting point (epoch 0).
 """
 
 from __future__ import annotations
@@ -64,6 +64,7 @@ def _corn_weights(x: np.ndarray, y: np.ndarray, c: float, seed: int) -> tuple[np
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
+    """[N, L] logits -> [N, L] probabilities."""
     shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
     return shifted / shifted.sum(axis=1, keepdims=True)
 
