@@ -76,12 +76,6 @@ def validation_predictions(context: distributed.Context, model: nn.Module, clips
     return np.concatenate([p[1] for p in parts])[np.argsort(order)], np.sort(order)
 
 
-def validation_scores(context: distributed.Context, model: nn.Module, clips: ClipSet, index: np.ndarray, run: RunOptions) -> dict:
-    """Loss, accuracy, macro-F1 and QWK on the validation clips."""
-    probs, order = validation_predictions(context, model, clips, index, run)
-    return scores_of(probs, clips.levels[order], clips.scores[order], model.config.output)
-
-
 def scores_of(probs: np.ndarray, levels: np.ndarray, scores: np.ndarray, output: str) -> dict:
     """Validation loss, accuracy, macro-F1, QWK and per-trait accuracy of the probabilities of a model's ``output``."""
     metrics = trait_metrics(levels, probs)

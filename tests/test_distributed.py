@@ -14,7 +14,7 @@ from perfex.distributed import Context
 from perfex.readers import load_clips
 from perfex.splits import load_manifest, split_indices
 from perfex.options import RunOptions
-from perfex.train import validation_scores
+from perfex.train import scores_of, validation_predictions
 
 
 def torchrun() -> list[str]:
@@ -45,8 +45,9 @@ def test_two_rank_training_matches_single_process_evaluation(learnable_csv, tmp_
     assert len(parts["train"]) - len(seen[0] | seen[1]) in (0, 1)
     # validation metrics reduced across ranks equal a single-process evaluation of the same weights
     model, _ = load_checkpoint(out / "last.safetensors")
-    single = validation_scores(Context(0, 1, 0, __import__("torch").device("cpu")), model, clips, parts["val"],
-                               RunOptions(batch_size=8))
+    probs, order = validation_predictions(Context(0, 1, 0, __import__("torch").device("cpu")), model, clips, parts["val"],
+                                          RunOptions(batch_size=8))
+    single = scores_of(probs, clips.levels[order], clips.scores[order], model.config.output)
     logged = read_config(out / "last.safetensors").metrics
     for key in ("val_loss", "val_accuracy", "val_f1_macro"):
         assert logged[key] == pytest.approx(single[key], abs=1e-6), key
