@@ -5,8 +5,13 @@ order, co-occurrence and regularity of events, invisible to per-clip means/stds)
 pool and a separate, source-video-disjoint test set, trains every system at each training size and prints one table
 per size with bootstrap 95% intervals over source videos. Writes JSON and a learning-curve PNG. Synthetic data only.
 
+Baselines: majority class, train-mean, logistic regression and gradient boosting on AU mean/std. ``planted`` is a
+reference, not a baseline: the logistic regression handed six statistics of the timing links the generator plants,
+i.e. roughly what knowing the generator's timing links is worth on these clips. ``--train-seeds 0,1,2`` trains each
+network once per seed and reports the mean over seeds (single runs differ by about a point).
+
     python bench/quality.py --quick
-    python bench/quality.py --sizes 1000,3000 --kinds documented,timing
+    python bench/quality.py --sizes 1000,3000 --kinds documented,timing --train-seeds 0,1,2
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from perfex.errors import PerfexError  # noqa: E402
 from perfex.metrics import clip_summary_features  # noqa: E402
 from perfex.readers import load_clips  # noqa: E402
 from perfex.losses import level_probabilities  # noqa: E402
-from perfex.schema import TRAITS  # noqa: E402
+from perfex.schema import AU_INTENSITY_COLUMNS, TRAITS  # noqa: E402
 from perfex.splits import group_keys  # noqa: E402
 from perfex.synth import generate_perfex, write_table  # noqa: E402
 
@@ -103,9 +108,11 @@ def train_mean(sets: dict, seed: int) -> np.ndarray:
     return _one_hot(np.rint(sets["train"].levels.mean(axis=0)).astype(int), len(sets["test"]))
 
 
-def _per_trait_classifier(make, sets: dict, evaluate: str = "test") -> np.ndarray:
-    """Fit one classifier per trait on the training clips' AU mean/std; level probabilities [N, 5, 5] on ``evaluate``."""
-    x_train, x_eval = clip_summary_features(sets["train"]), clip_summary_features(sets[evaluate])
+def _per_trait_classifier(make, sets: dict, evaluate: str = "test", features: dict | None = None) -> np.ndarray:
+    """Fit one classifier per trait on the training clips' AU mean/std (or ``features[part]``); level probabilities
+    [N, 5, 5] on ``evaluate``."""
+    x_train, x_eval = ((features["train"], features[evaluate]) if features is not None
+                       else (clip_summary_features(sets["train"]), clip_summary_features(sets[evaluate])))
     probs = np.zeros((len(x_eval), 5, 5))
     for t in range(5):
         model = make().fit(x_train, sets["train"].levels[:, t])
@@ -113,8 +120,8 @@ def _per_trait_classifier(make, sets: dict, evaluate: str = "test") -> np.ndarra
     return probs
 
 
-def logreg(sets: dict, seed: int) -> np.ndarray:
-    """Standardised AU mean/std -> multinomial logistic regression (C picked by validation log-loss)."""
+def logreg(sets: dict, seed: int, features: dict | None = None) -> np.ndarray:
+    """Standardised AU mean/std (or ``features``) -> multinomial logistic regression (C picked by validation log-loss)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -122,8 +129,8 @@ def logreg(sets: dict, seed: int) -> np.ndarray:
     def make(c: float):
         return lambda: make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000))
 
-    best = min((0.01, 0.1, 1.0), key=lambda c: calibration_report(_per_trait_classifier(make(c), sets, "val"), sets["val"].levels)["nll"])
-    return _per_trait_classifier(make(best), sets)
+    best = min((0.01, 0.1, 1.0), key=lambda c: calibration_report(_per_trait_classifier(make(c), sets, "val", features), sets["val"].levels)["nll"])
+    return _per_trait_classifier(make(best), sets, features=features)
 
 
 def hgb(sets: dict, seed: int) -> np.ndarray:
@@ -134,7 +141,51 @@ def hgb(sets: dict, seed: int) -> np.ndarray:
                                                                         early_stopping=False, random_state=seed), sets)
 
 
-BASELINES = {"majority": majority, "train_mean": train_mean, "logreg": logreg, "hgb": hgb}
+def _standardised(values: np.ndarray) -> np.ndarray:
+    return (values - values.mean()) / (values.std() + 1e-6)
+
+
+def _lagged_order(leader: np.ndarray, follower: np.ndarray, lags: range) -> float:
+    """Mean correlation of ``follower`` ``lags`` frames after ``leader``, minus the reverse order."""
+    a, b = _standardised(leader), _standardised(follower)
+    lags = [lag for lag in lags if lag < len(a)]
+    return float(np.mean([np.mean(a[:-lag] * b[lag:]) - np.mean(b[:-lag] * a[lag:]) for lag in lags])) if lags else 0.0
+
+
+def _interval_cv(track: np.ndarray) -> float:
+    """Coefficient of variation of the intervals between peaks 1 above the track's median (blinks); 1 if < 3 peaks."""
+    x = track - np.median(track)
+    peaks = np.flatnonzero((x[1:-1] > 1.0) & (x[1:-1] >= x[:-2]) & (x[1:-1] > x[2:])) + 1
+    gaps = np.diff(peaks)
+    return float(gaps.std() / gaps.mean()) if len(gaps) >= 2 else 1.0
+
+
+def planted_statistics(clips: ClipSet) -> np.ndarray:
+    """[N, 6] hand-made statistics of the timing links ``perfex.synth`` plants (data/README.md section 3):
+    AU06-AU12 co-occurrence, blink-interval CV, and the order of AU01->AU12, AU01->AU10, AU04->AU15, AU12->AU26."""
+    au = {name: i for i, name in enumerate(clips.feature_names)}
+    missing = sorted(set(AU_INTENSITY_COLUMNS) - set(au))
+    if missing:
+        raise PerfexError(f"planted statistics need the AU intensity columns; the clips lack {', '.join(missing[:3])}")
+    rows = []
+    for index in range(len(clips)):
+        x = clips.clip(index).astype(np.float64)
+        rows.append([float(np.mean(_standardised(x[:, au["AU06_r"]]) * _standardised(x[:, au["AU12_r"]]))),
+                     _interval_cv(x[:, au["AU45_r"]]),
+                     _lagged_order(x[:, au["AU01_r"]], x[:, au["AU12_r"]], range(12, 31, 3)),
+                     _lagged_order(x[:, au["AU01_r"]], x[:, au["AU10_r"]], range(12, 31, 3)),
+                     _lagged_order(x[:, au["AU04_r"]], x[:, au["AU15_r"]], range(9, 22, 3)),
+                     _lagged_order(x[:, au["AU12_r"]], x[:, au["AU26_r"]], range(45, 76, 5))])
+    return np.array(rows)
+
+
+def planted(sets: dict, seed: int) -> np.ndarray:
+    """Reference, not a baseline (it knows the generator): ``logreg`` on AU mean/std plus ``planted_statistics``."""
+    features = {part: np.hstack([clip_summary_features(sets[part]), planted_statistics(sets[part])]) for part in ("train", "val", "test")}
+    return logreg(sets, seed, features)
+
+
+BASELINES = {"majority": majority, "train_mean": train_mean, "logreg": logreg, "hgb": hgb, "planted": planted}
 
 
 # ----- networks -----
@@ -166,12 +217,18 @@ def network_logits(model: torch.nn.Module, clips: ClipSet, batch_size: int = 64)
     return logits
 
 
+def run_directory(family: str, kind: str, size: int, args: argparse.Namespace, options: dict) -> tuple[Path, str]:
+    """Where one network run is cached, and the setting that names it (any change of setting is a new run)."""
+    setting = json.dumps([kind, size, family, args.tag, args.epochs, args.seed, args.spread, args.val_clips, options])
+    seed_suffix = f"+seed{options['seed']}" if "seed" in options else ""
+    return args.cache / "runs" / f"{kind}_{size}_{family}{args.tag}{seed_suffix}_{hashlib.sha1(setting.encode()).hexdigest()[:8]}", setting
+
+
 def train_network(family: str, sets: dict, args: argparse.Namespace, options: dict) -> tuple[np.ndarray, dict]:
     """Train through the engine (cached per setting), predict the test clips; temperatures fitted on validation."""
     from perfex.checkpoint import load_checkpoint
 
-    setting = json.dumps([sets["kind"], sets["size"], family, args.tag, args.epochs, args.seed, args.spread, args.val_clips, options])
-    run_dir = args.cache / "runs" / f"{sets['kind']}_{sets['size']}_{family}{args.tag}_{hashlib.sha1(setting.encode()).hexdigest()[:8]}"
+    run_dir, setting = run_directory(family, sets["kind"], sets["size"], args, options)
     weights = run_dir / "run" / "best.safetensors"
     if not (run_dir / "done").exists():
         if run_dir.exists():
@@ -204,9 +261,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--val-clips", type=int, default=300, help="validation clips (source-disjoint, from the pool) (default: %(default)s)")
     add("--spread", type=float, default=1.0, help="trait spread: 1 = First Impressions-like labels, 2-3 easier (default: %(default)s)")
     add("--seed", type=int, default=0, help="data and training seed (default: %(default)s)")
-    add("--systems", default="majority,train_mean,logreg,hgb,cnn,attn",
-        help="systems to run (default: %(default)s); networks: any registry name")
+    add("--systems", default="majority,train_mean,logreg,hgb,planted,cnn,attn",
+        help="systems to run (default: %(default)s); networks: any registry name; planted: a reference that knows the "
+             "generator (logreg plus statistics of the planted timing links)")
     add("--epochs", type=int, default=30, help="network training epochs (default: %(default)s)")
+    add("--train-seeds", default=None, metavar="S,S,...",
+        help="train each network once per training seed and report the mean over seeds, e.g. 0,1,2 (default: --seed)")
     add("--train-option", action="append", default=[], metavar="KEY=VALUE",
         help="override a TrainConfig field for the networks, e.g. loss=ordinal or seed=1 (repeatable)")
     add("--tag", default="", help="suffix for the network names in the tables and JSON, e.g. +wide (default: none)")
@@ -274,49 +334,88 @@ def metric_values(levels: np.ndarray, probs: np.ndarray, w: np.ndarray) -> dict:
     return dict(zip(METRICS, np.mean(rows, axis=0).tolist()))
 
 
-def bootstrap_table(levels: np.ndarray, probs: np.ndarray, groups: np.ndarray, n_boot: int, seed: int) -> dict:
-    """``{metric: [value, low, high]}``: 95% percentile intervals resampling whole source videos."""
+def seed_mean_values(levels: np.ndarray, runs: list[np.ndarray], w: np.ndarray) -> dict:
+    """``metric_values`` averaged over the runs (one probability array per training seed)."""
+    values = [metric_values(levels, probs, w) for probs in runs]
+    return {m: float(np.mean([v[m] for v in values])) for m in METRICS}
+
+
+def bootstrap_table(levels: np.ndarray, runs: list[np.ndarray], groups: np.ndarray, n_boot: int, seed: int) -> dict:
+    """``{metric: [value, low, high]}`` of the mean over ``runs``: 95% percentile intervals resampling whole source
+    videos (each draw scores every run on the same resample)."""
     _, unit = np.unique(groups, return_inverse=True)
     n_units = unit.max() + 1
     rng = np.random.default_rng(seed)
-    point = metric_values(levels, probs, np.ones(len(levels)))
-    draws = [metric_values(levels, probs, rng.multinomial(n_units, np.full(n_units, 1 / n_units))[unit].astype(float))
+    point = seed_mean_values(levels, runs, np.ones(len(levels)))
+    draws = [seed_mean_values(levels, runs, rng.multinomial(n_units, np.full(n_units, 1 / n_units))[unit].astype(float))
              for _ in range(n_boot)]
     return {m: [point[m], *np.percentile([d[m] for d in draws], [2.5, 97.5]).tolist()] for m in METRICS}
 
 
-def per_trait_scores(levels: np.ndarray, probs: np.ndarray) -> dict:
-    """Pearson r (expected score vs true level) and QWK of each trait."""
-    predicted = probs @ np.arange(5.0)
+def per_trait_scores(levels: np.ndarray, runs: list[np.ndarray]) -> dict:
+    """Pearson r (expected score vs true level) and QWK of each trait, averaged over the runs."""
     out = {}
     for t, trait in enumerate(TRAITS):
-        r = np.corrcoef(predicted[:, t], levels[:, t])[0, 1] if predicted[:, t].std() > 1e-9 else 0.0
-        out[trait] = {"pearson_r": float(r), "qwk": _confusion_scores(levels[:, t], probs[:, t].argmax(-1), np.ones(len(levels)))[2]}
+        r, qwk = [], []
+        for probs in runs:
+            predicted = probs[:, t] @ np.arange(5.0)
+            r.append(np.corrcoef(predicted, levels[:, t])[0, 1] if predicted.std() > 1e-9 else 0.0)
+            qwk.append(_confusion_scores(levels[:, t], probs[:, t].argmax(-1), np.ones(len(levels)))[2])
+        out[trait] = {"pearson_r": float(np.mean(r)), "qwk": float(np.mean(qwk))}
     return out
+
+
+def training_seeds(args: argparse.Namespace, options: dict) -> list[int]:
+    """The networks' training seeds: ``--train-seeds``, else the one seed ``--seed`` (or ``--train-option seed=N``)."""
+    if args.train_seeds is None:
+        return [options.get("seed", args.seed)]
+    if "seed" in options:
+        raise PerfexError("give the training seed either as --train-seeds or as --train-option seed=N, not both")
+    try:
+        seeds = [int(s) for s in args.train_seeds.split(",")]
+    except ValueError:
+        raise PerfexError(f"--train-seeds {args.train_seeds!r} must be comma-separated integers, e.g. 0,1,2") from None
+    if len(set(seeds)) != len(seeds):
+        raise PerfexError(f"--train-seeds {args.train_seeds!r} repeats a seed")
+    return seeds
+
+
+def seed_options(options: dict, seed: int, data_seed: int) -> dict:
+    """The trainer options for one training seed (the data seed is the trainer's default, so it adds nothing)."""
+    return {**options, "seed": seed} if seed != data_seed else {k: v for k, v in options.items() if k != "seed"}
 
 
 def run_size(kind: str, size: int, args: argparse.Namespace, options: dict) -> dict:
     """Every system on one training size of one data kind: metrics with intervals (and per-trait r/QWK)."""
     sets = load_sets(kind, size, args)
+    seeds = training_seeds(args, options)
     results = {}
     for system in args.systems.split(","):
         started = time.perf_counter()
         extra: dict = {}
-        if system in BASELINES:
-            probs, name = BASELINES[system](sets, args.seed), system
-        else:
-            (probs, extra), name = train_network(system, sets, args, options), system + args.tag
         test = sets["test"]
-        results[name] = {"n_train": len(sets["train"]), "metrics": bootstrap_table(test.levels, probs, sets["test_groups"], args.bootstrap, args.seed),
-                         "per_trait": per_trait_scores(test.levels, probs), "seconds": round(time.perf_counter() - started, 1),
-                         **({"calibration": extra} if extra else {})}
+        if system in BASELINES:
+            runs, name = [BASELINES[system](sets, args.seed)], system
+        else:
+            trained = {seed: train_network(system, sets, args, seed_options(options, seed, args.seed)) for seed in seeds}
+            runs, name = [probs for probs, _ in trained.values()], system + args.tag
+            extra = {"calibration": next(iter(trained.values()))[1]} if len(seeds) == 1 else {
+                "calibration": {str(seed): calibration for seed, (_, calibration) in trained.items()},
+                "per_seed": {str(seed): metric_values(test.levels, probs, np.ones(len(test))) for seed, (probs, _) in trained.items()}}
+        results[name] = {"n_train": len(sets["train"]), "metrics": bootstrap_table(test.levels, runs, sets["test_groups"], args.bootstrap, args.seed),
+                         "per_trait": per_trait_scores(test.levels, runs), "seconds": round(time.perf_counter() - started, 1),
+                         **({"training_seeds": seeds} if system not in BASELINES else {}), **extra}
+        per_seed = "".join(f"; seed {seed} {v['accuracy']:.3f}/{v['qwk']:.3f}" for seed, v in results[name].get("per_seed", {}).items())
         print(f"  {kind} n={size} {name}: acc {results[name]['metrics']['accuracy'][0]:.3f} "
-              f"qwk {results[name]['metrics']['qwk'][0]:.3f} ({results[name]['seconds']} s)", flush=True)
+              f"qwk {results[name]['metrics']['qwk'][0]:.3f}{' (mean over seeds' + per_seed + ')' if per_seed else ''} "
+              f"({results[name]['seconds']} s)", flush=True)
     return results
 
 
 def print_table(kind: str, size: int, results: dict) -> None:
-    print(f"\n{kind} data, {size} training clips (synthetic; value [95% interval over source videos])")
+    seeds = next((r["training_seeds"] for r in results.values() if len(r.get("training_seeds", [])) > 1), None)
+    over_seeds = f"; networks: mean over training seeds {','.join(map(str, seeds))}" if seeds else ""
+    print(f"\n{kind} data, {size} training clips (synthetic; value [95% interval over source videos]{over_seeds})")
     print(f"{'system':<16}" + "".join(f"{m:>22}" for m in METRICS))
     for name, result in results.items():
         cells = "".join(f"{v:>8.3f} [{lo:.3f},{hi:.3f}]" for v, lo, hi in (result["metrics"][m] for m in METRICS))
@@ -343,9 +442,14 @@ def plot_curves(report: dict, path: Path) -> Path:
         for column, metric in enumerate(("accuracy", "qwk")):
             axis = axes[row, column]
             for system in systems:
-                values = [report["results"][kind][s][system]["metrics"][metric] for s in sizes if system in report["results"][kind][s]]
+                runs = [report["results"][kind][s][system] for s in sizes if system in report["results"][kind][s]]
+                values = [run["metrics"][metric] for run in runs]
+                n_seeds = len(runs[0].get("training_seeds", []))
+                label = f"{system} (mean of {n_seeds} seeds)" if n_seeds > 1 else system
                 axis.errorbar([int(s) for s in sizes][: len(values)], [v[0] for v in values],
-                              yerr=[[v[0] - v[1] for v in values], [v[2] - v[0] for v in values]], marker="o", capsize=3, label=system)
+                              yerr=[[v[0] - v[1] for v in values], [v[2] - v[0] for v in values]], marker="o", capsize=3,
+                              label=f"{label}: reference" if system == "planted" else label,
+                              **({"linestyle": "--", "color": "0.45"} if system == "planted" else {}))
             axis.set(xscale="log", xlabel="training clips", ylabel=metric, title=f"{kind} data (synthetic): {metric}")
             axis.legend(fontsize=7)
     figure.tight_layout()
