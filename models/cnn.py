@@ -1,4 +1,5 @@
-"""Multi-scale 1D-CNN: four parallel convolution branches (kernels 3, 5, 7, 9), masked average pooling, MLP head."""
+"""Multi-scale 1D-CNN: four parallel convolution branches (kernels 3, 5, 7, 9), statistics pooling over time (masked
+mean and standard deviation of every channel), MLP head."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ from torch import nn
 
 from .base import TraitModel
 from .checks import check_choice, check_fraction, check_outputs, check_positive, int_tuple
-from .common import masked_mean, relu_conv_over_time
+from .common import masked_mean, masked_mean_and_std, relu_conv_over_time
 from .errors import ModelConfigError
 from .outputs import OUTPUTS
+
+
+POOLINGS = ("mean+std", "mean")
 
 
 @dataclass
@@ -24,6 +28,7 @@ class CNNConfig:
     branch_channels: int = 128
     head_hidden: int = 128
     dropout: float = 0.5
+    pooling: str = "mean+std"  # over time, per channel: "mean+std" (statistics pooling) or "mean" (round one)
     n_traits: int = 5
     n_levels: int = 5
     max_frames: int = 700
@@ -42,6 +47,7 @@ class CNNConfig:
         check_fraction(self, "dropout")
         check_outputs(self)
         check_choice(self, "output", OUTPUTS)
+        check_choice(self, "pooling", POOLINGS)
 
 
 class MultiScaleCNN(TraitModel):
@@ -55,7 +61,7 @@ class MultiScaleCNN(TraitModel):
         self.first = nn.ModuleList(nn.Conv1d(c.n_features, c.hidden_channels, k, padding=k // 2) for k in c.kernels)
         self.second = nn.ModuleList(nn.Conv1d(c.hidden_channels, c.branch_channels, k, padding=k // 2) for k in c.kernels)
         self.dropout = nn.Dropout(c.dropout)
-        width = c.branch_channels * len(c.kernels)
+        width = c.branch_channels * len(c.kernels) * (2 if c.pooling == "mean+std" else 1)
         self.head = nn.Sequential(
             nn.Linear(width, c.head_hidden), nn.ReLU(), nn.Dropout(c.dropout),
             nn.Linear(c.head_hidden, self.n_logits),
@@ -69,7 +75,7 @@ class MultiScaleCNN(TraitModel):
         for first, second in zip(self.first, self.second, strict=True):
             h = relu_conv_over_time(first, x) * keep
             h = relu_conv_over_time(second, h)
-            pooled.append(masked_mean(h, mask))
+            pooled.append(masked_mean_and_std(h, mask) if self.config.pooling == "mean+std" else masked_mean(h, mask))
         return torch.cat(pooled, dim=1)
 
     def forward_head(self, pooled: torch.Tensor) -> torch.Tensor:

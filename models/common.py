@@ -21,6 +21,13 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x * weights).sum(dim=2) / weights.sum(dim=2).clamp(min=1.0)
 
 
+def masked_mean_and_std(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Statistics pooling: ``[B, 2C]`` = masked mean and standard deviation over time of ``x [B, C, T]``."""
+    mean = masked_mean(x, mask)
+    std = masked_mean((x - mean[:, :, None]) ** 2, mask).clamp(min=1e-6).sqrt()
+    return torch.cat([mean, std], dim=1)
+
+
 def zero_padded_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """``masked_mean`` of an ``x [B, C, T]`` that is already zero on padded frames: the same numbers, one pass less."""
     return x.sum(dim=2) / mask.to(x.dtype).sum(dim=1, keepdim=True).clamp(min=1.0)

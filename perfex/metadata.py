@@ -85,6 +85,7 @@ class CheckpointMeta:
         unknown = sorted(set(values) - known)
         if unknown:
             raise PerfexError(f"{where} has unknown field(s) {', '.join(unknown[:5])}; it was written by another PerFeX version")
+        values["model_config"] = with_options_added_later(values["model"], values.get("model_config"))
         values["data"] = DataRecord(**values["data"]) if values.get("data") else None
         values["lineage"] = Lineage(**values.get("lineage") or {})
         return cls(**values)
@@ -107,6 +108,18 @@ def _migrate_v1(values: dict[str, Any]) -> dict[str, Any]:
         values["model_config"] = {"statistics_path": False, **values["model_config"]}  # round-one models had none
     values["schema_version"] = SCHEMA_VERSION
     return values
+
+
+# Model options added after checkpoints were already being written, with the value every earlier checkpoint was
+# trained with: a stored config that lacks one keeps that behaviour instead of taking the new default.
+OPTIONS_ADDED_LATER: dict[str, dict[str, Any]] = {"cnn": {"pooling": "mean"}}
+
+
+def with_options_added_later(model: str, model_config: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``model_config`` completed with ``OPTIONS_ADDED_LATER`` where it predates them (None stays None)."""
+    if model_config is None:
+        return None
+    return {**OPTIONS_ADDED_LATER.get(model, {}), **model_config}
 
 
 LEGACY_SUFFIXES = (".pt", ".pth", ".bin")
