@@ -77,7 +77,8 @@ def load_sets(kind: str, size: int, args: argparse.Namespace) -> dict:
         raise PerfexError(f"--val-clips {args.val_clips} exceeds the pool's {POOL_VAL_CAPACITY} validation clips")
     max_size = max(3000, *(int(s) for s in args.sizes.split(",")))
     pool_path = cached_table(args.cache, kind, max_size + POOL_VAL_CAPACITY, args.seed, args.spread, 0)
-    test_path = cached_table(args.cache, kind, args.test_clips, args.seed + 1000, args.spread, 10_000_000)
+    test_seed = args.seed + 1000 if args.test_seed is None else args.test_seed
+    test_path = cached_table(args.cache, kind, args.test_clips, test_seed, args.spread, 10_000_000 * max(1, test_seed // 1000))
     pool, test = load_clips(pool_path, require_labels=True), load_clips(test_path, require_labels=True)
     keys = group_keys(pool)
     videos = np.array(sorted(set(keys), key=lambda k: int(pool.ids[np.argmax(keys == k)])), dtype=object)
@@ -261,6 +262,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--val-clips", type=int, default=300, help="validation clips (source-disjoint, from the pool) (default: %(default)s)")
     add("--spread", type=float, default=1.0, help="trait spread: 1 = First Impressions-like labels, 2-3 easier (default: %(default)s)")
     add("--seed", type=int, default=0, help="data and training seed (default: %(default)s)")
+    add("--test-seed", type=int, default=None, help="seed of the test set, for a second independent one (default: --seed + 1000)")
     add("--systems", default="majority,train_mean,logreg,hgb,planted,cnn,attn",
         help="systems to run (default: %(default)s); networks: any registry name; planted: a reference that knows the "
              "generator (logreg plus statistics of the planted timing links)")
