@@ -97,22 +97,21 @@ class CheckpointMeta:
 
 
 def _migrate_v1(values: dict[str, Any]) -> dict[str, Any]:
-    """Schema 1 -> 2: lineage grouped, ``train_config`` -> ``run_config``, legacy source fields grouped; round-one
-    cnn/attn models had no statistics path."""
+    """Schema 1 -> 2: lineage grouped, ``train_config`` -> ``run_config``, legacy source fields grouped (round-one
+    models' missing statistics path is one of ``OPTIONS_ADDED_LATER``)."""
     values = dict(values)
     values["lineage"] = {"parent": values.pop("parent", None), "iteration": values.pop("iteration", 1), "study": None}
     values["run_config"] = values.pop("train_config", None)
     source = {k: values.pop(k) for k in ("source_file", "source_sha256", "architecture") if k in values}
     values["source"] = source or None
-    if values.get("model_config") is not None and values.get("model") in ("cnn", "attn"):
-        values["model_config"] = {"statistics_path": False, **values["model_config"]}  # round-one models had none
     values["schema_version"] = SCHEMA_VERSION
     return values
 
 
 # Model options added after checkpoints were already being written, with the value every earlier checkpoint was
 # trained with: a stored config that lacks one keeps that behaviour instead of taking the new default.
-OPTIONS_ADDED_LATER: dict[str, dict[str, Any]] = {"cnn": {"pooling": "mean"}}
+OPTIONS_ADDED_LATER: dict[str, dict[str, Any]] = {"cnn": {"statistics_path": False, "pooling": "mean"},
+                                                   "attn": {"statistics_path": False}}
 
 
 def with_options_added_later(model: str, model_config: dict[str, Any] | None) -> dict[str, Any] | None:

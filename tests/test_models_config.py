@@ -80,7 +80,9 @@ def test_a_stored_config_that_predates_an_option_keeps_the_behaviour_it_was_trai
     from perfex.metadata import with_options_added_later
 
     assert CNNConfig().pooling == "mean+std"
-    assert with_options_added_later("cnn", {"kernels": [3]}) == {"pooling": "mean", "kernels": [3]}
-    assert with_options_added_later("cnn", {"pooling": "mean+std"}) == {"pooling": "mean+std"}
-    assert with_options_added_later("attn", {"d_model": 8}) == {"d_model": 8}
+    assert with_options_added_later("cnn", {"kernels": [3], "statistics_path": True}) == {
+        "statistics_path": True, "pooling": "mean", "kernels": [3]}
+    assert with_options_added_later("cnn", {"pooling": "mean+std", "statistics_path": True}) == {
+        "pooling": "mean+std", "statistics_path": True}
+    assert with_options_added_later("attn", {"d_model": 8}) == {"statistics_path": False, "d_model": 8}
     assert with_options_added_later("cnn", None) is None
