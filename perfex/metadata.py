@@ -118,7 +118,8 @@ def with_options_added_later(model: str, model_config: dict[str, Any] | None) ->
     """``model_config`` completed with ``OPTIONS_ADDED_LATER`` where it predates them (None stays None)."""
     if model_config is None:
         return None
-    return {**OPTIONS_ADDED_LATER.get(model, {}), **model_config}
+    added = {k: v for k, v in OPTIONS_ADDED_LATER.get(model, {}).items() if k not in model_config}
+    return {**model_config, **added}
 
 
 LEGACY_SUFFIXES = (".pt", ".pth", ".bin")

@@ -86,3 +86,5 @@ def test_a_stored_config_that_predates_an_option_keeps_the_behaviour_it_was_trai
         "pooling": "mean+std", "statistics_path": True}
     assert with_options_added_later("attn", {"d_model": 8}) == {"statistics_path": False, "d_model": 8}
     assert with_options_added_later("cnn", None) is None
+    stored = {"dropout": 0.5, "pooling": "mean+std", "output": "corn", "statistics_path": True}
+    assert list(with_options_added_later("cnn", stored)) == list(stored)  # a stored config keeps its key order

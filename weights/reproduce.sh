@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Rebuild the sample data, the release training set (not committed), the shipped weights and every number and
-# picture in README.md and weights/MODEL_CARD.md. About 30-40 minutes on 2 CPU cores: bash weights/reproduce.sh
+# picture in README.md and weights/MODEL_CARD.md. About 10-15 minutes on 2 CPU cores: bash weights/reproduce.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH=.
