@@ -11,12 +11,10 @@ from torch import nn
 
 from .base import TraitModel
 from .checks import check_choice, check_fraction, check_outputs, check_positive, int_tuple
-from .common import masked_mean, masked_mean_and_std, relu_conv_over_time
+from .common import POOLINGS, masked_mean, masked_mean_and_std, relu_conv_over_time
 from .errors import ModelConfigError
 from .outputs import OUTPUTS
 
-
-POOLINGS = ("mean+std", "mean")
 
 
 @dataclass

@@ -10,6 +10,9 @@ import torch.nn.functional as F
 from torch import nn
 
 
+POOLINGS = ("mean+std", "mean")  # pooling over time: mean and standard deviation (statistics pooling), or mean
+
+
 def frame_mask(lengths: torch.Tensor, n_frames: int) -> torch.Tensor:
     """[B, T] boolean mask, True on real frames."""
     return torch.arange(n_frames, device=lengths.device)[None, :] < lengths[:, None]

@@ -1,4 +1,5 @@
-"""Hybrid attention network: (AU + time embedding -> LSTM -> attention pooling) beside an FCN with squeeze-excite."""
+"""Hybrid attention network: (AU + time embedding -> LSTM -> attentive statistics pooling) beside an FCN with
+squeeze-excite."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from torch import nn
 
 from .base import TraitModel
 from .checks import check_choice, check_fraction, check_outputs, check_positive, int_tuple
-from .common import SqueezeExcite, relu_conv_over_time, sinusoidal_embedding, zero_padded_mean
+from .common import POOLINGS, SqueezeExcite, relu_conv_over_time, sinusoidal_embedding, zero_padded_mean
 from .errors import ModelConfigError
 from .outputs import OUTPUTS
 
@@ -27,6 +28,7 @@ class HybridConfig:
     se_reduction: int = 16
     head_hidden: int = 128
     dropout: float = 0.3
+    attention_pooling: str = "mean+std"  # of the LSTM states, attention-weighted: "mean+std" (attentive statistics) or "mean"
     n_traits: int = 5
     n_levels: int = 5
     max_frames: int = 700
@@ -52,6 +54,7 @@ class HybridConfig:
                                    "use e.g. 30")
         check_outputs(self)
         check_choice(self, "output", OUTPUTS)
+        check_choice(self, "attention_pooling", POOLINGS)
 
 
 class HybridAttention(TraitModel):
@@ -72,13 +75,18 @@ class HybridAttention(TraitModel):
         self.excites = nn.ModuleList(SqueezeExcite(o, c.se_reduction) for o in c.conv_channels)
         self.dropout = nn.Dropout(c.dropout)
         self.head = nn.Sequential(
-            nn.Linear(c.lstm_hidden + c.conv_channels[-1], c.head_hidden), nn.ReLU(), nn.Dropout(c.dropout),
+            nn.Linear(self.attended_width() + c.conv_channels[-1], c.head_hidden), nn.ReLU(), nn.Dropout(c.dropout),
             nn.Linear(c.head_hidden, self.n_logits),
         )
 
+    def attended_width(self) -> int:
+        """Width of branch A's pooled output: the attention-weighted mean of the LSTM states, and their weighted std."""
+        return self.config.lstm_hidden * (2 if self.config.attention_pooling == "mean+std" else 1)
+
     def attend(self, x: torch.Tensor, mask: torch.Tensor, times: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Branch A: pooled LSTM state [B, H] and attention weights [B, T] (zero on padding). ``times`` is [B, T], or
-        [1, T] when every clip has the same frame times (the time embedding is then computed once per batch)."""
+        """Branch A: pooled LSTM states [B, attended_width()] and attention weights [B, T] (zero on padding). ``times``
+        is [B, T], or [1, T] when every clip has the same frame times (the time embedding is then computed once per
+        batch)."""
         h = self.au_embedding(x) + self.time_embedding(sinusoidal_embedding(times, self.config.d_model))
         # A left-to-right LSTM's output at a real frame never depends on the padding after it, and the attention
         # below gives padding zero weight, so the plain (fused, ~10x faster to train on CPU than packed) LSTM is exact
@@ -86,7 +94,12 @@ class HybridAttention(TraitModel):
         out, _ = self.lstm(h)
         scores = self.attention_score(torch.tanh(self.attention_proj(out))).squeeze(-1)
         weights = scores.float().masked_fill(~mask, float("-inf")).softmax(dim=1)
-        return torch.einsum("bt,bth->bh", weights.to(out.dtype), out), weights
+        w = weights.to(out.dtype)
+        mean = torch.einsum("bt,bth->bh", w, out)
+        if self.config.attention_pooling == "mean":
+            return mean, weights
+        variance = torch.einsum("bt,bth->bh", w, (out - mean[:, None, :]) ** 2)
+        return torch.cat([mean, variance.clamp(min=1e-6).sqrt()], dim=1), weights
 
     def convolve(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Branch B: "same"-length convolutions with squeeze-excite, padding zeroed after each, masked pooling."""
@@ -102,7 +115,7 @@ class HybridAttention(TraitModel):
 
     def features_and_attention(self, x: torch.Tensor, lengths: torch.Tensor,
                                times: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Pooled features [B, lstm_hidden + conv_channels[-1]] and attention weights [B, T] (zero on padding)."""
+        """Pooled features [B, attended_width() + conv_channels[-1]] and attention weights [B, T] (zero on padding)."""
         x, mask = self.prepare(x, lengths)
         if times is None:
             times = torch.arange(x.shape[1], device=x.device, dtype=x.dtype)[None, :] / self.config.fps

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from models import MODELS, TraitModel, config_to_dict, create_model, list_models, model_from_config
+from models.common import sinusoidal_embedding
 
 ALL = list_models()
 OURS = [name for name in ALL if MODELS[name][0].fixed_length is None]
@@ -161,6 +162,26 @@ def test_attention_branch_sees_the_content_of_the_clip():
     changed[0, 10] += 3.0
     with torch.no_grad():
         assert not torch.allclose(pooled(x), pooled(changed))
+
+
+@pytest.mark.parametrize("pooling", ["mean+std", "mean"])
+def test_attentive_statistics_pooling_is_the_attention_weighted_mean_and_std_of_the_lstm_states(pooling):
+    model = fresh("attn", attention_pooling=pooling)
+    x, lengths = batch([30, 12], pad=5)
+    times = torch.arange(35.0)[None] / 30
+    with torch.no_grad():
+        prepared, mask = model.prepare(x, lengths)
+        pooled, weights = model.attend(prepared, mask, times)
+        h = model.au_embedding(prepared) + model.time_embedding(sinusoidal_embedding(times, model.config.d_model))
+        states = model.lstm(h)[0]
+    assert pooled.shape == (2, model.attended_width()) == (2, 128 * (2 if pooling == "mean+std" else 1))
+    for row, length in enumerate(lengths.tolist()):
+        w, s = weights[row, :length, None], states[row, :length]
+        mean = (w * s).sum(dim=0)
+        torch.testing.assert_close(pooled[row, :128], mean, atol=1e-5, rtol=0)
+        if pooling == "mean+std":
+            std = ((w * (s - mean) ** 2).sum(dim=0)).clamp(min=1e-6).sqrt()
+            torch.testing.assert_close(pooled[row, 128:], std, atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("name", OURS)
