@@ -16,7 +16,6 @@ from .errors import ModelConfigError
 from .outputs import OUTPUTS
 
 
-
 @dataclass
 class CNNConfig:
     model: ClassVar[str] = "cnn"
