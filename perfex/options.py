@@ -95,7 +95,7 @@ class TrainOptions:
     record_samples: bool = False
     loss: str = "ordinal"
     target: str = "levels"
-    select: str = "qwk"
+    select: str = "loss"
     calibrate: bool = True
 
     def __post_init__(self) -> None:

@@ -43,7 +43,7 @@ from .study.provenance import study_for
 from .windows import expected_scores
 
 EpochHook = Callable[[int, dict], None]
-MARGIN_RESAMPLES = 100  # bootstrap resamples for the start's standard error (the one-standard-error rule)
+MARGIN_RESAMPLES = 100  # bootstrap resamples for the one-standard-error rule (a later epoch against the start)
 
 
 def data_fingerprint(clips: ClipSet) -> str:
@@ -88,22 +88,22 @@ def scores_of(probs: np.ndarray, levels: np.ndarray, scores: np.ndarray, output:
     }
 
 
-def selection_margin(probs: np.ndarray, levels: np.ndarray, scores: np.ndarray, output: str, select: str, seed: int,
-                     resamples: int = MARGIN_RESAMPLES) -> float:
-    """One bootstrap standard error (resampling validation clips) of a model's ``--select`` score."""
+def selection_margin(probs: np.ndarray, reference: np.ndarray, levels: np.ndarray, scores: np.ndarray, output: str,
+                     select: str, seed: int, resamples: int = MARGIN_RESAMPLES) -> float:
+    """One bootstrap standard error of how much ``probs`` beats ``reference`` on the ``--select`` score: both scored
+    on the same resampled validation clips (a paired comparison)."""
     picks = np.random.default_rng(seed).integers(0, len(levels), (resamples, len(levels)))
-    predicted = probs.argmax(axis=2)
 
-    def score(rows: np.ndarray) -> float:
+    def score(p: np.ndarray, rows: np.ndarray) -> float:
         if select == "loss":
-            return -(squared_error(probs[rows], scores[rows]) if output == "score"
-                     else negative_log_likelihood(probs[rows], levels[rows]))
+            return -(squared_error(p[rows], scores[rows]) if output == "score" else negative_log_likelihood(p[rows], levels[rows]))
         if select == "qwk":  # as trait_metrics computes it, without its other metrics
-            per_trait = np.array([quadratic_weighted_kappa(levels[rows, t], predicted[rows, t]) for t in range(len(TRAITS))])
+            predicted = p[rows].argmax(axis=2)
+            per_trait = np.array([quadratic_weighted_kappa(levels[rows, t], predicted[:, t]) for t in range(len(TRAITS))])
             return float(np.nanmean(per_trait)) if np.isfinite(per_trait).any() else np.nan
-        return trait_metrics(levels[rows], probs[rows])["mean"]["f1_macro"]
+        return trait_metrics(levels[rows], p[rows])["mean"]["f1_macro"]
 
-    values = np.array([score(rows) for rows in picks], dtype=np.float64)
+    values = np.array([score(probs, rows) - score(reference, rows) for rows in picks], dtype=np.float64)
     return float(np.nanstd(values)) if np.isfinite(values).any() else 0.0
 
 
@@ -192,7 +192,7 @@ class Trainer:
         self.loss = {"corn": "ordinal", "score": "score"}.get(model.config.output, "ce")
         self.history: list[dict] = []
         self.start_epoch, self.best_score, self.best_epoch, self.since_best = 1, None, 0, 0
-        self.start_margin = 0.0  # how much a later epoch must beat the statistics start by (one standard error)
+        self.start_probs: np.ndarray | None = None  # validation probabilities of the statistics start (epoch 0)
         self.last_validation: tuple[np.ndarray, np.ndarray] | None = None  # (probabilities, clip numbers), last pass
         if config.train.resume:
             self._resume()
@@ -203,8 +203,11 @@ class Trainer:
         self.start_epoch = state["epoch"] + 1
         self.best_score, self.best_epoch = state["best_score"], state["best_epoch"]
         self.since_best = state.get("since_best", state["epoch"] - state["best_epoch"])
-        self.start_margin = state.get("start_margin", 0.0)
         self.history = state["history"]
+        if self.best_epoch == 0 and self.history and self.history[0]["epoch"] == 0:  # the start is still kept
+            start, _ = load_checkpoint(self.out / "best.safetensors", map_location=str(self.context.device))
+            start.set_temperatures(torch.ones(start.config.n_traits))  # a finished run's best is calibrated; epochs are not
+            self.start_probs = validation_predictions(self.context, start, self.data.clips, self.data.parts["val"], self.config.run)[0]
         self.log(f"resuming {self.out} after epoch {state['epoch']} (best so far: epoch {self.best_epoch})")
 
     def run(self, on_epoch_end: EpochHook | None = None) -> dict:
@@ -213,7 +216,9 @@ class Trainer:
         self._write_run_files()
         if self.start_epoch == 1 and self.start_is_candidate:
             row, scores = self._evaluate(0, None)  # the starting point (logistic regression) competes too
-            self.start_margin = self._start_margin()
+            self.start_probs = self.last_validation[0]
+            self.log(f"epoch 0 is the statistics path alone (logistic regression); a later epoch replaces it only when its "
+                     f"validation {c.select} is better by more than one bootstrap standard error of the difference")
             self._record(0, row, scores)
         for epoch in range(self.start_epoch, c.epochs + 1):
             self._record(epoch, *self._epoch(epoch))
@@ -228,7 +233,7 @@ class Trainer:
     def _record(self, epoch: int, row: dict, scores: dict) -> None:
         """Keep an epoch's row, track the best by ``--select``, save last (and best) checkpoints."""
         score = selection_score(scores, self.config.train.select)
-        margin = self.start_margin if self.best_epoch == 0 else 0.0  # replacing the start needs a clear gain
+        margin = self._margin_over_start() if epoch > 0 and self.best_epoch == 0 else 0.0  # replacing the start needs a clear gain
         improved = self.best_score is None or score > self.best_score + margin
         if improved:
             self.best_score, self.best_epoch, self.since_best = score, epoch, 0
@@ -238,16 +243,14 @@ class Trainer:
         self._save(epoch, scores, improved)
         self._log_epoch(row, scores, improved)
 
-    def _start_margin(self) -> float:
-        """One bootstrap standard error of the start's validation score: a later epoch replaces the logistic
-        regression only when it scores higher by more than this (the one-standard-error rule: keep the simpler model
-        unless the network is better beyond validation noise)."""
+    def _margin_over_start(self) -> float:
+        """One bootstrap standard error of this epoch's gain over the logistic-regression start, paired over validation
+        clips (the one-standard-error rule: keep the simpler model unless the network is better beyond noise)."""
+        if self.start_probs is None:
+            return 0.0
         clips, (probs, order) = self.data.clips, self.last_validation
-        margin = selection_margin(probs, clips.levels[order], clips.scores[order], self.model.config.output,
-                                  self.config.train.select, self.config.run.seed)
-        self.log(f"epoch 0 is the statistics path alone (logistic regression); a later epoch replaces it only with a "
-                 f"validation {self.config.train.select} higher by more than {margin:.3f} (one bootstrap standard error)")
-        return margin
+        return selection_margin(probs, self.start_probs, clips.levels[order], clips.scores[order], self.model.config.output,
+                                self.config.train.select, self.config.run.seed)
 
     def _evaluate(self, epoch: int, training: tuple[float, int] | None, started: float | None = None) -> tuple[dict, dict]:
         """Validate; the row's time counts from ``started`` (the epoch's start) when given."""
@@ -348,7 +351,7 @@ class Trainer:
         save_checkpoint(self.model, self.out / "last.safetensors", meta)
         save_optimizer(self.optimizer, self.out / "last.optim.safetensors",
                        {"epoch": epoch, "best_score": self.best_score, "best_epoch": self.best_epoch,
-                        "since_best": self.since_best, "start_margin": self.start_margin, "history": self.history})
+                        "since_best": self.since_best, "history": self.history})
         if improved:
             save_checkpoint(self.model, self.out / "best.safetensors", meta)
         with open(self.out / "metrics.csv", "w", newline="") as handle:

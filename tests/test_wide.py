@@ -70,38 +70,46 @@ def test_statistics_path_starts_at_zero_and_matches_logistic_regression_where_a_
     assert fit_and_score(wide_only, x, y, x_test, test_levels) >= baseline - 0.05
 
 
-def test_selection_margin_is_one_bootstrap_standard_error_of_the_score():
+def test_selection_margin_is_one_bootstrap_standard_error_of_the_paired_difference():
     from perfex.train import selection_margin
 
     rng = np.random.default_rng(0)
 
-    def validation(n):
+    def validation(n, sharpness=2.0):
         levels = rng.integers(0, 5, (n, 5))
-        logits = rng.normal(size=(n, 5, 5)) + 2.0 * np.eye(5)[levels]
+        logits = rng.normal(size=(n, 5, 5)) + sharpness * np.eye(5)[levels]
         probs = np.exp(logits) / np.exp(logits).sum(axis=2, keepdims=True)
         return probs.astype(np.float32), levels
 
-    probs, levels = validation(400)
-    per_clip = -np.log(np.take_along_axis(probs, levels[:, :, None], axis=2)[:, :, 0]).sum(axis=1)
-    loss_margin = selection_margin(probs, levels, np.full((400, 5), np.nan), "softmax", "loss", seed=1, resamples=300)
-    assert loss_margin == pytest.approx(per_clip.std() / np.sqrt(400), rel=0.2)
-    small = selection_margin(*validation(100), np.full((100, 5), np.nan), "softmax", "qwk", seed=1, resamples=150)
-    large = selection_margin(*validation(900), np.full((900, 5), np.nan), "softmax", "qwk", seed=1, resamples=150)
+    def per_clip_nll(probs, levels):
+        return -np.log(np.take_along_axis(probs, levels[:, :, None], axis=2)[:, :, 0]).sum(axis=1)
+
+    start, levels = validation(400)
+    later = (0.9 * start + 0.1 * np.eye(5)[levels]).astype(np.float32)  # the same clips, each a little more certain
+    no_scores = np.full((400, 5), np.nan)
+    gain = per_clip_nll(start, levels) - per_clip_nll(later, levels)
+    paired = selection_margin(later, start, levels, no_scores, "softmax", "loss", seed=1, resamples=300)
+    assert paired == pytest.approx(gain.std() / np.sqrt(400), rel=0.2)
+    unpaired = per_clip_nll(start, levels).std() / np.sqrt(400)
+    assert paired < unpaired / 2  # both models err on the same clips: the difference is far less noisy than either
+    small = selection_margin(*validation(100)[:1], *validation(100), np.full((100, 5), np.nan), "softmax", "qwk", seed=1, resamples=150)
+    large = selection_margin(*validation(900)[:1], *validation(900), np.full((900, 5), np.nan), "softmax", "qwk", seed=1, resamples=150)
     assert 0 < large < small and large / small == pytest.approx(1 / 3, abs=0.12)  # shrinks as 1/sqrt(n)
 
 
 def test_a_later_epoch_replaces_the_statistics_start_only_beyond_its_margin(tmp_path):
-    """The one-standard-error rule: keep epoch 0 (logistic regression) unless an epoch beats it by more than the margin;
-    once replaced, any better epoch wins."""
+    """The one-standard-error rule: keep epoch 0 (logistic regression) unless an epoch beats it by more than one
+    standard error of the gain; once replaced, any better epoch wins."""
     from perfex.options import TrainConfig, build_config
     from perfex.train import Trainer
 
     trainer = object.__new__(Trainer)
-    trainer.config = build_config(TrainConfig, "cnn", out=str(tmp_path), select="qwk")
-    trainer.best_score, trainer.best_epoch, trainer.since_best, trainer.start_margin = None, 0, 0, 0.05
+    trainer.config = build_config(TrainConfig, "cnn", out=str(tmp_path))
+    trainer.best_score, trainer.best_epoch, trainer.since_best, trainer.start_probs = None, 0, 0, np.zeros(1)
     trainer.history, trainer._save, trainer._log_epoch = [], lambda *a: None, lambda *a: None
-    for epoch, qwk in enumerate([0.50, 0.54, 0.549, 0.56, 0.565, 0.57]):
-        trainer._record(epoch, {"epoch": epoch}, {"val_qwk": qwk, "val_loss": 1.0, "val_f1_macro": 0.3})
+    trainer._margin_over_start = lambda: 0.05
+    for epoch, loss in enumerate([3.50, 3.46, 3.451, 3.44, 3.435, 3.43]):
+        trainer._record(epoch, {"epoch": epoch}, {"val_loss": loss, "val_qwk": 0.5, "val_f1_macro": 0.3})
         assert trainer.best_epoch == {0: 0, 1: 0, 2: 0, 3: 3, 4: 4, 5: 5}[epoch]
 
 
