@@ -217,8 +217,9 @@ class Trainer:
         if self.start_epoch == 1 and self.start_is_candidate:
             row, scores = self._evaluate(0, None)  # the starting point (logistic regression) competes too
             self.start_probs = self.last_validation[0]
-            self.log(f"epoch 0 is the statistics path alone (logistic regression); a later epoch replaces it only when its "
-                     f"validation {c.select} is better by more than one bootstrap standard error of the difference")
+            guard = (f"only when its validation {c.select} is better by more than one bootstrap standard error of the "
+                     f"difference" if c.select != "loss" else "when its validation loss is lower")
+            self.log(f"epoch 0 is the statistics path alone (logistic regression); a later epoch replaces it {guard}")
             self._record(0, row, scores)
         for epoch in range(self.start_epoch, c.epochs + 1):
             self._record(epoch, *self._epoch(epoch))
@@ -233,7 +234,8 @@ class Trainer:
     def _record(self, epoch: int, row: dict, scores: dict) -> None:
         """Keep an epoch's row, track the best by ``--select``, save last (and best) checkpoints."""
         score = selection_score(scores, self.config.train.select)
-        margin = self._margin_over_start() if epoch > 0 and self.best_epoch == 0 else 0.0  # replacing the start needs a clear gain
+        guarded = epoch > 0 and self.best_epoch == 0 and self.config.train.select != "loss"  # argmax scores are noisy
+        margin = self._margin_over_start() if guarded else 0.0
         improved = self.best_score is None or score > self.best_score + margin
         if improved:
             self.best_score, self.best_epoch, self.since_best = score, epoch, 0
@@ -245,7 +247,8 @@ class Trainer:
 
     def _margin_over_start(self) -> float:
         """One bootstrap standard error of this epoch's gain over the logistic-regression start, paired over validation
-        clips (the one-standard-error rule: keep the simpler model unless the network is better beyond noise)."""
+        clips (the one-standard-error rule for the argmax scores, QWK and macro-F1: keep the simpler model unless the
+        network is better beyond noise). The loss needs none: the start's own regularisation was chosen by it."""
         if self.start_probs is None:
             return 0.0
         clips, (probs, order) = self.data.clips, self.last_validation

@@ -97,20 +97,24 @@ def test_selection_margin_is_one_bootstrap_standard_error_of_the_paired_differen
     assert 0 < large < small and large / small == pytest.approx(1 / 3, abs=0.12)  # shrinks as 1/sqrt(n)
 
 
-def test_a_later_epoch_replaces_the_statistics_start_only_beyond_its_margin(tmp_path):
-    """The one-standard-error rule: keep epoch 0 (logistic regression) unless an epoch beats it by more than one
-    standard error of the gain; once replaced, any better epoch wins."""
+@pytest.mark.parametrize("select, values, kept", [
+    ("qwk", [0.50, 0.54, 0.549, 0.56, 0.565, 0.57], [0, 0, 0, 3, 4, 5]),  # the start falls only beyond the margin
+    ("loss", [3.50, 3.498, 3.499, 3.44, 3.45, 3.43], [0, 1, 1, 3, 3, 5]),  # the start's C was chosen by the loss: no margin
+])
+def test_a_later_epoch_replaces_the_statistics_start_only_beyond_its_margin(tmp_path, select, values, kept):
+    """The one-standard-error rule for QWK and macro-F1: keep epoch 0 (logistic regression) unless an epoch beats it by
+    more than one standard error of the gain; once replaced, any better epoch wins. Selection on the loss needs none."""
     from perfex.options import TrainConfig, build_config
     from perfex.train import Trainer
 
     trainer = object.__new__(Trainer)
-    trainer.config = build_config(TrainConfig, "cnn", out=str(tmp_path))
+    trainer.config = build_config(TrainConfig, "cnn", out=str(tmp_path), select=select)
     trainer.best_score, trainer.best_epoch, trainer.since_best, trainer.start_probs = None, 0, 0, np.zeros(1)
     trainer.history, trainer._save, trainer._log_epoch = [], lambda *a: None, lambda *a: None
-    trainer._margin_over_start = lambda: 0.05
-    for epoch, loss in enumerate([3.50, 3.46, 3.451, 3.44, 3.435, 3.43]):
-        trainer._record(epoch, {"epoch": epoch}, {"val_loss": loss, "val_qwk": 0.5, "val_f1_macro": 0.3})
-        assert trainer.best_epoch == {0: 0, 1: 0, 2: 0, 3: 3, 4: 4, 5: 5}[epoch]
+    trainer._margin_over_start = lambda: 0.05 if select == "qwk" else 0.005
+    for epoch, value in enumerate(values):
+        trainer._record(epoch, {"epoch": epoch}, {"val_qwk": value, "val_loss": value, "val_f1_macro": 0.3})
+        assert trainer.best_epoch == kept[epoch], epoch
 
 
 @pytest.mark.parametrize("output", ["softmax", "corn"])
