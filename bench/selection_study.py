@@ -16,7 +16,6 @@ import shutil
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,9 +86,12 @@ def main(argv: list[str] | None = None) -> int:
                         "bootstrap standard error of validation QWK on 300 clips)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "cache" / "selection", help="run directories")
     args = parser.parse_args(argv)
+    runs = [run.split(":") for run in args.runs.split(",")]
+    if any(len(parts) != 4 or not (parts[1].isdigit() and parts[3].isdigit()) for parts in runs):
+        parser.error(f"--runs {args.runs!r}: give kind:size:family:seed, e.g. documented:1000:cnn:0")
     keep_every_epoch()
-    for run in args.runs.split(","):
-        kind, size, family, seed = run.split(":")
+    for kind, size, family, seed in runs:
+        run = f"{kind}:{size}:{family}:{seed}"
         options = quality.parse_args(["--kinds", kind, "--sizes", "1000,3000"])
         sets = quality.load_sets(kind, int(size), options)
         out = args.out / run.replace(":", "_")
