@@ -204,7 +204,8 @@ class Trainer:
         self.best_score, self.best_epoch = state["best_score"], state["best_epoch"]
         self.since_best = state.get("since_best", state["epoch"] - state["best_epoch"])
         self.history = state["history"]
-        if self.best_epoch == 0 and self.history and self.history[0]["epoch"] == 0:  # the start is still kept
+        start_kept = self.best_epoch == 0 and self.history and self.history[0]["epoch"] == 0
+        if start_kept and self.config.train.select != "loss":  # the margin over the start needs its predictions
             start, _ = load_checkpoint(self.out / "best.safetensors", map_location=str(self.context.device))
             start.set_temperatures(torch.ones(start.config.n_traits))  # a finished run's best is calibrated; epochs are not
             self.start_probs = validation_predictions(self.context, start, self.data.clips, self.data.parts["val"], self.config.run)[0]

@@ -96,9 +96,10 @@ def interrupt_after(epoch_to_stop):
     return hook
 
 
-def test_resume_ends_exactly_like_an_uninterrupted_run(learnable_csv, tmp_path):
+@pytest.mark.parametrize("select", ["loss", "qwk"])  # qwk: a resumed run recomputes the start's margin
+def test_resume_ends_exactly_like_an_uninterrupted_run(learnable_csv, tmp_path, select):
     """Interrupted before and after the best epoch, a resumed run stops at the same epoch with the same weights."""
-    settings = dict(epochs=9, patience=2, lr=3e-3)
+    settings = dict(epochs=9, patience=2, lr=3e-3, select=select)
     straight = train("cnn", learnable_csv, tmp_path / "straight", **settings).parent
     history = pd.read_csv(straight / "metrics.csv")
     best = read_config(straight / "best.safetensors").epoch
