@@ -44,6 +44,7 @@ from .windows import expected_scores
 
 EpochHook = Callable[[int, dict], None]
 MARGIN_RESAMPLES = 100  # bootstrap resamples for the one-standard-error rule (a later epoch against the start)
+MARGIN_SELECTIONS = ("qwk", "f1")  # argmax scores, noisy: replacing the start needs a gain beyond one standard error
 
 
 def data_fingerprint(clips: ClipSet) -> str:
@@ -205,7 +206,7 @@ class Trainer:
         self.since_best = state.get("since_best", state["epoch"] - state["best_epoch"])
         self.history = state["history"]
         start_kept = self.best_epoch == 0 and self.history and self.history[0]["epoch"] == 0
-        if start_kept and self.config.train.select != "loss":  # the margin over the start needs its predictions
+        if start_kept and self.config.train.select in MARGIN_SELECTIONS:
             start, _ = load_checkpoint(self.out / "best.safetensors", map_location=str(self.context.device))
             start.set_temperatures(torch.ones(start.config.n_traits))  # a finished run's best is calibrated; epochs are not
             self.start_probs = validation_predictions(self.context, start, self.data.clips, self.data.parts["val"], self.config.run)[0]
@@ -219,7 +220,7 @@ class Trainer:
             row, scores = self._evaluate(0, None)  # the starting point (logistic regression) competes too
             self.start_probs = self.last_validation[0]
             guard = (f"only when its validation {c.select} is better by more than one bootstrap standard error of the "
-                     f"difference" if c.select != "loss" else "when its validation loss is lower")
+                     f"difference" if c.select in MARGIN_SELECTIONS else "when its validation loss is lower")
             self.log(f"epoch 0 is the statistics path alone (logistic regression); a later epoch replaces it {guard}")
             self._record(0, row, scores)
         for epoch in range(self.start_epoch, c.epochs + 1):
@@ -235,7 +236,7 @@ class Trainer:
     def _record(self, epoch: int, row: dict, scores: dict) -> None:
         """Keep an epoch's row, track the best by ``--select``, save last (and best) checkpoints."""
         score = selection_score(scores, self.config.train.select)
-        guarded = epoch > 0 and self.best_epoch == 0 and self.config.train.select != "loss"  # argmax scores are noisy
+        guarded = epoch > 0 and self.best_epoch == 0 and self.config.train.select in MARGIN_SELECTIONS
         margin = self._margin_over_start() if guarded else 0.0
         improved = self.best_score is None or score > self.best_score + margin
         if improved:
