@@ -183,7 +183,8 @@ def _labels_from_csv(path: Path) -> pd.DataFrame:
                 f"labels file {path}: row {row + 1} (file line {row + 2}), column {traits[trait]!r} holds "
                 f"{text.iloc[row]!r}, not a number; trait scores must be numbers in [0, 1]"
             )
-        values[trait] = numbers.to_numpy(dtype=np.float64)
+        # pandas 3's to_numeric can be one unit in the last place off on 17-digit text; Python's parser is exact
+        values[trait] = text.replace("", "nan").astype(np.float64).to_numpy()
     return pd.DataFrame(values, index=pd.Index(frame[name_column].str.strip().to_numpy(), name="File", dtype=object))
 
 
