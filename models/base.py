@@ -19,8 +19,9 @@ class TraitModel(nn.Module):
     every clip) to logits ``[B, n_outputs]``.
 
     ``forward = forward_head(forward_features(...))``, plus the statistics path's logits when the config asks for it
-    (``statistics_path``: a linear map of the clip's masked per-feature mean/std, beside the deep path). ``head`` is an
-    ``nn.Sequential`` ending in the output Linear. ``level_probabilities`` turns logits into [B, traits, levels]
+    (``statistics_path``: a linear map of the clip's masked per-feature mean/std, beside the deep path). Each trait's
+    deep logits are scaled by its gate (``set_deep_gates``: 1 = on, 0 = that trait reads the statistics path alone).
+    ``head`` is an ``nn.Sequential`` ending in the output Linear. ``level_probabilities`` turns logits into [B, traits, levels]
     probabilities, with the per-trait temperatures set by calibration and the config's ``output`` decode.
     """
 
@@ -37,6 +38,8 @@ class TraitModel(nn.Module):
         self.register_buffer("feature_mean", torch.zeros(config.n_features), persistent=self.normalizes)
         self.register_buffer("feature_std", torch.ones(config.n_features), persistent=self.normalizes)
         self.register_buffer("temperature", torch.ones(config.n_traits), persistent=False)
+        self.register_buffer("deep_gate", torch.ones(config.n_traits), persistent=False)
+        self.gated = False  # True when some trait's gate is not 1 (the deep logits are then scaled)
         self.statistics = StatisticsPath(config.n_features, self.n_logits) if config.statistics_path else None
 
     @property
@@ -48,6 +51,17 @@ class TraitModel(nn.Module):
     def set_temperatures(self, temperatures: Any) -> None:
         """Per-trait temperatures that divide each trait's logits before decoding (1 = uncalibrated)."""
         self.temperature.copy_(torch.as_tensor(temperatures, dtype=torch.float32).reshape(self.config.n_traits))
+
+    def set_deep_gates(self, gates: Any) -> None:
+        """Per-trait weight of the deep path's logits: 1 keeps them, 0 leaves that trait to the statistics path."""
+        self.deep_gate.copy_(torch.as_tensor(gates, dtype=torch.float32).reshape(self.config.n_traits))
+        self.gated = bool((self.deep_gate != 1).any())
+
+    def gate_deep(self, logits: torch.Tensor) -> torch.Tensor:
+        """The deep path's ``[B, n_logits]`` logits with each trait's gate applied (unchanged when every gate is 1)."""
+        if not self.gated:
+            return logits
+        return logits * self.deep_gate.repeat_interleave(self.n_logits // self.config.n_traits).to(logits.dtype)
 
     def level_probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         """``[B, traits * levels]`` logits -> ``[B, traits, levels]`` probabilities (temperatures applied)."""
@@ -68,7 +82,7 @@ class TraitModel(nn.Module):
         return x * mask[:, :, None].to(x.dtype), mask
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor, times: torch.Tensor | None = None) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x, lengths, times)) + self.statistics_logits(x, lengths)
+        return self.gate_deep(self.forward_head(self.forward_features(x, lengths, times))) + self.statistics_logits(x, lengths)
 
     def statistics_logits(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor | float:
         """The statistics path's logits ``[B, n_logits]`` (0 for a model without it)."""

@@ -136,7 +136,7 @@ class HybridAttention(TraitModel):
                 return_attention: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Logits [B, n_outputs]; with ``return_attention=True`` also the attention weights [B, T]."""
         pooled, weights = self.features_and_attention(x, lengths, times)
-        logits = self.forward_head(pooled) + self.statistics_logits(x, lengths)
+        logits = self.gate_deep(self.forward_head(pooled)) + self.statistics_logits(x, lengths)
         return (logits, weights) if return_attention else logits
 
     def outputs_changed(self, n_outputs: int) -> None:

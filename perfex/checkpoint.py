@@ -56,6 +56,8 @@ def load_checkpoint(path: str | Path, family: str | None = None, map_location: s
     check_family(meta, family, path)
     if meta.temperatures is not None:
         model.set_temperatures(meta.temperatures)
+    if meta.deep_gates is not None:
+        model.set_deep_gates(meta.deep_gates)
     return model.to(map_location).eval(), meta
 
 

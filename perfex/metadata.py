@@ -57,6 +57,7 @@ class CheckpointMeta:
     epoch: int | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     temperatures: list[float] | None = None  # one per trait, fitted on the validation split; None: uncalibrated
+    deep_gates: list[float] | None = None  # one per trait: 1 deep path on, 0 statistics path alone; None: all on
     lineage: Lineage = field(default_factory=Lineage)
     run_config: dict[str, Any] | None = None
     source: dict[str, str] | None = None  # original .pt checkpoints: file name, sha256, architecture

@@ -29,7 +29,7 @@ from .checkpoint import (check_features, file_sha256, load_checkpoint, load_opti
 from .clips import ClipSet
 from .compute import resolve_precision, show_progress
 from .errors import PerfexError
-from .metrics import quadratic_weighted_kappa, trait_metrics
+from .metrics import trait_metrics
 from .metadata import CheckpointMeta, DataRecord, Lineage
 from .options import RunOptions, TrainConfig, save_run_config
 from .paths import portable_path
@@ -37,14 +37,13 @@ from .losses import MODEL_OUTPUT, score_loss, trait_loss
 from .predict import predict_probs, window_logits
 from .prepare import PreparedData, prepare_training_data
 from .schema import TRAITS
-from .splits import manifest_hash, save_manifest
+from .selection import SelectionState, TraitSelection
+from .splits import group_keys, manifest_hash, save_manifest
 from .statistics_init import start_from_statistics
 from .study.provenance import study_for
 from .windows import expected_scores
 
 EpochHook = Callable[[int, dict], None]
-MARGIN_RESAMPLES = 100  # bootstrap resamples for the one-standard-error rule (a later epoch against the start)
-MARGIN_SELECTIONS = ("qwk", "f1")  # argmax scores, noisy: replacing the start needs a gain beyond one standard error
 
 
 def data_fingerprint(clips: ClipSet) -> str:
@@ -89,31 +88,6 @@ def scores_of(probs: np.ndarray, levels: np.ndarray, scores: np.ndarray, output:
     }
 
 
-def selection_margin(probs: np.ndarray, reference: np.ndarray, levels: np.ndarray, scores: np.ndarray, output: str,
-                     select: str, seed: int, resamples: int = MARGIN_RESAMPLES) -> float:
-    """One bootstrap standard error of how much ``probs`` beats ``reference`` on the ``--select`` score: both scored
-    on the same resampled validation clips (a paired comparison)."""
-    picks = np.random.default_rng(seed).integers(0, len(levels), (resamples, len(levels)))
-
-    def score(p: np.ndarray, rows: np.ndarray) -> float:
-        if select == "loss":
-            return -(squared_error(p[rows], scores[rows]) if output == "score" else negative_log_likelihood(p[rows], levels[rows]))
-        if select == "qwk":  # as trait_metrics computes it, without its other metrics
-            predicted = p[rows].argmax(axis=2)
-            per_trait = np.array([quadratic_weighted_kappa(levels[rows, t], predicted[:, t]) for t in range(len(TRAITS))])
-            return float(np.nanmean(per_trait)) if np.isfinite(per_trait).any() else np.nan
-        return trait_metrics(levels[rows], p[rows])["mean"]["f1_macro"]
-
-    values = np.array([score(probs, rows) - score(reference, rows) for rows in picks], dtype=np.float64)
-    return float(np.nanstd(values)) if np.isfinite(values).any() else 0.0
-
-
-def selection_score(scores: dict, select: str) -> float:
-    """Higher is better: minus the validation loss, the validation QWK or the validation macro-F1."""
-    value = {"loss": -scores["val_loss"], "qwk": scores["val_qwk"], "f1": scores["val_f1_macro"]}[select]
-    return -np.inf if np.isnan(value) else float(value)
-
-
 @dataclass
 class Parent:
     """The checkpoint a retrain run starts from."""
@@ -130,6 +104,7 @@ def load_parent(config: TrainConfig) -> Parent | None:
     weights = resolve_weights(config.retrain.weights)
     model, meta = load_checkpoint(weights, family=config.family)
     model.set_temperatures(torch.ones(model.config.n_traits))  # the parent's calibration does not fit the new weights
+    # its deep-path gates stay: retraining has no statistics start to fall back on
     return Parent(model, meta, weights)
 
 
@@ -183,6 +158,9 @@ class Trainer:
         self.model = model.to(context.device)
         freeze = config.retrain is not None and config.retrain.freeze_encoder
         params = self.model.freeze_encoder() if freeze else list(self.model.parameters())
+        if start_is_candidate:  # the statistics path stays the fitted logistic regression: a closed gate is the start
+            params = [p for p in params if all(p is not q for q in self.model.statistics.parameters())]
+            self.model.statistics.requires_grad_(False)
         self.optimizer = torch.optim.AdamW(params, lr=config.train.lr, weight_decay=config.train.weight_decay)
         self.bf16 = resolve_precision(config.run.precision, context.device) == "bf16"
         self.engine = self.model
@@ -192,25 +170,42 @@ class Trainer:
         self.study = next(filter(None, map(study_for, config.data.data)), None)  # retrain on a user study's ratings
         self.loss = {"corn": "ordinal", "score": "score"}.get(model.config.output, "ce")
         self.history: list[dict] = []
-        self.start_epoch, self.best_score, self.best_epoch, self.since_best = 1, None, 0, 0
-        self.start_probs: np.ndarray | None = None  # validation probabilities of the statistics start (epoch 0)
-        self.last_validation: tuple[np.ndarray, np.ndarray] | None = None  # (probabilities, clip numbers), last pass
+        self.start_epoch = 1
+        fixed = None if start_is_candidate else model.deep_gate.cpu().numpy()
+        self.selection = TraitSelection(config.train.select, model.config.output, model.config.n_traits, fixed_gates=fixed)
+        self.val_groups = group_keys(data.clips)
         if config.train.resume:
             self._resume()
+
+    @property
+    def best_epoch(self) -> int:
+        return self.selection.state.best_epoch
+
+    @property
+    def best_score(self) -> float | None:
+        return self.selection.state.best_score
 
     def _resume(self) -> None:
         self.model.load_state_dict(load_checkpoint(self.out / "last.safetensors")[0].state_dict())
         state = load_optimizer(self.optimizer, self.out / "last.optim.safetensors")
         self.start_epoch = state["epoch"] + 1
-        self.best_score, self.best_epoch = state["best_score"], state["best_epoch"]
-        self.since_best = state.get("since_best", state["epoch"] - state["best_epoch"])
         self.history = state["history"]
-        start_kept = self.best_epoch == 0 and self.history and self.history[0]["epoch"] == 0
-        if start_kept and self.config.train.select in MARGIN_SELECTIONS:
-            start, _ = load_checkpoint(self.out / "best.safetensors", map_location=str(self.context.device))
-            start.set_temperatures(torch.ones(start.config.n_traits))  # a finished run's best is calibrated; epochs are not
-            self.start_probs = validation_predictions(self.context, start, self.data.clips, self.data.parts["val"], self.config.run)[0]
+        if "selection" not in state:
+            raise PerfexError(f"--resume: {self.out} was started by an older PerFeX whose model selection differs; "
+                              "start a new run with another --out")
+        self.selection.state = SelectionState(**state["selection"])
+        if self.start_is_candidate:
+            self._validate_start()
         self.log(f"resuming {self.out} after epoch {state['epoch']} (best so far: epoch {self.best_epoch})")
+
+    def _validate_start(self) -> None:
+        """Validation probabilities of the statistics start (the model with every deep-path gate closed), on resume."""
+        self.model.set_deep_gates(torch.zeros(self.model.config.n_traits))
+        self._set_start(*validation_predictions(self.context, self.model, self.data.clips, self.data.parts["val"], self.config.run))
+        self.model.set_deep_gates(torch.ones(self.model.config.n_traits))
+
+    def _set_start(self, probs: np.ndarray, order: np.ndarray) -> None:
+        self.selection.set_start(probs, self.data.clips.levels[order], self.data.clips.scores[order])
 
     def run(self, on_epoch_end: EpochHook | None = None) -> dict:
         """Epochs until ``--epochs`` or ``--patience`` epochs without a better ``--select`` score; then calibration."""
@@ -218,44 +213,34 @@ class Trainer:
         self._write_run_files()
         if self.start_epoch == 1 and self.start_is_candidate:
             row, scores = self._evaluate(0, None)  # the starting point (logistic regression) competes too
-            self.start_probs = self.last_validation[0]
-            guard = (f"only when its validation {c.select} is better by more than one bootstrap standard error of the "
-                     f"difference" if c.select in MARGIN_SELECTIONS else "when its validation loss is lower")
-            self.log(f"epoch 0 is the statistics path alone (logistic regression); a later epoch replaces it {guard}")
+            self._set_start(*self.last_validation)
+            self.log(f"epoch 0 is the statistics path alone (logistic regression); each trait opens its deep-path gate "
+                     f"only where the deep path beats it on that trait's validation {c.select} by more than two "
+                     "bootstrap standard errors")
             self._record(0, row, scores)
         for epoch in range(self.start_epoch, c.epochs + 1):
             self._record(epoch, *self._epoch(epoch))
             if on_epoch_end is not None:
                 on_epoch_end(epoch, self.history[-1])
-            if self.since_best >= c.patience:
-                self.log(f"early stop: no better validation {c.select} for {c.patience} epochs")
+            if self.selection.should_stop(c.patience):
+                self.log(f"early stop: no trait improved its validation {c.select} for {c.patience} epochs")
                 break
         self._finish()
         return {"best_epoch": self.best_epoch, "best_score": self.best_score, "run_dir": str(self.out)}
 
     def _record(self, epoch: int, row: dict, scores: dict) -> None:
-        """Keep an epoch's row, track the best by ``--select``, save last (and best) checkpoints."""
-        score = selection_score(scores, self.config.train.select)
-        guarded = epoch > 0 and self.best_epoch == 0 and self.config.train.select in MARGIN_SELECTIONS
-        margin = self._margin_over_start() if guarded else 0.0
-        improved = self.best_score is None or score > self.best_score + margin
-        if improved:
-            self.best_score, self.best_epoch, self.since_best = score, epoch, 0
-        else:
-            self.since_best += 1
-        self.history.append(row)
-        self._save(epoch, scores, improved)
-        self._log_epoch(row, scores, improved)
-
-    def _margin_over_start(self) -> float:
-        """One bootstrap standard error of this epoch's gain over the logistic-regression start, paired over validation
-        clips (the one-standard-error rule for the argmax scores, QWK and macro-F1: keep the simpler model unless the
-        network is better beyond noise). The loss needs none: the start's own regularisation was chosen by it."""
-        if self.start_probs is None:
-            return 0.0
+        """Judge an epoch trait by trait (see perfex.selection), keep its row, save last (and best) checkpoints."""
         clips, (probs, order) = self.data.clips, self.last_validation
-        return selection_margin(probs, self.start_probs, clips.levels[order], clips.scores[order], self.model.config.output,
-                                self.config.train.select, self.config.run.seed)
+        verdict = self.selection.update(epoch, probs, clips.levels[order], clips.scores[order], self.val_groups[order],
+                                        self.config.run.seed * 1000 + epoch)
+        name = self.config.train.select
+        sign = -1.0 if name == "loss" else 1.0  # the loss is stored as a loss (lower is better)
+        row = {**row, f"val_gated_{name}": sign * verdict.score,
+               **{f"val_{name}_{t}": sign * float(v) for t, v in zip(TRAITS, verdict.trait_scores)},
+               **{f"deep_{t}": int(g) for t, g in zip(TRAITS, verdict.gates)}}
+        self.history.append(row)
+        self._save(epoch, scores, verdict.improved, verdict.gates)
+        self._log_epoch(row, scores, verdict)
 
     def _evaluate(self, epoch: int, training: tuple[float, int] | None, started: float | None = None) -> tuple[dict, dict]:
         """Validate; the row's time counts from ``started`` (the epoch's start) when given."""
@@ -274,11 +259,15 @@ class Trainer:
         started = time.perf_counter()
         return self._evaluate(epoch, self._train_epoch(epoch), started)
 
-    def _log_epoch(self, row: dict, scores: dict, improved: bool) -> None:
-        per_trait = " ".join(f"{t[:4]}={a:.2f}" for t, a in scores["val_per_trait_accuracy"].items())
+    def _log_epoch(self, row: dict, scores: dict, verdict) -> None:
+        name = self.config.train.select
+        per_trait = " ".join(f"{t[:4]} {scores['val_per_trait_accuracy'][t]:.2f}/{row[f'val_{name}_{t}']:.3f}"
+                             f"{'*' if better else ''}{'+deep' if row[f'deep_{t}'] else ''}"
+                             for t, better in zip(TRAITS, verdict.trait_improved))
         self.log(f"epoch {row['epoch']:3d}  train_loss {row['train_loss']:.3f}  val_loss {row['val_loss']:.3f}  "
-                 f"val_acc {row['val_accuracy']:.3f}  val_f1 {row['val_f1_macro']:.3f}  val_qwk {row['val_qwk']:.3f}  [{per_trait}]"
-                 f"{'  *best' if improved else ''}")
+                 f"val_acc {row['val_accuracy']:.3f}  val_qwk {row['val_qwk']:.3f}  gated val_{name} "
+                 f"{row[f'val_gated_{name}']:.3f}{'  *best' if verdict.improved else ''}\n"
+                 f"           per trait acc/{name} (* its best so far, +deep: gate open): {per_trait}")
 
     @torch.enable_grad()
     def _train_epoch(self, epoch: int) -> tuple[float, int]:
@@ -314,7 +303,7 @@ class Trainer:
             with open(self.out / f"samples_rank{self.context.rank}.txt", "a") as handle:
                 handle.write(" ".join(str(self.data.clips.ids[i]) for i in share) + "\n")
 
-    def _meta(self, epoch: int, scores: dict) -> CheckpointMeta:
+    def _meta(self, epoch: int, scores: dict, gates: np.ndarray | None = None) -> CheckpointMeta:
         model, clips, parent = self.model, self.data.clips, self.parent
         legacy = bool(parent and parent.meta.legacy)
         lineage = Lineage(study=self.study)
@@ -332,6 +321,7 @@ class Trainer:
             data=DataRecord(files=[portable_path(p) for p in data.data], labels=portable_path(data.labels) if data.labels else None,
                             fingerprint=data_fingerprint(clips), n_train_clips=len(self.data.parts["train"])),
             epoch=epoch, metrics=scores, lineage=lineage, run_config=asdict(self.config),
+            deep_gates=None if gates is None or (gates == 1).all() else [float(g) for g in gates],
         )
 
     def _write_run_files(self) -> None:
@@ -349,16 +339,15 @@ class Trainer:
                     writer.writerow([skipped.ids[i], skipped.files[i], skipped.lengths[i],
                                      f"fewer than {self.config.data.min_frames} frames"])
 
-    def _save(self, epoch: int, scores: dict, improved: bool) -> None:
+    def _save(self, epoch: int, scores: dict, improved: bool, gates: np.ndarray | None = None) -> None:
         if not self.context.is_main:
             return
-        meta = self._meta(epoch, scores)
-        save_checkpoint(self.model, self.out / "last.safetensors", meta)
+        save_checkpoint(self.model, self.out / "last.safetensors", self._meta(epoch, scores))
         save_optimizer(self.optimizer, self.out / "last.optim.safetensors",
                        {"epoch": epoch, "best_score": self.best_score, "best_epoch": self.best_epoch,
-                        "since_best": self.since_best, "history": self.history})
+                        "selection": self.selection.state.as_dict(), "history": self.history})
         if improved:
-            save_checkpoint(self.model, self.out / "best.safetensors", meta)
+            save_checkpoint(self.model, self.out / "best.safetensors", self._meta(epoch, scores, gates))
         with open(self.out / "metrics.csv", "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(self.history[0]))
             writer.writeheader()
@@ -369,11 +358,14 @@ class Trainer:
             return
         from .plots import plot_training_curves
 
-        best_by = {"loss": "val_loss", "qwk": "val_qwk", "f1": "val_f1_macro"}[self.config.train.select]
-        plot = plot_training_curves(self.history, self.out / "training_curves.png", best_by=best_by)
+        plot = plot_training_curves(self.history, self.out / "training_curves.png", best_by=f"val_gated_{self.config.train.select}")
         if self.config.train.calibrate and self.loss != "score":
             self._calibrate_best()
-        self.log(f"best epoch {self.best_epoch} (validation {self.config.train.select}); wrote {self.out}/best.safetensors, "
+        gates = self.selection.state.best_gates
+        if gates is not None and self.start_is_candidate:
+            deep = [t for t, g in zip(TRAITS, gates) if g] or ["none"]
+            self.log(f"deep path kept for: {', '.join(deep)}; the other traits read the statistics path alone")
+        self.log(f"best epoch {self.best_epoch} (gated validation {self.config.train.select}); wrote {self.out}/best.safetensors, "
                  f"last.safetensors, metrics.csv, {plot.name}, split.json, run_config.json")
 
     def _calibrate_best(self) -> None:

@@ -70,53 +70,6 @@ def test_statistics_path_starts_at_zero_and_matches_logistic_regression_where_a_
     assert fit_and_score(wide_only, x, y, x_test, test_levels) >= baseline - 0.05
 
 
-def test_selection_margin_is_one_bootstrap_standard_error_of_the_paired_difference():
-    from perfex.train import selection_margin
-
-    rng = np.random.default_rng(0)
-
-    def validation(n, sharpness=2.0):
-        levels = rng.integers(0, 5, (n, 5))
-        logits = rng.normal(size=(n, 5, 5)) + sharpness * np.eye(5)[levels]
-        probs = np.exp(logits) / np.exp(logits).sum(axis=2, keepdims=True)
-        return probs.astype(np.float32), levels
-
-    def per_clip_nll(probs, levels):
-        return -np.log(np.take_along_axis(probs, levels[:, :, None], axis=2)[:, :, 0]).sum(axis=1)
-
-    start, levels = validation(400)
-    later = (0.9 * start + 0.1 * np.eye(5)[levels]).astype(np.float32)  # the same clips, each a little more certain
-    no_scores = np.full((400, 5), np.nan)
-    gain = per_clip_nll(start, levels) - per_clip_nll(later, levels)
-    paired = selection_margin(later, start, levels, no_scores, "softmax", "loss", seed=1, resamples=300)
-    assert paired == pytest.approx(gain.std() / np.sqrt(400), rel=0.2)
-    unpaired = per_clip_nll(start, levels).std() / np.sqrt(400)
-    assert paired < unpaired / 2  # both models err on the same clips: the difference is far less noisy than either
-    small = selection_margin(*validation(100)[:1], *validation(100), np.full((100, 5), np.nan), "softmax", "qwk", seed=1, resamples=150)
-    large = selection_margin(*validation(900)[:1], *validation(900), np.full((900, 5), np.nan), "softmax", "qwk", seed=1, resamples=150)
-    assert 0 < large < small and large / small == pytest.approx(1 / 3, abs=0.12)  # shrinks as 1/sqrt(n)
-
-
-@pytest.mark.parametrize("select, values, kept", [
-    ("qwk", [0.50, 0.54, 0.549, 0.56, 0.565, 0.57], [0, 0, 0, 3, 4, 5]),  # the start falls only beyond the margin
-    ("loss", [3.50, 3.498, 3.499, 3.44, 3.45, 3.43], [0, 1, 1, 3, 3, 5]),  # the start's C was chosen by the loss: no margin
-])
-def test_a_later_epoch_replaces_the_statistics_start_only_beyond_its_margin(tmp_path, select, values, kept):
-    """The one-standard-error rule for QWK and macro-F1: keep epoch 0 (logistic regression) unless an epoch beats it by
-    more than one standard error of the gain; once replaced, any better epoch wins. Selection on the loss needs none."""
-    from perfex.options import TrainConfig, build_config
-    from perfex.train import Trainer
-
-    trainer = object.__new__(Trainer)
-    trainer.config = build_config(TrainConfig, "cnn", out=str(tmp_path), select=select)
-    trainer.best_score, trainer.best_epoch, trainer.since_best, trainer.start_probs = None, 0, 0, np.zeros(1)
-    trainer.history, trainer._save, trainer._log_epoch = [], lambda *a: None, lambda *a: None
-    trainer._margin_over_start = lambda: 0.05 if select == "qwk" else 0.005
-    for epoch, value in enumerate(values):
-        trainer._record(epoch, {"epoch": epoch}, {"val_qwk": value, "val_loss": value, "val_f1_macro": 0.3})
-        assert trainer.best_epoch == kept[epoch], epoch
-
-
 @pytest.mark.parametrize("output", ["softmax", "corn"])
 def test_a_fresh_model_starts_as_the_logistic_regression_of_its_output(output):
     """Epoch 0 is the statistics path fitted as logistic regression (CORN's conditional ones for an ordinal model):
