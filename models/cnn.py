@@ -1,5 +1,5 @@
-"""Multi-scale 1D-CNN: four parallel convolution branches (kernels 3, 5, 7, 9), statistics pooling over time (masked
-mean and standard deviation of every channel), MLP head."""
+"""Multi-scale 1D-CNN: parallel convolution branches (kernels 3, 5, 7, 9, and optionally dilated ones that see seconds
+of context), statistics pooling over time (masked mean and standard deviation of every channel), MLP head."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ class CNNConfig:
     model: ClassVar[str] = "cnn"
     n_features: int = 17
     kernels: tuple[int, ...] = (3, 5, 7, 9)
+    dilations: tuple[int, ...] | None = None  # one per kernel (spacing of its taps in frames); None: all 1
     hidden_channels: int = 64
     branch_channels: int = 128
     head_hidden: int = 128
@@ -35,6 +36,12 @@ class CNNConfig:
 
     def __post_init__(self) -> None:
         self.kernels = int_tuple(self, "kernels")
+        if self.dilations is not None:
+            spacing = tuple(self.dilations) if isinstance(self.dilations, (list, tuple)) else ()
+            if len(spacing) != len(self.kernels) or not all(type(d) is int and d >= 1 for d in spacing):
+                raise ModelConfigError(f"cnn option dilations {list(self.dilations)} needs one positive integer per kernel "
+                                       f"({len(self.kernels)} kernels); use e.g. 1 for every kernel")
+            self.dilations = spacing
         even = [k for k in self.kernels if k % 2 == 0]
         if even:
             raise ModelConfigError(f"cnn option kernels holds even size(s) {even}, which would shift the output length; "
@@ -55,8 +62,11 @@ class MultiScaleCNN(TraitModel):
     def __init__(self, config: CNNConfig) -> None:
         super().__init__(config)
         c = config
-        self.first = nn.ModuleList(nn.Conv1d(c.n_features, c.hidden_channels, k, padding=k // 2) for k in c.kernels)
-        self.second = nn.ModuleList(nn.Conv1d(c.hidden_channels, c.branch_channels, k, padding=k // 2) for k in c.kernels)
+        spacing = c.dilations or (1,) * len(c.kernels)
+        self.first = nn.ModuleList(nn.Conv1d(c.n_features, c.hidden_channels, k, padding=d * (k // 2), dilation=d)
+                                   for k, d in zip(c.kernels, spacing, strict=True))
+        self.second = nn.ModuleList(nn.Conv1d(c.hidden_channels, c.branch_channels, k, padding=d * (k // 2), dilation=d)
+                                    for k, d in zip(c.kernels, spacing, strict=True))
         self.dropout = nn.Dropout(c.dropout)
         width = c.branch_channels * len(c.kernels) * (2 if c.pooling == "mean+std" else 1)
         self.head = nn.Sequential(

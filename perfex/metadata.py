@@ -111,7 +111,7 @@ def _migrate_v1(values: dict[str, Any]) -> dict[str, Any]:
 
 # Model options added after checkpoints were already being written, with the value every earlier checkpoint was
 # trained with: a stored config that lacks one keeps that behaviour instead of taking the new default.
-OPTIONS_ADDED_LATER: dict[str, dict[str, Any]] = {"cnn": {"statistics_path": False, "pooling": "mean"},
+OPTIONS_ADDED_LATER: dict[str, dict[str, Any]] = {"cnn": {"statistics_path": False, "pooling": "mean", "dilations": None},
                                                    "attn": {"statistics_path": False, "attention_pooling": "mean"}}
 
 

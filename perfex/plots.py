@@ -77,7 +77,8 @@ def plot_confusion_matrix_per_trait(
 
 
 def plot_training_curves(history: list[dict] | pd.DataFrame, out_path: Path, best_by: str = "val_f1_macro") -> Path:
-    """Two panels: train/val loss, then validation accuracy, macro-F1 and QWK; the best epoch by ``best_by`` is marked."""
+    """Train/val loss, validation accuracy, macro-F1 and QWK, and (when the history has them) each trait's validation
+    score with the epochs where its deep-path gate was open drawn solid; the best epoch by ``best_by`` is marked."""
     frame = pd.DataFrame(history)
     for column in ("epoch", "train_loss"):
         if column not in frame.columns:
@@ -86,8 +87,12 @@ def plot_training_curves(history: list[dict] | pd.DataFrame, out_path: Path, bes
         raise PerfexError("training history is empty; train for at least one epoch before plotting curves")
     frame = frame.sort_values("epoch")
     epochs = frame["epoch"].to_numpy()
-    figure = new_figure(11.0, 4.2)
-    loss_ax, score_ax = figure.subplots(1, 2)
+    per_trait = [c for c in frame.columns if c.startswith("val_") and c.split("_", 2)[-1] in TRAITS]
+    figure = new_figure(16.5 if per_trait else 11.0, 4.2)
+    axes = figure.subplots(1, 3 if per_trait else 2)
+    loss_ax, score_ax = axes[0], axes[1]
+    if per_trait:
+        _draw_trait_curves(axes[2], frame, epochs, per_trait)
     panels = (
         (loss_ax, {"train_loss": "train loss", "val_loss": "validation loss"}, "loss"),
         (score_ax, {"val_accuracy": "validation accuracy", "val_f1_macro": "validation macro-F1", "val_qwk": "validation QWK"},
@@ -104,12 +109,28 @@ def plot_training_curves(history: list[dict] | pd.DataFrame, out_path: Path, bes
     if not np.isnan(best_values).all():
         pick = np.nanargmin if best_by.endswith("loss") else np.nanargmax
         best = int(pick(best_values))
-        for ax in (loss_ax, score_ax):
+        for ax in axes:
             ax.axvline(epochs[best], color="grey", linestyle="--",
                        label=f"best epoch {epochs[best]} ({best_by} {best_values[best]:.3f})")
     loss_ax.set_title("loss")
     score_ax.set_title("validation")
-    for ax in (loss_ax, score_ax):
+    for ax in axes:
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
     return save_figure(figure, out_path)
+
+
+def _draw_trait_curves(ax, frame: pd.DataFrame, epochs: np.ndarray, columns: list[str]) -> None:
+    """Each trait's validation score over epochs: dotted where its deep-path gate is closed, markers where it is open."""
+    for column in columns:
+        trait = column.split("_", 2)[-1]
+        values = frame[column].to_numpy(dtype=float)
+        line = ax.plot(epochs, values, linestyle=":", label=trait)[0]
+        gate = frame.get(f"deep_{trait}")
+        if gate is not None:
+            is_open = gate.to_numpy() > 0
+            ax.plot(epochs[is_open], values[is_open], "o", markersize=4, color=line.get_color())
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(columns[0].split("_")[1])
+    ax.set_title("per trait (dots: deep path on)")
+    ax.grid(alpha=0.3)
