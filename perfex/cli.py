@@ -123,6 +123,7 @@ def train_parser(family: str, retrain: bool) -> argparse.ArgumentParser:
         epilog = (f"examples:\n  python {script}\n  python {script} --data my_perfex.csv --out runs/mine --epochs 100\n"
                   f"  python {script} --data openface_dir/ --labels annotation_training.pkl --label-binning round\n"
                   f"  python {script} --config runs/{family}-x/run_config.json --seed 1 --out runs/seed1\n"
+                  f"  python {script} --folds 5 --out runs/cv-{family}   (5-fold cross-validation, docs/crossval.md)\n"
                   f"  torchrun --nproc_per_node=4 {script} --data big.csv   (DistributedDataParallel)")
         data_default = [str(DATA_DIR / "train.csv.gz")]
     parser = new_parser(description, epilog)
@@ -150,6 +151,9 @@ def _add_training_flags(parser: argparse.ArgumentParser, family: str, retrain: b
     group.add_argument("--val-fraction", type=float, default=value("val_fraction"), help="share of source videos for validation")
     group.add_argument("--test-fraction", type=float, default=value("test_fraction"), help="share of source videos held out for testing")
     if not retrain:
+        group.add_argument("--folds", type=int, metavar="K", help="k-fold cross-validation instead of one split: K runs in "
+                           "OUT/fold_1..K, each holding out a fold of whole source videos, scored beside the baselines; "
+                           "writes oof_predictions.csv, cv_report.json/.md, folds.json (docs/crossval.md)")
         group.add_argument("--loss", choices=LOSSES, default=value("loss"), help="ordinal (default): CORN, which knows the levels are "
                            "ordered; ce: cross-entropy over the five levels (a retrain keeps its parent's)")
         group.add_argument("--target", choices=TARGETS, default=value("target"), help="levels: one of five levels per "
@@ -186,18 +190,32 @@ def _parse_with_saved_config(parser: argparse.ArgumentParser, argv: Sequence[str
     return vars(parser.parse_args(argv))
 
 
+def given(argv: Sequence[str], flag: str) -> bool:
+    """Whether ``flag`` is on the command line (as ``--flag value`` or ``--flag=value``)."""
+    return any(a == flag or a.startswith(f"{flag}=") for a in argv)
+
+
 def run_train(family: str, retrain: bool, argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not retrain and any(a == "--weights" or a.startswith("--weights=") for a in argv):
+    if not retrain and given(argv, "--weights"):
         raise PerfexError(f"train starts from scratch and takes no --weights; to fine-tune a checkpoint use "
                           f"{SCRIPT_PREFIX[family]}_retrain.py --weights ...")
     args = _parse_with_saved_config(train_parser(family, retrain), argv, family, retrain)
     args.pop("config")
     args["out"] = args["out"] or str(PROJECT_ROOT / "runs" / f"{family}{'-retrain' if retrain else ''}-{timestamp()}")
     from .options import TrainConfig, build_config
+
+    config = build_config(TrainConfig, family, retrain=retrain, **args)
+    if config.train.folds:
+        if given(argv, "--test-fraction"):
+            raise PerfexError("--folds holds out each fold in turn as the test part; drop --test-fraction (or --folds)")
+        from .crossval import run_crossval
+
+        run_crossval(config)
+        return 0
     from .train import fit
 
-    fit(build_config(TrainConfig, family, retrain=retrain, **args))
+    fit(config)
     return 0
 
 
@@ -208,13 +226,15 @@ def test_parser(family: str) -> argparse.ArgumentParser:
         "train-mean predictor, logistic regression on per-clip AU mean/std): accuracy, macro P/R/F1, ROC AUC, "
         "MAE, Pearson r, bootstrap 95% CI, confusion matrices.",
         f"examples:\n  python {script}\n  python {script} --weights runs/x/best.safetensors\n"
-        f"  python {script} --weights cnn_180.pt --data perfex_test.csv --subset all --train-data perfex_train.csv")
+        f"  python {script} --weights cnn_180.pt --data perfex_test.csv --subset all --train-data perfex_train.csv\n"
+        f"  python {script} --weights runs/cv-cnn runs/cv-attn   (cross-validation runs: both networks per fold)")
     add_data_flags(parser, ["labels", "label_binning", "nan_policy", "min_confidence", "min_frames", "allow_extractor_mismatch",
                              "cache_dir"], None,
                     "labelled data (default: the data and labels table recorded in the checkpoint).")
     group = parser.add_argument_group("evaluation")
-    group.add_argument("--weights", default=str(WEIGHTS_DIR / f"{family}.safetensors"),
-                       help="checkpoint (.safetensors, run directory or original .pt)")
+    group.add_argument("--weights", nargs="+", default=str(WEIGHTS_DIR / f"{family}.safetensors"), metavar="PATH",
+                       help="checkpoint (.safetensors, run directory or original .pt); or one or more cross-validation run "
+                       "directories (train --folds, same folds), whose networks and baselines are reported per fold")
     group.add_argument("--out", help="results directory (default: outputs/<model>-test-<time>)")
     group.add_argument("--split", metavar="JSON", help="split manifest (default: the one stored in the checkpoint)")
     group.add_argument("--subset", choices=SUBSETS, default=default(TestOptions, "subset"),
@@ -229,8 +249,18 @@ def test_parser(family: str) -> argparse.ArgumentParser:
 
 
 def run_test(family: str, argv: Sequence[str] | None) -> int:
-    args = vars(test_parser(family).parse_args(argv))
+    parser = test_parser(family)
+    args = vars(parser.parse_args(argv))
     args["out"] = args["out"] or str(PROJECT_ROOT / "outputs" / f"{family}-test-{timestamp()}")
+    weights = args["weights"] if isinstance(args["weights"], list) else [args["weights"]]
+    from .crossval_report import is_cv_run
+
+    if any(map(is_cv_run, weights)):
+        return run_cv_test(parser, args, weights)
+    if len(weights) > 1:
+        raise PerfexError("--weights takes one checkpoint; more than one path only for cross-validation run directories "
+                          "(train --folds)")
+    args["weights"] = weights[0]
     args["data"] = args["data"] or []
     from .evaluation import evaluate_checkpoint
     from .options import TestConfig, build_config
@@ -238,6 +268,25 @@ def run_test(family: str, argv: Sequence[str] | None) -> int:
     results = evaluate_checkpoint(build_config(TestConfig, family, **args))
     print(f"evaluated on {results['evaluated_on']}\n\n{results['markdown']}\n\nwrote {args['out']}/results.json, results.md, "
           "predictions.csv, confusion_matrices.png")
+    return 0
+
+
+def changed_flags(parser: argparse.ArgumentParser, args: dict, ignore: Sequence[str]) -> list[str]:
+    """The flags whose parsed value is not their default, leaving out the dests in ``ignore``."""
+    flags = {action.dest: action.option_strings[0] for action in parser._actions if action.option_strings}
+    return [flags[dest] for dest, value in args.items() if dest not in ignore and value != parser.get_default(dest)]
+
+
+def run_cv_test(parser: argparse.ArgumentParser, args: dict, runs: list[str]) -> int:
+    """Print and write the report of cross-validation run directories: their networks and the baselines per fold."""
+    from .crossval_report import merge_cv_runs, write_report
+
+    extra = changed_flags(parser, args, ("weights", "out", "progress"))
+    if extra:
+        raise PerfexError(f"{extra[0]} does not apply to cross-validation run directories (their report was computed "
+                          "when they were trained); pass only --weights and --out")
+    markdown = write_report(Path(args["out"]), merge_cv_runs(runs))
+    print(f"{markdown}\nwrote {args['out']}/cv_report.json, cv_report.md")
     return 0
 
 

@@ -97,6 +97,7 @@ class TrainOptions:
     target: str = "levels"
     select: str = "loss"
     calibrate: bool = True
+    folds: int | None = None
 
     def __post_init__(self) -> None:
         _require(self.target in TARGETS, f"--target {self.target!r} is not one of {', '.join(TARGETS)}")
@@ -108,6 +109,10 @@ class TrainOptions:
         _require(self.max_frames >= 8, f"--max-frames {self.max_frames} must be at least 8 (default 700)")
         _require(0 < self.val_fraction < 1 and 0 <= self.test_fraction < 1 and self.val_fraction + self.test_fraction < 1,
                  "--val-fraction and --test-fraction must be in [0, 1) and leave training clips (defaults 0.15, 0.15)")
+        _require(self.folds is None or self.folds >= 2, f"--folds {self.folds} must be at least 2 (e.g. 5); omit it to "
+                 "train on one train/validation/test split")
+        _require(self.folds is None or self.split is None, "--folds makes a split for every fold; drop --split (or --folds)")
+        _require(self.folds is None or not self.resume, "--folds runs cannot be resumed; drop --resume and choose a new --out")
 
 
 # Fine-tuning starts from trained weights: fewer epochs and a smaller step than training from scratch.

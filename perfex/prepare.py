@@ -67,8 +67,8 @@ def originals_only_in_evaluation(clips: ClipSet, parts: dict[str, np.ndarray]) -
     return kept, sum(len(parts[n]) - len(kept[n]) for n in parts)
 
 
-def prepare_training_data(config: TrainConfig, parent: CheckpointMeta | None, log: Callable[[str], None]) -> PreparedData:
-    """Load the run's data, set short clips aside, split it (seeded or from --split), add replay clips for retrain.
+def training_clips(config: TrainConfig, parent: CheckpointMeta | None, log: Callable[[str], None]) -> tuple[ClipSet, ClipSet]:
+    """The run's labelled clips long enough to train on, and the shorter ones set aside (both logged).
 
     Continuous targets train on the raw scores; their levels (for reports) are the rounded scores."""
     data = config.data
@@ -81,6 +81,12 @@ def prepare_training_data(config: TrainConfig, parent: CheckpointMeta | None, lo
         ids = ", ".join(map(str, skipped.ids[:5]))
         log(f"skipping {len(skipped)} clip(s) shorter than --min-frames {config.data.min_frames} (e.g. {ids}); "
             "listed in skipped_clips.csv")
+    return clips, skipped
+
+
+def prepare_training_data(config: TrainConfig, parent: CheckpointMeta | None, log: Callable[[str], None]) -> PreparedData:
+    """Load the run's data, set short clips aside, split it (seeded or from --split), add replay clips for retrain."""
+    clips, skipped = training_clips(config, parent, log)
     t = config.train
     manifest = load_manifest(t.split) if t.split else make_split(
         clips, (1 - t.val_fraction - t.test_fraction, t.val_fraction, t.test_fraction), seed=config.run.seed)

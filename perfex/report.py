@@ -8,11 +8,11 @@ from .metrics import BASELINE_DESCRIPTIONS
 from .schema import TRAITS
 
 
-def _fmt(value: float) -> str:
+def fmt(value: float) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{value:.3f}"
 
 
-def _markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
@@ -34,22 +34,22 @@ def results_markdown(results: dict, model_name: str) -> str:
     systems = {f"**{model_name}**": results["model"]}
     systems.update({f"{name} ({BASELINE_DESCRIPTIONS.get(name, 'baseline')})": m for name, m in results["baselines"].items()})
     lines = [f"Test set: {results['n_test_clips']} clips. Baselines are fitted on the training clips only.", ""]
-    lines += _markdown_table(
+    lines += markdown_table(
         ["system", *summary_columns],
-        [[name, *(_fmt(m["mean"][key]) for key in summary_columns.values())] for name, m in systems.items()],
+        [[name, *(fmt(m["mean"][key]) for key in summary_columns.values())] for name, m in systems.items()],
     )
     short_names = [model_name, *results["baselines"]]
     for title, key in (("Accuracy per trait", "accuracy"), ("1-MAE per trait", "one_minus_mae")):
         lines += ["", f"{title}:", ""]
-        lines += _markdown_table(
+        lines += markdown_table(
             ["trait", *short_names],
-            [[trait, *(_fmt(m["per_trait"][trait][key]) for m in systems.values())] for trait in TRAITS],
+            [[trait, *(fmt(m["per_trait"][trait][key]) for m in systems.values())] for trait in TRAITS],
         )
     low, high = results["model"]["accuracy_ci95"]
     bootstrap = results.get("bootstrap", {})
     resampling = (
         f" ({bootstrap['n_boot']} bootstrap resamples of {bootstrap['n_units']} {bootstrap['unit']}s)" if bootstrap else ""
     )
-    lines += ["", f"{model_name} mean accuracy {_fmt(results['model']['mean']['accuracy'])}, "
-              f"95% CI [{_fmt(low)}, {_fmt(high)}]{resampling}."]
+    lines += ["", f"{model_name} mean accuracy {fmt(results['model']['mean']['accuracy'])}, "
+              f"95% CI [{fmt(low)}, {fmt(high)}]{resampling}."]
     return "\n".join(lines) + "\n"
