@@ -75,14 +75,12 @@ def split_model(args: Sequence[str]) -> tuple[str | None, list[str], str | None]
 
 def dispatch(command: str, model: str | None, args: list[str]) -> Callable[[], None]:
     """The call the command's script makes, with ``args`` in place of ``sys.argv[1:]``."""
-    if command in ("train", "retrain", "test", "deploy"):
+    if command in ("train", "retrain", "test", "deploy", "augment"):
         from . import cli
 
+        if command == "augment":
+            return lambda: cli.main("augment", argv=args)
         return lambda: cli.main(command, model=model, argv=args)
-    if command == "augment":
-        from . import cli
-
-        return lambda: cli.main("augment", argv=args)
     if command == "analyse":
         from .analysis import command as analysis
 

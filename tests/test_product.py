@@ -251,6 +251,15 @@ def test_readme_is_a_front_door_with_one_test_command():
         assert name in text
 
 
+@pytest.mark.unit
+def test_readme_indexes_every_docs_and_bench_page():
+    text = (REPO / "README.md").read_text()
+    index = text.split("\n## Documentation\n", 1)[1].split("\n## ", 1)[0]
+    pages = sorted(p.relative_to(REPO).as_posix() for pattern in ("docs/*.md", "bench/*.md") for p in REPO.glob(pattern))
+    missing = [page for page in pages if f"]({page})" not in index]
+    assert not missing, f"add to the README's documentation index: {missing}"
+
+
 def _slug(heading: str) -> str:
     """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
     text = re.sub(r"[^\w\- ]", "", heading.strip().lower().replace("`", ""))
