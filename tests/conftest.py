@@ -1,21 +1,19 @@
-"""Shared fixtures: small generated PerFeX data sets (seconds to train on) and script runners."""
+"""Fixtures (small generated PerFeX data sets, seconds to train on) and the session's environment. Helpers that test
+modules import are in helpers.py."""
 
 import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-# The suite runs as two pytest-xdist workers on a 2-core machine (README): one thread each, also in the scripts
-# the tests start, so the workers do not oversubscribe the cores. A value set by the caller wins.
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-# ONNX exports of checkpoints go to a throwaway cache, not the user's ~/.cache/perfex.
-os.environ.setdefault("PERFEX_CACHE", tempfile.mkdtemp(prefix="perfex-test-cache-"))
-
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-REAL = REPO.parent / "shared" / "real"
+
+def pytest_configure(config):
+    # The suite runs as two pytest-xdist workers on a 2-core machine (README, Tests): one thread each, also in the
+    # scripts the tests start, so the workers do not oversubscribe the cores. A value set by the caller wins.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    # ONNX exports of checkpoints go to a throwaway cache, not the user's ~/.cache/perfex.
+    os.environ.setdefault("PERFEX_CACHE", tempfile.mkdtemp(prefix="perfex-test-cache-"))
 
 
 @pytest.fixture(scope="session")
@@ -44,9 +42,3 @@ def deploy_csv(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("deploy") / "deploy.csv"
     write_table(frame, path)
     return path
-
-
-def run_script(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run a top-level script (or ``-m module``) as a user would, from the repo root."""
-    return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, **(env or {})})

@@ -13,7 +13,9 @@ from perfex.analysis.clip_stats import clip_au_statistics
 from perfex.analysis.command import run
 from perfex.clips import ClipSet
 from perfex.errors import PerfexError
-from tests.conftest import REPO, run_script
+from helpers import REPO, run_script
+
+pytestmark = pytest.mark.e2e
 
 ALL_TRAITS = ["extroversion", "neuroticism", "agreeableness", "conscientiousness", "openness"]
 

@@ -10,6 +10,8 @@ from perfex.errors import PerfexError
 from perfex.splits import group_keys, make_split, source_video, split_indices, check_disjoint
 from perfex.tables import group_rows
 
+pytestmark = pytest.mark.e2e
+
 
 def perfex_table(lengths, files):
     ids = np.repeat(np.arange(len(lengths)) + 10, lengths)
@@ -100,7 +102,7 @@ def test_split_rejects_data_from_unknown_videos():
 
 
 def test_data_augmentation_script_output_loads_and_splits_with_copies_beside_their_source(tmp_path):
-    from conftest import run_script
+    from helpers import run_script
     from perfex.readers import load_clips
     from perfex.synth import generate_perfex, write_table
 

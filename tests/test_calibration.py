@@ -8,6 +8,8 @@ from perfex.calibration import (apply_temperatures, brier_score, calibration_rep
                                 fit_temperatures, ranked_probability_score, reliability_diagram)
 from perfex.errors import PerfexError
 
+pytestmark = pytest.mark.unit
+
 
 def overconfident(n: int, seed: int, sharpen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Calibrated logits (levels drawn from their softmax) multiplied per trait by ``sharpen``."""

@@ -12,6 +12,8 @@ from perfex.readers import Unreadable
 from perfex.readers.arrowcsv import numbers
 from perfex.schema import TRAITS
 
+pytestmark = pytest.mark.unit
+
 
 def test_rows_are_written_as_csv_that_reads_back():
     rows = join_rows([unreadable_rows([Unreadable(id="a,b", file='odd "name".csv', reason="empty file")]),

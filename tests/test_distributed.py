@@ -8,13 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO, run_script
+from helpers import REPO, run_script
 from perfex.checkpoint import load_checkpoint, read_config
 from perfex.distributed import Context
 from perfex.readers import load_clips
 from perfex.splits import load_manifest, split_indices
 from perfex.options import RunOptions
 from perfex.train import scores_of, validation_predictions
+
+pytestmark = pytest.mark.e2e
 
 
 def torchrun() -> list[str]:

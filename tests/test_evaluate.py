@@ -20,7 +20,10 @@ from perfex.errors import PerfexError
 from perfex.plots import plot_confusion_matrices, plot_confusion_matrix_per_trait, plot_training_curves
 from perfex.schema import TRAITS
 
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "real"
+from helpers import REAL
+
+pytestmark = pytest.mark.unit
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 

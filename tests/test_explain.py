@@ -26,6 +26,8 @@ from perfex.schema import TRAITS
 from perfex.splits import group_keys
 from perfex.synth import generate_perfex
 
+pytestmark = pytest.mark.e2e
+
 # Completeness: |sum of attributions - (f(x) - f(baseline))| below this, f = log-probability, with 64 steps.
 COMPLETENESS_TOLERANCE = 1e-3
 TINY = {"attn": dict(d_model=16, lstm_hidden=16, attention_hidden=8, conv_channels=(8, 8, 8, 8), head_hidden=16,

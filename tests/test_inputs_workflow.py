@@ -6,11 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import REAL, run_script
+from helpers import REAL, run_script
 from perfex.checkpoint import read_config
 from perfex.schema import TRAITS
 from test_readers_extractors import write_pyfeat
 from test_readers_folders import write_openface
+
+pytestmark = pytest.mark.e2e
 
 
 def labels_for(names: list[str], path) -> str:

@@ -12,7 +12,10 @@ from perfex.errors import PerfexError
 from perfex.labels import load_pickle_restricted, parse_quantile_edges, read_labels, scores_to_levels
 from perfex.schema import TRAITS
 
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "real"
+from helpers import REAL
+
+pytestmark = pytest.mark.unit
+
 CHALEARN_2016 = ["VideoName", "ValueExtraversion", "ValueAgreeableness", "ValueConscientiousness", "ValueNeurotisicm",
                  "ValueOpenness"]
 

@@ -7,11 +7,13 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import run_script
+from helpers import run_script
 from models.legacy import legacy_state_dict_shapes
 from perfex.readers import load_clips
 import torch.nn.functional as F
 from perfex.schema import TRAITS
+
+pytestmark = pytest.mark.e2e
 
 KINDS = {"legacy_cnn": ("1dcnn", "cnn_180.pt"), "legacy_attn": ("attn", "attn_180.pt")}
 

@@ -8,6 +8,8 @@ from torch import nn
 from perfex.errors import PerfexError
 from perfex.losses import cross_entropy, level_probabilities, trait_loss
 
+pytestmark = pytest.mark.unit
+
 
 def ordered_toy(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """A scalar input; every trait's level is the input cut at four ordered thresholds, plus a little noise."""

@@ -7,6 +7,8 @@ import torch
 from models import MODELS, TraitModel, config_to_dict, create_model, list_models, model_from_config
 from models.common import sinusoidal_embedding
 
+pytestmark = pytest.mark.unit
+
 ALL = list_models()
 OURS = [name for name in ALL if MODELS[name][0].fixed_length is None]
 

@@ -3,10 +3,13 @@
 import json
 import shutil
 
+import pytest
 import torch
 
-from conftest import REPO, run_script
+from helpers import REPO, run_script
 from test_legacy_checkpoints import original_state_dict
+
+pytestmark = pytest.mark.e2e
 
 
 def test_freeze_encoder_retrains_only_the_head_of_original_weights(learnable_csv, tmp_path):

@@ -8,6 +8,8 @@ from models import ModelConfigError, create_model, model_from_config
 from models.cnn import CNNConfig
 from models.hybrid import HybridConfig
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize(("name", "options", "message"), [
     ("cnn", {"kernels": (3, 4, 7)}, ("cnn option kernels holds even size(s) [4], which would shift the output length; "

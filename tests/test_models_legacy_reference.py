@@ -8,6 +8,8 @@ import torch.nn.functional as F
 
 from models.legacy import build_legacy_model, legacy_state_dict_shapes, original_time_embedding
 
+pytestmark = pytest.mark.unit
+
 # cos / sin of t * exp(-ln(10000) * i / 256) for t = 0, 1, 100/30, 2330 (rows) and i = 0, 1, 100, 255 (columns),
 # from the formula in float64; float32 angles at t = 2330 are off by up to ~1.2e-4, far less than any other variant
 COS = [[1.0, 1.0, 1.0, 1.0], [0.5403023, 0.569695, 0.9996251, 1.0], [-0.981674, -0.9972672, 0.9958368, 0.9999999],

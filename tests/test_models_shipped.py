@@ -11,6 +11,8 @@ from perfex.checkpoint import read_config
 
 from models import model_from_config
 
+pytestmark = pytest.mark.unit
+
 WEIGHTS = Path(__file__).resolve().parent / "fixtures" / "round1"  # the weights shipped in round one (schema 1)
 # logits[:, ::6] on the clips below, computed with the model code these weights were trained with
 PINNED = {

@@ -5,12 +5,14 @@ import shutil
 
 import pytest
 
-from conftest import REPO, run_script
+from helpers import REPO, run_script
 from perfex.checkpoint import read_config
 from perfex.errors import PerfexError
 from perfex.metadata import SCHEMA_VERSION, CheckpointMeta
 from perfex.options import (DataOptions, DeployConfig, RunOptions, TestConfig, TrainConfig, build_config, flatten,
                             read_run_config, save_run_config)
+
+pytestmark = pytest.mark.e2e
 
 
 def test_build_config_sends_each_flat_option_to_the_part_that_owns_it():

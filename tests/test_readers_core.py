@@ -16,7 +16,10 @@ from perfex.readers.arrowcsv import fits_one_chunk
 from perfex.readers.openface import TRACKER_NOTICE
 from perfex.schema import AU_INTENSITY_COLUMNS, AU_PRESENCE_COLUMNS, CONTEXT_COLUMNS, EMOTION_COLUMNS, FPS, TRAITS
 
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "real"
+from helpers import REAL
+
+pytestmark = pytest.mark.unit
+
 AUS = list(AU_INTENSITY_COLUMNS)
 
 

@@ -12,7 +12,10 @@ from perfex.readers import (INTENSITY, PROBABILITY, ReadOptions, center_on_clip_
                             detect_format, iter_clip_chunks, load_clips, read, resolve_features)
 from perfex.schema import AU_INTENSITY_COLUMNS, TRAITS
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "real"
+from helpers import REAL
+
+pytestmark = pytest.mark.unit
+
 LIBREFACE_INTENSITIES = (1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26)
 PYFEAT_AUS = (1, 2, 4, 5, 6, 7, 9, 10, 11, 12, 14, 15, 17, 20, 23, 24, 25, 26, 28, 43)
 

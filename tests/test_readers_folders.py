@@ -11,6 +11,8 @@ from perfex.errors import PerfexError
 from perfex.readers import ReadOptions, Unreadable, expand_inputs, find_inputs, iter_clip_chunks, load_clips
 from perfex.schema import AU_INTENSITY_COLUMNS, TRAITS
 
+pytestmark = pytest.mark.unit
+
 
 def write_openface(path: Path, n_frames: int, value: float = 0.5) -> None:
     """A small OpenFace 2 FeatureExtraction CSV (', ' separators); every AU is ``value``."""

@@ -8,6 +8,8 @@ from perfex.per_frame import PerFrameWriter, per_frame_columns
 from perfex.readers import ReadOptions, find_inputs, iter_clip_chunks
 from perfex.schema import AU_INTENSITY_COLUMNS, TRAITS
 
+pytestmark = pytest.mark.unit
+
 
 def write_inputs(folder):
     ids = np.repeat([3, 5, 8, 9], [4, 2, 5, 3])

@@ -17,7 +17,9 @@ from perfex.onnx_export import export_probabilities
 from perfex.options import DeployConfig, build_config
 from perfex.schema import TRAITS
 
-from conftest import REPO
+from helpers import REPO
+
+pytestmark = pytest.mark.e2e
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_script
+from helpers import run_script
 
 from perfex.errors import PerfexError
 from perfex.schema import N_LEVELS, TRAITS
@@ -18,6 +18,8 @@ from perfex.study.provenance import study_for
 from perfex.study.select import PROB_COLUMNS, choose
 from perfex.study.sheets import parse_raters
 from perfex.synth import generate_perfex, write_table
+
+pytestmark = pytest.mark.e2e
 
 GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}

@@ -13,6 +13,8 @@ from perfex.study.build import SelectConfig, create_study
 from perfex.study.collect import CollectConfig, collect
 from perfex.synth import generate_perfex, write_table
 
+pytestmark = pytest.mark.e2e
+
 BROWSER_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 

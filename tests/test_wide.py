@@ -8,6 +8,8 @@ from torch import nn
 
 from models.wide import StatisticsPath, clip_statistics
 
+pytestmark = pytest.mark.unit
+
 
 def test_clip_statistics_ignore_padding():
     x = torch.tensor([[[1.0], [3.0], [99.0]], [[2.0], [2.0], [2.0]]])

@@ -1,8 +1,11 @@
 """Inference windows and their batches: NumPy helpers shared by both deploy runtimes."""
 
 import numpy as np
+import pytest
 
 from perfex.windows import shared_times
+
+pytestmark = pytest.mark.unit
 
 
 def padded(times: np.ndarray, lengths: list[int]) -> np.ndarray:

@@ -6,13 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import run_script
+from helpers import run_script
 from perfex.checkpoint import file_sha256, load_checkpoint, read_config
 from perfex.deploy import CLIP_COLUMNS, deploy
 from perfex.evaluation import evaluate_checkpoint
 from perfex.options import DeployConfig, TestConfig, TrainConfig, build_config
 from perfex.schema import TRAITS
 from perfex.train import fit
+
+pytestmark = pytest.mark.e2e
 
 
 def train(model, data, out, retrain=False, on_epoch_end=None, **overrides):
