@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import run_script
+from helpers import run_script
 from perfex.cli import run_test
 from perfex.clips import ClipSet
 from perfex.crossval import assign_folds, check_cv_dir, fold_manifest, run_crossval
@@ -16,6 +16,8 @@ from perfex.metrics import BASELINE_NAMES
 from perfex.options import TrainConfig, build_config
 from perfex.schema import TRAITS
 from perfex.splits import group_keys, source_video, split_indices
+
+pytestmark = pytest.mark.e2e
 
 FOLDS = 3
 TINY = ("--folds", str(FOLDS), "--epochs", "1", "--max-frames", "32", "--batch-size", "16", "--threads", "1", "--no-progress")

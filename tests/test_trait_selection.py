@@ -11,6 +11,8 @@ import torch
 
 from perfex.selection import TraitSelection, group_resamples, paired_standard_errors, trait_scores
 
+pytestmark = pytest.mark.e2e
+
 
 def probabilities(levels: np.ndarray, sharpness: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """[N, 5, 5] probabilities whose mass on the true level grows with each trait's ``sharpness``."""
