@@ -54,7 +54,7 @@ def cpu_supports_bf16() -> bool:
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """'auto' -> what pays on this device (see README: bf16 only where it keeps the predicted levels); else as given."""
+    """'auto' -> what pays on this device (see docs/performance.md: bf16 only where it keeps the predicted levels); else as given."""
     if precision != "auto":
         if precision == "bf16" and device.type == "cpu" and not cpu_supports_bf16():
             raise PerfexError("--precision bf16: this CPU has no native bf16 support (oneDNN); use --precision fp32")
@@ -66,7 +66,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return AUTO_CPU_PRECISION
 
 
-# Chosen by bench/bench.py's precision rows on the shipped weights (README, performance): see there.
+# Chosen by bench/bench.py's precision rows on the shipped weights (docs/performance.md): see there.
 AUTO_CPU_PRECISION = "fp32"
 
 
