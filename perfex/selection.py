@@ -80,6 +80,7 @@ class EpochVerdict:
 
     trait_scores: np.ndarray
     gates: np.ndarray
+    gain_z: np.ndarray  # the deep path's gain over the start in paired standard errors (NaN without a start)
     score: float
     improved: bool
     trait_improved: np.ndarray
@@ -102,25 +103,26 @@ class TraitSelection:
         self.start_probs = probs
         self.start_scores = trait_scores(probs, levels, scores, self.output, self.select)
 
-    def gates_for(self, probs: np.ndarray, per_trait: np.ndarray, levels: np.ndarray, scores: np.ndarray,
-                  groups: np.ndarray, seed: int) -> np.ndarray:
-        """1 where the deep path beats the start on that trait by more than GATE_STANDARD_ERRORS paired standard errors."""
-        if self.start_probs is None:
-            return np.ones(len(per_trait)) if self.fixed_gates is None else np.asarray(self.fixed_gates, dtype=np.float64)
+    def gain_z(self, probs: np.ndarray, per_trait: np.ndarray, levels: np.ndarray, scores: np.ndarray,
+               groups: np.ndarray, seed: int) -> np.ndarray:
+        """Each trait's gain over the start divided by its paired bootstrap standard error (inf for an exact gain)."""
         gain = per_trait - self.start_scores
-        if not (gain > 0).any():
-            return np.zeros(len(per_trait))
         margin = paired_standard_errors(probs, self.start_probs, levels, scores, self.output, self.select, groups, seed)
-        return (gain > GATE_STANDARD_ERRORS * margin).astype(np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(margin > 0, gain / margin, np.sign(gain) * np.inf)
 
     def update(self, epoch: int, probs: np.ndarray, levels: np.ndarray, scores: np.ndarray, groups: np.ndarray,
                seed: int) -> EpochVerdict:
         """Score one epoch's validation probabilities (deep path on); epoch 0 is the start (every gate closed)."""
         per_trait = trait_scores(probs, levels, scores, self.output, self.select)
-        if epoch == 0 and self.start_probs is not None:
+        z = np.full(len(per_trait), np.nan)
+        if self.start_probs is None:
+            gates = np.ones(len(per_trait)) if self.fixed_gates is None else np.asarray(self.fixed_gates, dtype=np.float64)
+        elif epoch == 0:
             gates = np.zeros(len(per_trait))
         else:
-            gates = self.gates_for(probs, per_trait, levels, scores, groups, seed)
+            z = self.gain_z(probs, per_trait, levels, scores, groups, seed)
+            gates = (z > GATE_STANDARD_ERRORS).astype(np.float64)
         reference = self.start_scores if self.start_scores is not None else per_trait
         score = float(np.where(gates > 0, per_trait, reference).sum()) if self.start_probs is not None else float(per_trait.sum())
         state = self.state
@@ -130,7 +132,7 @@ class TraitSelection:
         trait_improved = per_trait > np.asarray(state.trait_best)
         state.trait_best = np.where(trait_improved, per_trait, state.trait_best).tolist()
         state.trait_since = np.where(trait_improved, 0, np.asarray(state.trait_since) + 1).astype(int).tolist()
-        return EpochVerdict(per_trait, gates, score, improved, trait_improved)
+        return EpochVerdict(per_trait, gates, z, score, improved, trait_improved)
 
     def should_stop(self, patience: int) -> bool:
         """True once every trait has gone ``patience`` epochs without improving its own validation score."""

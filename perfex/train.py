@@ -237,7 +237,8 @@ class Trainer:
         sign = -1.0 if name == "loss" else 1.0  # the loss is stored as a loss (lower is better)
         row = {**row, f"val_gated_{name}": sign * verdict.score,
                **{f"val_{name}_{t}": sign * float(v) for t, v in zip(TRAITS, verdict.trait_scores)},
-               **{f"deep_{t}": int(g) for t, g in zip(TRAITS, verdict.gates)}}
+               **{f"deep_{t}": int(g) for t, g in zip(TRAITS, verdict.gates)},
+               **{f"gain_z_{t}": float(z) for t, z in zip(TRAITS, verdict.gain_z)}}
         self.history.append(row)
         self._save(epoch, scores, verdict.improved, verdict.gates)
         self._log_epoch(row, scores, verdict)
