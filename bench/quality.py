@@ -1,23 +1,28 @@
 """Quality benchmark (synthetic data): learning curves of the networks against simple baselines on the same clips.
 
 For each data kind (``documented``: the generator's documented links; ``timing``: traits that change only the
-order, co-occurrence and regularity of events, invisible to per-clip means/stds) it generates (cached) a training
-pool and a separate, source-video-disjoint test set, trains every system at each training size and prints one table
-per size with bootstrap 95% intervals over source videos. Writes JSON and a learning-curve PNG. Synthetic data only.
+order, co-occurrence and regularity of events, invisible to per-clip means/stds; ``mixed``: each trait drawn from
+``--seed`` to be timing-linked, statistics-linked or unlinked, see ``perfex.synth.mixed_roles``) it generates
+(cached) a training pool and a separate, source-video-disjoint test set, trains every system at each training size
+and prints one table per size with bootstrap 95% intervals over source videos, then each trait's accuracy, Pearson r
+and QWK and, on timing and mixed data, whether each network meets its per-trait target. Writes JSON and a
+learning-curve PNG. Synthetic data only.
 
-Baselines: majority class, train-mean, logistic regression and gradient boosting on AU mean/std. ``planted`` is a
-reference, not a baseline: the logistic regression handed six statistics of the timing links the generator plants,
-i.e. roughly what knowing the generator's timing links is worth on these clips. ``--train-seeds 0,1,2`` trains each
-network once per seed and reports the mean over seeds (single runs differ by about a point).
+Baselines: majority class, train-mean, logistic regression and gradient boosting on AU mean/std. Time-series peers
+(need aeon): ``minirocket`` and ``multirocket_hydra`` features + ridge. ``planted`` is a reference, not a baseline:
+the logistic regression handed six statistics of the timing links the timing generator plants, i.e. roughly what
+knowing them is worth on these clips. ``--train-seeds 0,1,2`` trains each network once per seed and reports the
+mean over seeds (single runs differ by about a point).
 
     python bench/quality.py --quick
-    python bench/quality.py --sizes 1000,3000 --kinds documented,timing --train-seeds 0,1,2
+    python bench/quality.py --sizes 1000,3000 --kinds documented,timing,mixed --train-seeds 0,1,2
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import json
 import sys
 import time
@@ -37,19 +42,42 @@ from perfex.readers import load_clips  # noqa: E402
 from perfex.losses import level_probabilities  # noqa: E402
 from perfex.schema import AU_INTENSITY_COLUMNS, TRAITS  # noqa: E402
 from perfex.splits import group_keys  # noqa: E402
-from perfex.synth import generate_perfex, write_table  # noqa: E402
+from perfex.synth import generate_perfex, mixed_roles, write_table  # noqa: E402
 
 METRICS = ("accuracy", "f1_macro", "qwk", "off_by_one", "mae_levels", "one_minus_mae", "ccc")
 POOL_VAL_CAPACITY = 300
+KINDS = ("documented", "timing", "mixed")
+TIMING_R_FLOOR = 0.25  # a timing-linked trait's least Pearson r for a network
+ACCURACY_MARGIN = 0.01  # how far below the logistic regression a statistics-only or unlinked trait may fall
 
 
 # ----- data -----
-def cached_table(cache: Path, kind: str, n_clips: int, seed: int, spread: float, id_start: int) -> Path:
-    """Generate (once) a labelled PerFeX file of ``n_clips`` realistic-length clips (300-460 frames)."""
-    path = cache / f"{kind}_spread{spread:g}_seed{seed}_n{n_clips}.csv.gz"
+def parse_kinds(text: str) -> list[str]:
+    """``--kinds`` as a list, every name checked against KINDS."""
+    kinds = text.split(",")
+    unknown = [kind for kind in kinds if kind not in KINDS]
+    if unknown:
+        raise PerfexError(f"unknown data kind {unknown[0]!r}; --kinds takes a comma-separated list of {', '.join(KINDS)}")
+    return kinds
+
+
+def trait_roles(kind: str, seed: int) -> dict[str, tuple[str, float]] | None:
+    """Each trait's (role, strength) on ``kind`` data: all timing on timing data, ``mixed_roles(seed)`` on mixed data,
+    None on documented data (its traits mix both kinds of link)."""
+    if kind == "timing":
+        return {trait: ("timing", 1.0) for trait in TRAITS}
+    return mixed_roles(seed) if kind == "mixed" else None
+
+
+def cached_table(cache: Path, kind: str, n_clips: int, seed: int, spread: float, id_start: int, roles_seed: int) -> Path:
+    """Generate (once) a labelled PerFeX file of ``n_clips`` realistic-length clips (300-460 frames); mixed data
+    takes its trait roles from ``roles_seed``, which its name records."""
+    roles = f"-roles{roles_seed}" if kind == "mixed" else ""
+    path = cache / f"{kind}{roles}_spread{spread:g}_seed{seed}_n{n_clips}.csv.gz"
     if not path.exists():
         print(f"generating {path.name} ...", flush=True)
-        frame = generate_perfex(n_clips, seed, spread=spread, min_frames=300, max_frames=460, id_start=id_start, variant=kind)
+        frame = generate_perfex(n_clips, seed, spread=spread, min_frames=300, max_frames=460, id_start=id_start, variant=kind,
+                                roles_seed=roles_seed)
         cache.mkdir(parents=True, exist_ok=True)
         write_table(frame, path.with_suffix(".tmp.gz"))
         path.with_suffix(".tmp.gz").rename(path)
@@ -71,14 +99,14 @@ def take_videos(keys: np.ndarray, order: np.ndarray, n_clips: int) -> list[str]:
 
 def load_sets(kind: str, size: int, args: argparse.Namespace) -> dict:
     """Pool file, split manifest (train = first videos, val = last videos), the loaded pool and the test set."""
-    if kind not in ("documented", "timing"):
-        raise PerfexError(f"unknown data kind {kind!r}; choose documented or timing")
+    parse_kinds(kind)
     if args.val_clips > POOL_VAL_CAPACITY:
         raise PerfexError(f"--val-clips {args.val_clips} exceeds the pool's {POOL_VAL_CAPACITY} validation clips")
     max_size = max(3000, *(int(s) for s in args.sizes.split(",")))
-    pool_path = cached_table(args.cache, kind, max_size + POOL_VAL_CAPACITY, args.seed, args.spread, 0)
+    pool_path = cached_table(args.cache, kind, max_size + POOL_VAL_CAPACITY, args.seed, args.spread, 0, args.seed)
     test_seed = args.seed + 1000 if args.test_seed is None else args.test_seed
-    test_path = cached_table(args.cache, kind, args.test_clips, test_seed, args.spread, 10_000_000 * max(1, test_seed // 1000))
+    test_path = cached_table(args.cache, kind, args.test_clips, test_seed, args.spread, 10_000_000 * max(1, test_seed // 1000),
+                             args.seed)
     pool, test = load_clips(pool_path, require_labels=True), load_clips(test_path, require_labels=True)
     keys = group_keys(pool)
     videos = np.array(sorted(set(keys), key=lambda k: int(pool.ids[np.argmax(keys == k)])), dtype=object)
@@ -161,13 +189,19 @@ def _interval_cv(track: np.ndarray) -> float:
     return float(gaps.std() / gaps.mean()) if len(gaps) >= 2 else 1.0
 
 
-def planted_statistics(clips: ClipSet) -> np.ndarray:
-    """[N, 6] hand-made statistics of the timing links ``perfex.synth`` plants (data/README.md section 3):
-    AU06-AU12 co-occurrence, blink-interval CV, and the order of AU01->AU12, AU01->AU10, AU04->AU15, AU12->AU26."""
+def au_columns(clips: ClipSet, user: str) -> dict[str, int]:
+    """Column of each of the 17 AU intensities in ``clips``; ``user`` names who needs them in the error."""
     au = {name: i for i, name in enumerate(clips.feature_names)}
     missing = sorted(set(AU_INTENSITY_COLUMNS) - set(au))
     if missing:
-        raise PerfexError(f"planted statistics need the AU intensity columns; the clips lack {', '.join(missing[:3])}")
+        raise PerfexError(f"{user} need the AU intensity columns; the clips lack {', '.join(missing[:3])}")
+    return au
+
+
+def planted_statistics(clips: ClipSet) -> np.ndarray:
+    """[N, 6] hand-made statistics of the timing links ``perfex.synth`` plants (data/README.md section 3):
+    AU06-AU12 co-occurrence, blink-interval CV, and the order of AU01->AU12, AU01->AU10, AU04->AU15, AU12->AU26."""
+    au = au_columns(clips, "planted statistics")
     rows = []
     for index in range(len(clips)):
         x = clips.clip(index).astype(np.float64)
@@ -187,6 +221,107 @@ def planted(sets: dict, seed: int) -> np.ndarray:
 
 
 BASELINES = {"majority": majority, "train_mean": train_mean, "logreg": logreg, "hgb": hgb, "planted": planted}
+
+
+# ----- time-series peers (aeon; the perfex package never imports it) -----
+PEER_ALPHAS = np.logspace(-3, 3, 10)
+TEMPERATURES = np.logspace(-3, 1, 41)
+
+
+def aeon_available() -> bool:
+    return importlib.util.find_spec("aeon") is not None
+
+
+def fixed_length(clips: ClipSet, length: int) -> np.ndarray:
+    """[N, 17, length] float32 AU channels (aeon's transforms need equal lengths): a clip longer than ``length``
+    keeps its first ``length`` frames, a shorter one is padded by repeating it from its first frame (wrap-around)."""
+    columns = [au_columns(clips, "the time-series peers")[name] for name in AU_INTENSITY_COLUMNS]
+    out = np.empty((len(clips), len(columns), length), dtype=np.float32)
+    for i in range(len(clips)):
+        x = clips.clip(i)[:, columns]
+        out[i] = x[np.arange(length) % len(x)].T
+    return out
+
+
+def _transformed(transform, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Fit ``transform`` on the training array, then transform every part (restores torch's thread count, which
+    aeon's Hydra sets to its n_jobs)."""
+    threads = torch.get_num_threads()
+    try:
+        transform.fit(arrays["train"])
+        return {part: np.asarray(transform.transform(x), dtype=np.float32) for part, x in arrays.items()}
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _decision_matrix(model, x: np.ndarray) -> np.ndarray:
+    """[N, n_classes] ridge decision values (a binary ridge classifier gives one column: -d, d)."""
+    decision = model.decision_function(x)
+    return np.stack([-decision, decision], axis=1) if decision.ndim == 1 else decision
+
+
+def _softmax(values: np.ndarray) -> np.ndarray:
+    shifted = np.exp(values - values.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def _level_probabilities(model, x: np.ndarray, temperature: float) -> np.ndarray:
+    """[N, 5] softmax of the decision values over the training levels (0 for levels absent from training)."""
+    probs = np.zeros((len(x), 5))
+    probs[:, model.classes_] = _softmax(_decision_matrix(model, x) / temperature)
+    return probs
+
+
+def _temperature(model, x_val: np.ndarray, levels: np.ndarray) -> float:
+    """The softmax temperature with the lowest validation log-loss."""
+    losses = [-np.log(np.maximum(_level_probabilities(model, x_val, t)[np.arange(len(levels)), levels], 1e-12)).mean()
+              for t in TEMPERATURES]
+    return float(TEMPERATURES[int(np.argmin(losses))])
+
+
+def peer_probabilities(transforms: list, sets: dict) -> np.ndarray:
+    """Level probabilities [N, 5, 5] on the test clips from aeon ``transforms`` fitted once on the training clips.
+
+    Clips go in as ``fixed_length`` arrays of the longest training clip's length. The transforms' features are
+    concatenated and standardised; per trait a RidgeClassifierCV (alphas 1e-3..1e3) gives the level and a softmax
+    of its decision values, with a temperature fitted on the validation clips by log-loss, the probabilities, so
+    their expected level (from which the bench computes Pearson r) is the peer's continuous prediction.
+    """
+    from sklearn.linear_model import RidgeClassifierCV
+    from sklearn.preprocessing import StandardScaler
+
+    length = int(sets["train"].lengths.max())
+    arrays = {part: fixed_length(sets[part], length) for part in ("train", "val", "test")}
+    blocks = [_transformed(transform, arrays) for transform in transforms]
+    features = {part: np.hstack([block[part] for block in blocks]) for part in arrays}
+    scaler = StandardScaler().fit(features["train"])
+    features = {part: scaler.transform(x) for part, x in features.items()}
+    probs = np.zeros((len(sets["test"]), 5, 5))
+    for t in range(5):
+        model = RidgeClassifierCV(alphas=PEER_ALPHAS).fit(features["train"], sets["train"].levels[:, t])
+        temperature = _temperature(model, features["val"], sets["val"].levels[:, t])
+        probs[:, t] = _level_probabilities(model, features["test"], temperature)
+    return probs
+
+
+def minirocket(sets: dict, seed: int) -> np.ndarray:
+    """aeon MiniRocket (10,000 kernels, multivariate) features + ridge (``peer_probabilities``)."""
+    from aeon.transformations.collection.convolution_based import MiniRocket
+
+    return peer_probabilities([MiniRocket(n_jobs=1, random_state=seed)], sets)
+
+
+def multirocket_hydra(sets: dict, seed: int) -> np.ndarray:
+    """aeon MultiRocket (6,250 kernels) and Hydra (8 kernels x 64 groups) features concatenated + ridge, as aeon's
+    MultiRocketHydraClassifier builds them (``peer_probabilities``; one StandardScaler for both blocks)."""
+    from aeon.transformations.collection.convolution_based import HydraTransformer, MultiRocket
+
+    return peer_probabilities([MultiRocket(n_jobs=1, random_state=seed),
+                               HydraTransformer(n_jobs=1, random_state=seed, output_type="numpy")], sets)
+
+
+PEERS = {"minirocket": minirocket, "multirocket_hydra": multirocket_hydra}
+NON_NETWORKS = {**BASELINES, **PEERS}
 
 
 # ----- networks -----
@@ -256,16 +391,18 @@ def train_network(family: str, sets: dict, args: argparse.Namespace, options: di
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add = parser.add_argument
-    add("--kinds", default="documented,timing", help="data kinds, comma-separated: documented, timing (default: %(default)s)")
+    add("--kinds", default="documented,timing",
+        help="data kinds, comma-separated: documented, timing, mixed (default: %(default)s)")
     add("--sizes", default="300,1000,3000", help="training-set sizes in clips (default: %(default)s)")
     add("--test-clips", type=int, default=1000, help="clips in the separate test set (default: %(default)s)")
     add("--val-clips", type=int, default=300, help="validation clips (source-disjoint, from the pool) (default: %(default)s)")
     add("--spread", type=float, default=1.0, help="trait spread: 1 = First Impressions-like labels, 2-3 easier (default: %(default)s)")
-    add("--seed", type=int, default=0, help="data and training seed (default: %(default)s)")
+    add("--seed", type=int, default=0, help="data and training seed; also draws mixed data's trait roles (default: %(default)s)")
     add("--test-seed", type=int, default=None, help="seed of the test set, for a second independent one (default: --seed + 1000)")
-    add("--systems", default="majority,train_mean,logreg,hgb,planted,cnn,attn",
+    add("--systems", default="majority,train_mean,logreg,hgb,planted,minirocket,multirocket_hydra,cnn,attn",
         help="systems to run (default: %(default)s); networks: any registry name; planted: a reference that knows the "
-             "generator (logreg plus statistics of the planted timing links)")
+             "generator (logreg plus statistics of the planted timing links); minirocket, multirocket_hydra: aeon "
+             "time-series peers (skipped when aeon is not installed)")
     add("--epochs", type=int, default=30, help="network training epochs (default: %(default)s)")
     add("--train-seeds", default=None, metavar="S,S,...",
         help="train each network once per training seed and report the mean over seeds, e.g. 0,1,2 (default: --seed)")
@@ -355,15 +492,15 @@ def bootstrap_table(levels: np.ndarray, runs: list[np.ndarray], groups: np.ndarr
 
 
 def per_trait_scores(levels: np.ndarray, runs: list[np.ndarray]) -> dict:
-    """Pearson r (expected score vs true level) and QWK of each trait, averaged over the runs."""
+    """Accuracy, Pearson r (expected level vs true level) and QWK of each trait, averaged over the runs."""
     out = {}
     for t, trait in enumerate(TRAITS):
-        r, qwk = [], []
+        scores = []
         for probs in runs:
             predicted = probs[:, t] @ np.arange(5.0)
-            r.append(np.corrcoef(predicted, levels[:, t])[0, 1] if predicted.std() > 1e-9 else 0.0)
-            qwk.append(_confusion_scores(levels[:, t], probs[:, t].argmax(-1), np.ones(len(levels)))[2])
-        out[trait] = {"pearson_r": float(np.mean(r)), "qwk": float(np.mean(qwk))}
+            accuracy, _, qwk = _confusion_scores(levels[:, t], probs[:, t].argmax(-1), np.ones(len(levels)))
+            scores.append([accuracy, np.corrcoef(predicted, levels[:, t])[0, 1] if predicted.std() > 1e-9 else 0.0, qwk])
+        out[trait] = dict(zip(("accuracy", "pearson_r", "qwk"), np.mean(scores, axis=0).tolist()))
     return out
 
 
@@ -393,11 +530,14 @@ def run_size(kind: str, size: int, args: argparse.Namespace, options: dict) -> d
     seeds = training_seeds(args, options)
     results = {}
     for system in args.systems.split(","):
+        if system in PEERS and not aeon_available():
+            print(f"  {kind} n={size} {system}: skipped, aeon is not installed (pip install aeon, or leave it out of --systems)")
+            continue
         started = time.perf_counter()
         extra: dict = {}
         test = sets["test"]
-        if system in BASELINES:
-            runs, name = [BASELINES[system](sets, args.seed)], system
+        if system in NON_NETWORKS:
+            runs, name = [NON_NETWORKS[system](sets, args.seed)], system
         else:
             trained = {seed: train_network(system, sets, args, seed_options(options, seed, args.seed)) for seed in seeds}
             runs, name = [probs for probs, _ in trained.values()], system + args.tag
@@ -406,7 +546,7 @@ def run_size(kind: str, size: int, args: argparse.Namespace, options: dict) -> d
                 "per_seed": {str(seed): metric_values(test.levels, probs, np.ones(len(test))) for seed, (probs, _) in trained.items()}}
         results[name] = {"n_train": len(sets["train"]), "metrics": bootstrap_table(test.levels, runs, sets["test_groups"], args.bootstrap, args.seed),
                          "per_trait": per_trait_scores(test.levels, runs), "seconds": round(time.perf_counter() - started, 1),
-                         **({"training_seeds": seeds} if system not in BASELINES else {}), **extra}
+                         **({"training_seeds": seeds} if system not in NON_NETWORKS else {}), **extra}
         per_seed = "".join(f"; seed {seed} {v['accuracy']:.3f}/{v['qwk']:.3f}" for seed, v in results[name].get("per_seed", {}).items())
         print(f"  {kind} n={size} {name}: acc {results[name]['metrics']['accuracy'][0]:.3f} "
               f"qwk {results[name]['metrics']['qwk'][0]:.3f}{' (mean over seeds' + per_seed + ')' if per_seed else ''} "
@@ -414,19 +554,73 @@ def run_size(kind: str, size: int, args: argparse.Namespace, options: dict) -> d
     return results
 
 
-def print_table(kind: str, size: int, results: dict) -> None:
+def trait_label(trait: str, roles: dict | None) -> str:
+    """``trait [role xstrength]`` where the data kind assigns roles, else the bare trait name."""
+    if roles is None:
+        return trait
+    role, strength = roles[trait]
+    return f"{trait} [{role}{'' if role == 'none' else f' x{strength:.2f}'}]"
+
+
+def per_trait_lines(results: dict, roles: dict | None) -> list[str]:
+    """One row per system: each trait's accuracy, Pearson r and QWK under a header naming each trait's role."""
+    lines = ["per trait: accuracy / Pearson r / QWK", f"{'system':<18}" + "".join(f"{trait_label(t, roles):>38}" for t in TRAITS)]
+    for name, result in results.items():
+        cells = (result["per_trait"][t] for t in TRAITS)
+        lines.append(f"{name:<18}" + "".join(f"{c['accuracy']:>26.3f} {c['pearson_r']:+.2f} {c['qwk']:+.2f}" for c in cells))
+    return lines
+
+
+def trait_checks(results: dict, roles: dict) -> dict:
+    """Per trait: the target a network must meet and whether each network meets it. Timing-linked traits: Pearson r
+    >= max(TIMING_R_FLOOR, the better peer's r); statistics-only and unlinked traits: accuracy >= logreg's - ACCURACY_MARGIN."""
+    networks = [name for name, result in results.items() if "training_seeds" in result]
+    peers = [name for name in results if name in PEERS]
+    checks = {}
+    for trait, (role, strength) in roles.items():
+        scores = {name: result["per_trait"][trait] for name, result in results.items()}
+        if role == "timing":
+            best = max(peers, key=lambda name: scores[name]["pearson_r"], default=None)
+            above_floor = best is not None and scores[best]["pearson_r"] > TIMING_R_FLOOR
+            metric, reference = "pearson_r", best if above_floor else f"floor {TIMING_R_FLOOR}"
+            target = scores[best]["pearson_r"] if above_floor else TIMING_R_FLOOR
+        else:
+            metric, reference = "accuracy", "logreg" if "logreg" in scores else "logreg not run"
+            target = scores["logreg"]["accuracy"] - ACCURACY_MARGIN if "logreg" in scores else None
+        met = {name: bool(scores[name][metric] >= target) for name in networks} if target is not None else {}
+        checks[trait] = {"role": role, "strength": strength, "metric": metric, "target": target, "reference": reference,
+                         "networks": {name: {"value": scores[name][metric], "met": met[name]} for name in met}}
+    return checks
+
+
+def check_lines(checks: dict) -> list[str]:
+    """The targets of ``trait_checks``, one line per trait, and one line naming the networks that meet them all."""
+    lines = [f"targets: timing traits r >= max({TIMING_R_FLOOR}, the better peer's r); statistics and none traits accuracy "
+             f">= logreg - {ACCURACY_MARGIN}"]
+    networks: dict[str, bool] = {}
+    for trait, check in checks.items():
+        label = trait_label(trait, {trait: (check["role"], check["strength"])})
+        symbol = "r" if check["metric"] == "pearson_r" else "accuracy"
+        target = "no target" if check["target"] is None else f"{symbol} >= {check['target']:.3f}"
+        verdicts = ", ".join(f"{name} {v['value']:.3f} {'yes' if v['met'] else 'NO'}" for name, v in check["networks"].items())
+        lines.append(f"  {label}: {target} ({check['reference']}); {verdicts or 'no networks in this table'}")
+        for name, v in check["networks"].items():
+            networks[name] = networks.get(name, True) and v["met"]
+    if networks:
+        lines.append("  every target met by: " + (", ".join(n for n, ok in networks.items() if ok) or "no network")
+                     + "; missing some: " + (", ".join(n for n, ok in networks.items() if not ok) or "none"))
+    return lines
+
+
+def print_table(kind: str, size: int, results: dict, roles: dict | None, checks: dict | None) -> None:
     seeds = next((r["training_seeds"] for r in results.values() if len(r.get("training_seeds", [])) > 1), None)
     over_seeds = f"; networks: mean over training seeds {','.join(map(str, seeds))}" if seeds else ""
     print(f"\n{kind} data, {size} training clips (synthetic; value [95% interval over source videos]{over_seeds})")
-    print(f"{'system':<16}" + "".join(f"{m:>22}" for m in METRICS))
+    print(f"{'system':<18}" + "".join(f"{m:>22}" for m in METRICS) + f"{'seconds':>10}")
     for name, result in results.items():
         cells = "".join(f"{v:>8.3f} [{lo:.3f},{hi:.3f}]" for v, lo, hi in (result["metrics"][m] for m in METRICS))
-        print(f"{name:<16}{cells}")
-    if kind == "timing":
-        print("per planted trait: Pearson r / QWK")
-        for name, result in results.items():
-            print(f"{name:<16}" + "  ".join(f"{t[:5]} {result['per_trait'][t]['pearson_r']:+.2f}/{result['per_trait'][t]['qwk']:+.2f}"
-                                            for t in TRAITS))
+        print(f"{name:<18}{cells}{result['seconds']:>10.1f}")
+    print("\n".join(per_trait_lines(results, roles) + (check_lines(checks) if checks else [])))
 
 
 def plot_curves(report: dict, path: Path) -> Path:
@@ -468,12 +662,19 @@ def main(argv: list[str] | None = None) -> int:
         for path in (args.out, plot):
             if path.exists() and not args.force:
                 raise PerfexError(f"{path} exists; pass --force to overwrite it or choose another --out/--plot")
-        report = {"config": {k: str(v) for k, v in vars(args).items()}, "train_options": options, "results": {}}
-        for kind in args.kinds.split(","):
+        report = {"config": {k: str(v) for k, v in vars(args).items()}, "train_options": options, "results": {},
+                  "roles": {}, "checks": {}}
+        for kind in parse_kinds(args.kinds):
+            roles = trait_roles(kind, args.seed)
+            if roles is not None:
+                report["roles"][kind] = roles
             for size in (int(s) for s in args.sizes.split(",")):
                 results = run_size(kind, size, args, options)
                 report["results"].setdefault(kind, {})[str(size)] = results
-                print_table(kind, size, results)
+                checks = trait_checks(results, roles) if roles is not None else None
+                if checks is not None:
+                    report["checks"].setdefault(kind, {})[str(size)] = checks
+                print_table(kind, size, results, roles, checks)
                 args.out.parent.mkdir(parents=True, exist_ok=True)
                 args.out.write_text(json.dumps(report, indent=1) + "\n")
         print(f"\nwrote {args.out} and {plot_curves(report, plot)}")

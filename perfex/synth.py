@@ -14,7 +14,8 @@ from __future__ import annotations
 import argparse
 import string
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -43,9 +44,10 @@ WORDS = ("i", "you", "really", "think", "so", "well", "yeah", "like", "and", "th
 _ID_ALPHABET = np.array(list(string.ascii_letters + string.digits + "-_"))
 
 
-def sample_traits(n_people: int, rng: np.random.Generator, spread: float = 1.0) -> np.ndarray:
-    """Trait scores [n, 5] in [0, 1] following the First Impressions means, spreads and correlations."""
-    covariance = TRAIT_CORRELATIONS * np.outer(TRAIT_SDS, TRAIT_SDS)
+def sample_traits(n_people: int, rng: np.random.Generator, spread: float = 1.0,
+                  correlations: np.ndarray = TRAIT_CORRELATIONS) -> np.ndarray:
+    """Trait scores [n, 5] in [0, 1] following the First Impressions means and spreads (and, by default, correlations)."""
+    covariance = correlations * np.outer(TRAIT_SDS, TRAIT_SDS)
     draws = rng.multivariate_normal(np.zeros(len(TRAITS)), covariance, size=n_people, method="cholesky")
     return np.clip(TRAIT_MEANS + spread * draws, 0.0, 1.0)
 
@@ -180,6 +182,111 @@ def clip_aus_timing(traits: np.ndarray, person: dict, n_frames: int, rng: np.ran
     return _tracker(aus, person, rng)
 
 
+MIXED_ROLES = ("timing", "statistics", "none")
+MIXED_STRENGTHS = (0.7, 1.5)
+
+
+def mixed_roles(seed: int) -> dict[str, tuple[str, float]]:
+    """Each trait's link in the mixed variant, from ``seed`` alone: (role, strength), strength 0 for ``none``.
+
+    Exactly one ``none`` trait, one to three ``timing`` traits, the rest ``statistics``; strengths uniform in 0.7-1.5.
+    """
+    rng = np.random.default_rng([seed, 7])
+    order = rng.permutation(len(TRAITS))
+    n_timing = int(rng.integers(1, 4))
+    roles = ["none"] + ["timing"] * n_timing + ["statistics"] * (len(TRAITS) - 1 - n_timing)
+    strengths = np.round(rng.uniform(*MIXED_STRENGTHS, len(TRAITS)), 2)
+    assigned = {TRAITS[t]: (role, 0.0 if role == "none" else float(strength))
+                for t, role, strength in zip(order, roles, strengths)}
+    return {trait: assigned[trait] for trait in TRAITS}
+
+
+def _talk_rhythm(aus: np.ndarray, n: int, rng: np.random.Generator, timing: float, size: float) -> None:
+    """Extroversion slot: talking (AU25/AU26 oscillation near 4.5 Hz); timing moves its rhythm, statistics its amplitude."""
+    hz = 4.5 * np.exp(0.06 * timing + 0.08 * rng.normal())
+    amplitude = 0.45 * np.exp(0.12 * size + 0.1 * rng.normal())
+    talk = amplitude * (1 + np.sin(2 * np.pi * hz * np.arange(n) / FPS + rng.uniform(0, 2 * np.pi)))
+    aus[:, AU["AU25_r"]] += talk
+    aus[:, AU["AU26_r"]] += 0.6 * talk
+
+
+def _frown_lag(aus: np.ndarray, n: int, rng: np.random.Generator, timing: float, size: float) -> None:
+    """Neuroticism slot: a frown (AU04 + AU07), then a lip-corner depressor (AU15 + AU17) 0.2-0.4 s later with
+    probability sigmoid(1.5 timing), else 1.2-1.6 s later; statistics moves the frown rate."""
+    frowns = _onsets(rng, max(n - 90, 0), 5.0 * np.exp(0.5 * size))
+    short = rng.random(len(frowns)) < _sigmoid(1.5 * timing)
+    lags = np.where(short, rng.integers(6, 13, len(frowns)), rng.integers(36, 49, len(frowns)))
+    frown_track = _events(n, frowns, 1.4, 40)
+    aus[:, AU["AU04_r"]] += frown_track
+    aus[:, AU["AU07_r"]] += 0.6 * frown_track
+    sad = _events(n, frowns + lags, 1.0, 30)
+    aus[:, AU["AU15_r"]] += sad
+    aus[:, AU["AU17_r"]] += 0.7 * sad
+
+
+def _blink_regularity(aus: np.ndarray, n: int, rng: np.random.Generator, timing: float, size: float) -> None:
+    """Agreeableness slot: blinks (AU45, 0.2 s, >= 0.3 s apart) with Dirichlet gaps of concentration
+    clip(e^(0.9 timing), 0.35, 8), regular when high, clustered when low; statistics moves the rate (20/min x e^(0.3 size))."""
+    count = min(int(rng.poisson(n / (60 * FPS) * 20.0 * np.exp(0.3 * size))), max(n - 6, 0) // 9 + 1)
+    free = n - 6 - 9 * max(count - 1, 0)
+    gaps = rng.dirichlet(np.full(count + 1, float(np.clip(np.exp(0.9 * timing), 0.35, 8.0))))[:-1]
+    blinks = (np.cumsum(gaps) * free).astype(np.int64) + 9 * np.arange(count)
+    aus[:, AU["AU45_r"]] += _events(n, blinks, rng.uniform(2.0, 3.5, count), 6)
+
+
+def _skewed_pulse(rise: int, fall: int) -> np.ndarray:
+    """A pulse peaking at 1 that rises over ``rise`` frames and falls over ``fall`` frames (raised-cosine halves)."""
+    up = 0.5 - 0.5 * np.cos(np.pi * (np.arange(rise) + 0.5) / rise)
+    return np.concatenate([up, 0.5 + 0.5 * np.cos(np.pi * (np.arange(fall) + 0.5) / fall)])
+
+
+def _dimple_shape(aus: np.ndarray, n: int, rng: np.random.Generator, timing: float, size: float) -> None:
+    """Conscientiousness slot: dimpler events (AU14, 1 s) with a fast onset and slow release with probability
+    sigmoid(1.5 timing), else the mirror image (the same values reversed); statistics moves their size."""
+    onsets = _onsets(rng, max(n - 30, 0), 6.0)
+    fast_onset = rng.random(len(onsets)) < _sigmoid(1.5 * timing)
+    amplitude = 1.2 * np.exp(0.25 * size)
+    pulse = _skewed_pulse(6, 24)
+    for chosen, shape in ((fast_onset, pulse), (~fast_onset, pulse[::-1])):
+        aus[:, AU["AU14_r"]] += np.convolve(_impulses(n, onsets[chosen], amplitude), shape)[:n]
+
+
+def _flash_widening(aus: np.ndarray, n: int, rng: np.random.Generator, timing: float, size: float) -> None:
+    """Openness slot: brow flashes (AU01 + AU02, 0.5 s); eye widening (AU05) starts with the flash (0-0.1 s) with
+    probability sigmoid(1.5 timing), else at an unrelated time; statistics moves the flash rate (one AU05 per flash)."""
+    flashes = _onsets(rng, max(n - 15, 0), 6.0 * np.exp(0.5 * size))
+    flash_track = _events(n, flashes, 1.3, 15)
+    aus[:, AU["AU01_r"]] += flash_track
+    aus[:, AU["AU02_r"]] += 0.9 * flash_track
+    with_flash = rng.random(len(flashes)) < _sigmoid(1.5 * timing)
+    widening = np.where(with_flash, flashes + rng.integers(0, 3, len(flashes)), rng.integers(0, max(n - 14, 1), len(flashes)))
+    aus[:, AU["AU05_r"]] += _events(n, widening, 1.0, 12)
+
+
+MIXED_SLOTS = {"extroversion": _talk_rhythm, "neuroticism": _frown_lag, "agreeableness": _blink_regularity,
+               "conscientiousness": _dimple_shape, "openness": _flash_widening}
+
+
+def clip_aus_mixed(traits: np.ndarray, person: dict, n_frames: int, rng: np.random.Generator,
+                   roles: dict[str, tuple[str, float]]) -> np.ndarray:
+    """Mixed variant: each trait drives its own event family (MIXED_SLOTS) through its role in ``roles``
+    (see mixed_roles): timing moves only when events happen or their shape, statistics their rate or size, none nothing.
+
+    Smiles (AU12 + AU06 + AU25) at a fixed rate are linked to no trait. data/README.md lists the links.
+    """
+    z = np.clip((traits - TRAIT_MEANS) / TRAIT_SDS, -3, 3)
+    aus = np.tile(person["baseline"], (n_frames, 1))
+    smiles = _events(n_frames, _onsets(rng, max(n_frames - 45, 0), 5.0), 1.6, 45)
+    aus[:, AU["AU12_r"]] += smiles
+    aus[:, AU["AU06_r"]] += 0.7 * smiles
+    aus[:, AU["AU25_r"]] += 0.5 * smiles
+    for t, trait in enumerate(TRAITS):
+        role, strength = roles[trait]
+        drive = strength * z[t]
+        MIXED_SLOTS[trait](aus, n_frames, rng, drive if role == "timing" else 0.0, drive if role == "statistics" else 0.0)
+    return _tracker(aus, person, rng)
+
+
 def _tracker(aus: np.ndarray, person: dict, rng: np.random.Generator) -> np.ndarray:
     """Person gain, tracker noise and occasional tracker spikes; clipped to 0..5, two decimals."""
     aus *= person["gain"]
@@ -189,20 +296,22 @@ def _tracker(aus: np.ndarray, person: dict, rng: np.random.Generator) -> np.ndar
     return np.round(np.clip(aus, 0.0, 5.0), 2)
 
 
-VARIANTS = {"documented": clip_aus, "timing": clip_aus_timing}
+VARIANTS = {"documented": clip_aus, "timing": clip_aus_timing, "mixed": clip_aus_mixed}
+INDEPENDENT_TRAITS = {"mixed"}  # variants whose traits are drawn without inter-trait correlation
 
 
 def _video_ids(rng: np.random.Generator, n: int) -> list[str]:
     return ["".join(rng.choice(_ID_ALPHABET, 11)) for _ in range(n)]
 
 
-def _people(rng: np.random.Generator, n_clips: int, clips_per_person: tuple[int, int], spread: float):
+def _people(rng: np.random.Generator, n_clips: int, clips_per_person: tuple[int, int], spread: float,
+            correlations: np.ndarray = TRAIT_CORRELATIONS):
     """Split ``n_clips`` among people: (person of each clip, segment number, person traits, person AU style)."""
     counts: list[int] = []
     while sum(counts) < n_clips:
         counts.append(int(rng.integers(clips_per_person[0], clips_per_person[1] + 1)))
     counts[-1] -= sum(counts) - n_clips
-    traits = sample_traits(len(counts), rng, spread)
+    traits = sample_traits(len(counts), rng, spread, correlations)
     styles = [{"baseline": np.clip(AU_BASELINE + rng.normal(0, 0.08, len(AU)), 0, None), "gain": rng.lognormal(0, 0.15)}
               for _ in counts]
     person = np.repeat(np.arange(len(counts)), counts)
@@ -218,15 +327,24 @@ def _label_values(scores: np.ndarray, label_format: str) -> np.ndarray:
     raise ValueError(f"label_format must be 'grid' or 'continuous', not {label_format!r}")
 
 
-def generate_clips(n_clips: int, seed: int = 0, *, spread: float = 1.0, min_frames: int = 300, max_frames: int = 459,
-                   clips_per_person: tuple[int, int] = (1, 6), lengths: Sequence[int] | None = None, progress: bool = False,
-                   variant: str = "documented"):
-    """Per-clip arrays: (file names, clip scores [N,5], list of AU matrices); ``variant`` picks the links (VARIANTS)."""
+def _clip_maker(variant: str, roles_seed: int) -> Callable:
+    """The per-clip generator of ``variant``; the mixed one bound to the roles of ``roles_seed``."""
     if variant not in VARIANTS:
         raise PerfexError(f"unknown generator variant {variant!r}; choose one of {', '.join(VARIANTS)}")
-    make_clip = VARIANTS[variant]
+    return partial(clip_aus_mixed, roles=mixed_roles(roles_seed)) if variant == "mixed" else VARIANTS[variant]
+
+
+def generate_clips(n_clips: int, seed: int = 0, *, spread: float = 1.0, min_frames: int = 300, max_frames: int = 459,
+                   clips_per_person: tuple[int, int] = (1, 6), lengths: Sequence[int] | None = None, progress: bool = False,
+                   variant: str = "documented", roles_seed: int | None = None):
+    """Per-clip arrays: (file names, clip scores [N,5], list of AU matrices); ``variant`` picks the links (VARIANTS).
+
+    The mixed variant takes its trait roles from ``roles_seed`` (default ``seed``; see mixed_roles).
+    """
+    make_clip = _clip_maker(variant, seed if roles_seed is None else roles_seed)
     rng = np.random.default_rng(seed)
-    person, segment, traits, styles = _people(rng, n_clips, clips_per_person, spread)
+    correlations = np.eye(len(TRAITS)) if variant in INDEPENDENT_TRAITS else TRAIT_CORRELATIONS
+    person, segment, traits, styles = _people(rng, n_clips, clips_per_person, spread, correlations)
     videos = _video_ids(rng, len(styles))
     files = [f"{videos[p]}.{s:03d}.mp4" for p, s in zip(person, segment)]
     scores = np.clip(traits[person] + rng.normal(0, 0.02, (n_clips, len(TRAITS))), 0, 1)
@@ -239,10 +357,11 @@ def generate_clips(n_clips: int, seed: int = 0, *, spread: float = 1.0, min_fram
 def generate_perfex(n_clips: int, seed: int = 0, *, spread: float = 1.0, min_frames: int = 300, max_frames: int = 459,
                     clips_per_person: tuple[int, int] = (1, 6), labeled: bool = True, label_format: str = "grid",
                     id_start: int = 0, lengths: Sequence[int] | None = None, progress: bool = False,
-                    variant: str = "documented") -> pd.DataFrame:
+                    variant: str = "documented", roles_seed: int | None = None) -> pd.DataFrame:
     """A PerFeX long table (one row per frame, every column of the published files)."""
     files, scores, aus = generate_clips(n_clips, seed, spread=spread, min_frames=min_frames, max_frames=max_frames,
-                                        clips_per_person=clips_per_person, lengths=lengths, progress=progress, variant=variant)
+                                        clips_per_person=clips_per_person, lengths=lengths, progress=progress, variant=variant,
+                                        roles_seed=roles_seed)
     rng = np.random.default_rng([seed, 1])
     counts = np.array([len(a) for a in aus])
     intensities = np.concatenate(aus) if aus else np.zeros((0, len(AU)))
@@ -316,10 +435,11 @@ def openface_frame(aus: np.ndarray, rng: np.random.Generator, failure_rate: floa
 
 def generate_openface_dir(out_dir: Path, n_clips: int, seed: int = 0, *, spread: float = 1.0, min_frames: int = 300,
                           max_frames: int = 459, labels_path: Path | None = None, label_format: str = "grid",
-                          compress: bool = True, progress: bool = False, variant: str = "documented") -> list[Path]:
+                          compress: bool = True, progress: bool = False, variant: str = "documented",
+                          roles_seed: int | None = None) -> list[Path]:
     """One OpenFace CSV per clip, named like First Impressions videos; optionally a labels CSV (File + traits)."""
     files, scores, aus = generate_clips(n_clips, seed, spread=spread, min_frames=min_frames, max_frames=max_frames,
-                                        progress=progress, variant=variant)
+                                        progress=progress, variant=variant, roles_seed=roles_seed)
     rng = np.random.default_rng([seed, 2])
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -369,7 +489,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.add_argument("--min-frames", type=int, default=300, help="shortest clip (default 300 = 10 s)")
         p.add_argument("--max-frames", type=int, default=459, help="longest clip (default 459 = 15.3 s)")
         p.add_argument("--variant", choices=tuple(VARIANTS), default="documented",
-                       help="planted links: documented (data/README.md table) or timing (order/co-occurrence/regularity only)")
+                       help="planted links: documented (data/README.md table), timing (order/co-occurrence/regularity only) "
+                            "or mixed (per-trait timing, statistics or no link, drawn from --roles-seed)")
+        p.add_argument("--roles-seed", type=int, default=None,
+                       help="seed of the mixed variant's trait roles (default: --seed; give the same one to a test set)")
         p.add_argument("--continuous-labels", action="store_true", help="raw trait scores instead of the 0/.25/.5/.75/1 grid")
         p.add_argument("--out", type=Path, required=True, help="output file (.csv/.csv.gz) or folder (openface)")
     perfex = sub.choices["perfex"]
@@ -379,22 +502,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.choices["openface"].add_argument("--labels-out", type=Path, help="also write a labels CSV (File + five traits)")
     args = parser.parse_args(argv)
     label_format = "continuous" if args.continuous_labels else "grid"
+    roles_seed = args.seed if args.roles_seed is None else args.roles_seed
     if args.format == "perfex":
         frame = generate_perfex(args.clips, args.seed, spread=args.spread, min_frames=args.min_frames, max_frames=args.max_frames,
                                 labeled=not args.no_labels, label_format=label_format, id_start=args.id_start, progress=True,
-                                variant=args.variant)
+                                variant=args.variant, roles_seed=roles_seed)
         extra = _lengths(args.extra_lengths)
         if extra:
             more = generate_perfex(len(extra), args.seed + 1, spread=args.spread, labeled=not args.no_labels,
                                    label_format=label_format, id_start=args.id_start + args.clips, lengths=extra,
-                                   variant=args.variant)
+                                   variant=args.variant, roles_seed=roles_seed)
             frame = pd.concat([frame, more], ignore_index=True)
         write_table(frame, args.out)
         print(f"wrote {frame['ID'].nunique()} clips, {len(frame)} rows -> {args.out}")
     else:
         paths = generate_openface_dir(args.out, args.clips, args.seed, spread=args.spread, min_frames=args.min_frames,
                                       max_frames=args.max_frames, labels_path=args.labels_out, label_format=label_format,
-                                      progress=True, variant=args.variant)
+                                      progress=True, variant=args.variant, roles_seed=roles_seed)
         print(f"wrote {len(paths)} OpenFace CSVs -> {args.out}" + (f" and labels -> {args.labels_out}" if args.labels_out else ""))
     return 0
 

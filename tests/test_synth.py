@@ -134,3 +134,95 @@ def test_documented_variant_is_the_default_and_unknown_variants_are_refused():
     assert all(np.array_equal(a, b) for a, b in zip(default, documented))
     with pytest.raises(PerfexError, match="unknown generator variant 'time'; choose one of documented, timing"):
         generate_clips(2, seed=1, variant="time")
+
+
+def test_mixed_roles_give_one_unlinked_trait_and_both_kinds_of_link_for_every_seed():
+    from perfex.synth import MIXED_STRENGTHS, mixed_roles
+
+    assignments = set()
+    for seed in range(300):
+        roles = mixed_roles(seed)
+        assert list(roles) == list(TRAITS) and roles == mixed_roles(seed)
+        kinds = [role for role, _ in roles.values()]
+        assert kinds.count("none") == 1 and kinds.count("timing") >= 1 and kinds.count("statistics") >= 1, (seed, roles)
+        for role, strength in roles.values():
+            assert strength == 0.0 if role == "none" else MIXED_STRENGTHS[0] <= strength <= MIXED_STRENGTHS[1]
+        assignments.add(tuple(kinds))
+    assert len(assignments) >= 50  # of the 70 possible role assignments
+    assert len({tuple(mixed_roles(seed).values()) for seed in range(20)}) == 20
+
+
+def mixed_timing_features(aus: np.ndarray) -> np.ndarray:
+    """One hand-made statistic per timing link of the mixed variant (TRAITS order): talk rhythm (AU26 spectral centroid),
+    AU04->AU15 short-minus-long lag, blink regularity (-CV of intervals), AU14 slope skew, AU01-AU05 co-occurrence."""
+    col = {name: aus[:, i] for i, name in enumerate(AU_INTENSITY_COLUMNS)}
+    talk = col["AU26_r"] - col["AU26_r"].mean()
+    power = np.abs(np.fft.rfft(talk * np.hanning(len(talk)))) ** 2
+    hz = np.fft.rfftfreq(len(talk), 1 / 30)
+    band = (hz > 2.5) & (hz < 8)
+    blink = col["AU45_r"]
+    gaps = np.diff(np.flatnonzero((blink[1:] > 1.0) & (blink[:-1] <= 1.0)))
+    slope = np.diff(np.convolve(col["AU14_r"], np.ones(5) / 5, mode="valid"))  # smoothed: tracker noise hides the skew
+    return np.array([
+        (power[band] * hz[band]).sum() / power[band].sum(),
+        lagged_correlation(col["AU04_r"], col["AU15_r"], 9) - lagged_correlation(col["AU04_r"], col["AU15_r"], 42),
+        -(gaps.std() / gaps.mean()) if len(gaps) >= 2 else -0.5,
+        np.mean(slope**3) / (np.mean(slope**2) ** 1.5 + 1e-9),
+        lagged_correlation(col["AU01_r"], col["AU05_r"], 1),
+    ])
+
+
+def clip_summaries(aus: list[np.ndarray]) -> np.ndarray:
+    return np.array([np.r_[a.mean(axis=0), a.std(axis=0)] for a in aus])
+
+
+def test_mixed_variant_shows_statistics_traits_in_clip_means_and_stds_and_hides_the_others():
+    from perfex.synth import mixed_roles
+
+    roles = mixed_roles(0)
+    assert [role for role, _ in roles.values()] == ["none", "statistics", "statistics", "timing", "timing"]
+    _, scores, aus = generate_clips(1500, seed=0, spread=2.0, min_frames=300, max_frames=460, variant="mixed")
+    # traits independent (First Impressions' correlations are 0.57-0.79): a trait cannot show through another's link
+    assert np.abs(np.corrcoef(scores.T)[np.triu_indices(5, 1)]).max() < 0.2
+    summary, timing = clip_summaries(aus), np.array([mixed_timing_features(a) for a in aus])
+    for t, (trait, (role, _)) in enumerate(roles.items()):
+        seen_by_statistics = held_out_r(summary, scores[:, t], 1000)
+        if role == "statistics":
+            assert seen_by_statistics > 0.4, (trait, seen_by_statistics)
+        else:
+            assert abs(seen_by_statistics) < 0.15, (trait, role, seen_by_statistics)
+        if role == "timing":
+            assert held_out_r(timing[:, [t]], scores[:, t], 1000) > 0.3, trait
+
+
+def test_every_mixed_slot_links_its_trait_through_timing_alone_or_through_statistics():
+    from perfex.synth import AU_BASELINE, clip_aus_mixed
+
+    rng = np.random.default_rng(5)
+    traits = sample_traits(1500, rng, 2.0, np.eye(5))
+
+    def clips(role: str, n: int) -> list[np.ndarray]:
+        roles = {trait: (role, 1.0) for trait in TRAITS}
+        return [clip_aus_mixed(traits[i], {"baseline": AU_BASELINE, "gain": rng.lognormal(0, 0.15)}, int(rng.integers(300, 461)),
+                               rng, roles) for i in range(n)]
+
+    timed = clips("timing", 1500)
+    summary, timing = clip_summaries(timed), np.array([mixed_timing_features(a) for a in timed])
+    statistics = clip_summaries(clips("statistics", 600))
+    for t, trait in enumerate(TRAITS):
+        assert abs(held_out_r(summary, traits[:, t], 1000)) < 0.15, trait
+        assert held_out_r(timing[:, [t]], traits[:, t], 1000) > 0.3, trait
+        assert held_out_r(statistics, traits[:600, t], 400) > 0.4, trait
+
+
+def test_mixed_variant_takes_its_roles_from_the_roles_seed():
+    from perfex.synth import mixed_roles
+
+    assert mixed_roles(5) != mixed_roles(6)
+    _, _, own = generate_clips(3, seed=5, min_frames=300, max_frames=320, variant="mixed")
+    _, _, same = generate_clips(3, seed=5, min_frames=300, max_frames=320, variant="mixed", roles_seed=5)
+    _, _, other = generate_clips(3, seed=5, min_frames=300, max_frames=320, variant="mixed", roles_seed=6)
+    assert all(np.array_equal(a, b) for a, b in zip(own, same))
+    assert not all(np.array_equal(a, b) for a, b in zip(own, other))
+    frame = generate_perfex(3, seed=1005, min_frames=300, max_frames=320, variant="mixed", roles_seed=5)
+    assert frame["ID"].nunique() == 3
