@@ -12,6 +12,8 @@ from perfex.clips import ClipSet
 from perfex.errors import PerfexError
 from perfex.schema import AU_INTENSITY_COLUMNS
 
+pytestmark = pytest.mark.unit
+
 REPO = Path(__file__).resolve().parents[1]
 AU = {name: i for i, name in enumerate(AU_INTENSITY_COLUMNS)}
 
