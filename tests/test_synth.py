@@ -4,12 +4,13 @@ import gzip
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from perfex.schema import AU_INTENSITY_COLUMNS, AU_PRESENCE_COLUMNS, CONTEXT_COLUMNS, EMOTION_COLUMNS, TRAITS
 from perfex.synth import (TRAIT_MEANS, clip_aus, generate_clips, generate_openface_dir, generate_perfex, openface_header, sample_traits,
+                          write_table)
 
 pytestmark = pytest.mark.unit
-                          write_table)
 
 PERFEX_COLUMNS = ["ID", "File", *AU_INTENSITY_COLUMNS, *AU_PRESENCE_COLUMNS, *CONTEXT_COLUMNS, *EMOTION_COLUMNS, *TRAITS]
 
