@@ -14,14 +14,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import MISSING, fields
 from pathlib import Path
 
+from models.registry import MODELS, families, script_prefix
+
 from .errors import PerfexError
 from .options import (DEVICES, LABEL_BINNINGS, LOSSES, NAN_POLICIES, NORMALIZATIONS, PRECISIONS, RETRAIN_DEFAULTS,
                       RUNTIMES, SELECTIONS, SUBSETS, TARGETS, DataOptions, DeployOptions, RetrainOptions, RunOptions,
                       TestOptions, TrainOptions)
 from .paths import DATA_DIR, PROJECT_ROOT, WEIGHTS_DIR
 
-MODEL_TITLES = {"cnn": "multi-scale 1D-CNN", "attn": "hybrid attention network (LSTM + attention | FCN + squeeze-excite)"}
-SCRIPT_PREFIX = {"cnn": "1dcnn", "attn": "attn"}
+MODEL_TITLES = {name: MODELS[name].title for name in families()}
+SCRIPT_PREFIX = {name: MODELS[name].script_prefix for name in families()}
 # deploy: 32 windows a batch ran both models faster than 64 end to end (README, performance)
 DEFAULT_BATCH = {"train": 32, "test": 64, "deploy": 32}
 
@@ -184,7 +186,7 @@ def _parse_with_saved_config(parser: argparse.ArgumentParser, argv: Sequence[str
     if saved["family"] != family or saved["retrain"] != retrain:
         kind = "retrain" if saved["retrain"] else "train"
         raise PerfexError(f"--config {first['config']} is a {saved['family']} {kind} run; replay it with "
-                          f"{SCRIPT_PREFIX.get(saved['family'], saved['family'])}_{kind}.py")
+                          f"{script_prefix(saved['family'])}_{kind}.py")
     known = {action.dest for action in parser._actions}
     parser.set_defaults(**{k: v for k, v in saved["options"].items() if k in known and k not in ("out", "resume")})
     return vars(parser.parse_args(argv))
@@ -409,7 +411,7 @@ def _error_message(err: Exception) -> str:
     from .metadata import WrongFamilyError
 
     if isinstance(err, WrongFamilyError):
-        return f"{err}; use the {SCRIPT_PREFIX.get(err.found.removeprefix('legacy_'), err.found)}_*.py scripts with it"
+        return f"{err}; use the {script_prefix(err.found)}_*.py scripts with it"
     return str(err)
 
 

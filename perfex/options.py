@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from models.registry import families
+
 from .errors import PerfexError
 
 NAN_POLICIES = ("error", "drop-frames", "interpolate")
@@ -20,7 +22,7 @@ DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
 RUNTIMES = ("auto", "torch", "onnxruntime")
 SUBSETS = ("test", "val", "train", "all")
-FAMILIES = ("cnn", "attn")
+FAMILIES = families()  # the models with scripts, from models/registry.py
 LOSSES = ("ce", "ordinal")
 SELECTIONS = ("loss", "qwk", "f1")
 TARGETS = ("levels", "continuous")
