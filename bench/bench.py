@@ -75,7 +75,7 @@ def _child(queue: mp.Queue, name: str, kwargs: dict) -> None:
         import pyarrow.csv  # noqa: F401
 
         import perfex.deploy  # noqa: F401
-        import perfex.readers  # noqa: F401
+        import perfex.readers.loading  # noqa: F401
 
         import torch  # noqa: F401
 

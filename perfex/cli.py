@@ -21,6 +21,7 @@ from .options import (DEVICES, LABEL_BINNINGS, LOSSES, NAN_POLICIES, NORMALIZATI
                       RUNTIMES, SELECTIONS, SUBSETS, TARGETS, DataOptions, DeployOptions, RetrainOptions, RunOptions,
                       TestOptions, TrainOptions)
 from .paths import DATA_DIR, PROJECT_ROOT, WEIGHTS_DIR
+from .readers.formats import confidence_help, titles
 
 MODEL_TITLES = {name: MODELS[name].title for name in families()}
 SCRIPT_PREFIX = {name: MODELS[name].script_prefix for name in families()}
@@ -57,12 +58,13 @@ def new_parser(description: str, epilog: str) -> argparse.ArgumentParser:
 
 # Data flags: dest -> (flag, argparse keywords). Each script picks the ones it uses.
 DATA_FLAGS: dict[str, tuple[str, dict]] = {
-    "labels": ("--labels", dict(metavar="FILE", help="labels for OpenFace inputs: CSV with File + five traits, the ChaLearn "
-                                                     "2016 CSV (VideoName,ValueExtraversion,...) or a ChaLearn annotation_*.pkl")),
+    "labels": ("--labels", dict(metavar="FILE", help=f"labels for {titles(long=False)} inputs (and PerFeX clips without "
+                                                     "trait columns): CSV with File + five traits, the ChaLearn 2016 CSV "
+                                                     "(VideoName,ValueExtraversion,...) or a ChaLearn annotation_*.pkl")),
     "label_binning": ("--label-binning", dict(choices=LABEL_BINNINGS, help="how to turn off-grid trait scores (e.g. raw First "
                                               "Impressions values) into 5 levels; on-grid values (0, .25, .5, .75, 1) need none")),
     "nan_policy": ("--nan", dict(choices=NAN_POLICIES, help="what to do with NaN/inf AU values")),
-    "min_confidence": ("--min-confidence", dict(type=float, help="OpenFace inputs: drop frames with success 0 or confidence below this")),
+    "min_confidence": ("--min-confidence", dict(type=float, help=f"drop low-confidence frames of extractor inputs ({confidence_help()})")),
     "min_frames": ("--min-frames", dict(type=int, help="clips with fewer frames are skipped and reported (the original kept > 40)")),
     "features": ("--features", dict(help="input columns: au (the 17 AU intensities), au+gaze, au+pose, au+gaze+pose (the 22 "
                                          "inputs of the authors' later work; OpenFace only) or comma-separated column names")),
@@ -94,7 +96,7 @@ def _add_group(parser: argparse.ArgumentParser, title: str, options: type, table
 
 def add_data_flags(parser: argparse.ArgumentParser, names: Sequence[str], data_default: list[str] | None, data_help: str) -> None:
     parser.add_argument("--data", nargs="+", default=data_default, metavar="PATH",
-                        help=f"{data_help} PerFeX long CSV(s) (.csv/.csv.gz) and/or OpenFace CSV files or directories")
+                        help=f"{data_help} {titles('and/or')} files (.csv/.csv.gz) or directories")
     add_data_options(parser, names)
 
 
@@ -295,7 +297,7 @@ def run_cv_test(parser: argparse.ArgumentParser, args: dict, runs: list[str]) ->
 def deploy_parser(family: str) -> argparse.ArgumentParser:
     script = f"{SCRIPT_PREFIX[family]}_deploy.py"
     parser = new_parser(
-        f"Predict Big Five trait levels with a {MODEL_TITLES[family]} for every clip of PerFeX or OpenFace inputs. "
+        f"Predict Big Five trait levels with a {MODEL_TITLES[family]} for every clip of {titles()} inputs. "
         "Every input clip gets a row (with a status); nothing is dropped.",
         f"examples:\n  python {script}\n  python {script} --data openface_out/ --out traits.csv\n"
         f"  python {script} --weights attn_180.pt --data clips.csv --per-frame rows.csv   (original weights)\n"
