@@ -29,13 +29,15 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
+from models.registry import families as registered_families, script_prefix  # noqa: E402
+
 ORIGINAL_LOAD_ROWS_PER_S = 290_000 / 2.5  # the original loader: 1,000 clips, 290 k rows in 2.5 s on this kind of machine
 # The original code's load-and-group of a 1,000-clip file of 300-600 frames a clip (~450 k rows), measured on this
 # 2-core machine in the same run as our deploy when the deploy-speed issue was written: 2.7 s. Deploy targets use it,
 # scaled by rows (the faster of the two original figures, so the stricter target).
 ORIGINAL_LOAD_GROUP_SECONDS, ORIGINAL_LOAD_GROUP_ROWS = 2.7, 450_000
 ORIGINAL_TRAIN_CLIPS_PER_S = {"cnn": 66.0, "attn": 4.9}  # the original code at batch 1, measured separately
-DEPLOY_SCRIPTS = {"cnn": "1dcnn_deploy.py", "attn": "attn_deploy.py"}
+DEPLOY_SCRIPTS = {name: f"{script_prefix(name)}_deploy.py" for name in registered_families()}
 SAMPLE_DEPLOY = REPO / "data" / "deploy.csv.gz"
 AGREEMENT_NEEDED = 0.995  # bf16 becomes the CPU default only if predicted levels agree on this share of clips
 CHUNK_ROWS = 200_000
@@ -73,7 +75,7 @@ def _child(queue: mp.Queue, name: str, kwargs: dict) -> None:
         import pyarrow.csv  # noqa: F401
 
         import perfex.deploy  # noqa: F401
-        import perfex.readers  # noqa: F401
+        import perfex.readers.loading  # noqa: F401
 
         import torch  # noqa: F401
 
@@ -462,7 +464,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--clips", type=int, default=1000, help="clips in the main and deploy files (default 1000, ~450 k rows)")
     parser.add_argument("--full", action="store_true", help="10,000 clips, the size of the real PerFeX set")
     parser.add_argument("--train-clips", type=int, default=256, help="clips per training-throughput measurement (default 256)")
-    parser.add_argument("--models", default="cnn,attn", help="models to measure (default: cnn,attn)")
+    parser.add_argument("--models", default=",".join(registered_families()), help="models to measure (default: %(default)s)")
     parser.add_argument("--precisions", default="fp32,bf16", help="deploy precisions (default: fp32,bf16; bf16 is "
                         "skipped on a CPU without native bf16)")
     parser.add_argument("--skip", default="", help=f"comma-separated sections to leave out, of {','.join(SECTIONS)} (default: none)")
@@ -470,6 +472,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--cache", type=Path, default=REPO / "bench" / "cache", help="where generated data is kept (default bench/cache)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results.json", help="JSON with every raw number (default bench/results.json)")
     args = parser.parse_args(argv)
+    unknown_models = set(filter(None, args.models.split(","))) - set(registered_families())
+    if unknown_models:
+        parser.error(f"--models {','.join(sorted(unknown_models))}: not a model; use some of {','.join(registered_families())}")
     unknown = set(filter(None, args.skip.split(","))) - set(SECTIONS)
     if unknown:
         parser.error(f"--skip {','.join(sorted(unknown))}: not a section; use some of {','.join(SECTIONS)}")

@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 import quality  # noqa: E402
+from models.registry import families  # noqa: E402
 from perfex import train as engine  # noqa: E402
 from perfex.checkpoint import load_checkpoint  # noqa: E402
 from perfex.metrics import trait_metrics  # noqa: E402
@@ -87,8 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "cache" / "selection", help="run directories")
     args = parser.parse_args(argv)
     runs = [run.split(":") for run in args.runs.split(",")]
-    if any(len(parts) != 4 or not (parts[1].isdigit() and parts[3].isdigit()) for parts in runs):
-        parser.error(f"--runs {args.runs!r}: give kind:size:family:seed, e.g. documented:1000:cnn:0")
+    if any(len(parts) != 4 or not (parts[1].isdigit() and parts[3].isdigit()) or parts[2] not in families() for parts in runs):
+        parser.error(f"--runs {args.runs!r}: give kind:size:family:seed with family one of "
+                     f"{', '.join(families())}, e.g. documented:1000:{families()[0]}:0")
     keep_every_epoch()
     for kind, size, family, seed in runs:
         run = f"{kind}:{size}:{family}:{seed}"

@@ -11,19 +11,19 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import MISSING, fields
+from dataclasses import fields
 from pathlib import Path
 
-from .errors import PerfexError
-from .options import (DEVICES, LABEL_BINNINGS, LOSSES, NAN_POLICIES, NORMALIZATIONS, PRECISIONS, RETRAIN_DEFAULTS,
-                      RUNTIMES, SELECTIONS, SUBSETS, TARGETS, DataOptions, DeployOptions, RetrainOptions, RunOptions,
-                      TestOptions, TrainOptions)
-from .paths import DATA_DIR, PROJECT_ROOT, WEIGHTS_DIR
+from models.registry import MODELS, families, script_prefix
 
-MODEL_TITLES = {"cnn": "multi-scale 1D-CNN", "attn": "hybrid attention network (LSTM + attention | FCN + squeeze-excite)"}
-SCRIPT_PREFIX = {"cnn": "1dcnn", "attn": "attn"}
-# deploy: 32 windows a batch ran both models faster than 64 end to end (README, performance)
-DEFAULT_BATCH = {"train": 32, "test": 64, "deploy": 32}
+from .errors import PerfexError
+from .options import (DEVICES, LOSSES, PRECISIONS, RUNTIMES, SELECTIONS, SUBSETS, TARGETS, DataOptions, DeployOptions,
+                      RetrainOptions, RunOptions, TestOptions, TrainOptions, default, flag_of)
+from .paths import DATA_DIR, PROJECT_ROOT, WEIGHTS_DIR
+from .readers.formats import titles
+
+MODEL_TITLES = {name: MODELS[name].title for name in families()}
+SCRIPT_PREFIX = {name: MODELS[name].script_prefix for name in families()}
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -39,12 +39,6 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return f"{text} (default: %(default)s)"
 
 
-def default(options: type, name: str) -> object:
-    """The one default of an option, read from its dataclass."""
-    field = next(f for f in fields(options) if f.name == name)
-    return field.default_factory() if field.default is MISSING else field.default
-
-
 def timestamp() -> str:
     return time.strftime("%Y%m%d-%H%M%S")
 
@@ -53,23 +47,13 @@ def new_parser(description: str, epilog: str) -> argparse.ArgumentParser:
     return argparse.ArgumentParser(description=description, epilog=epilog, formatter_class=HelpFormatter)
 
 
-# Data flags: dest -> (flag, argparse keywords). Each script picks the ones it uses.
-DATA_FLAGS: dict[str, tuple[str, dict]] = {
-    "labels": ("--labels", dict(metavar="FILE", help="labels for OpenFace inputs: CSV with File + five traits, the ChaLearn "
-                                                     "2016 CSV (VideoName,ValueExtraversion,...) or a ChaLearn annotation_*.pkl")),
-    "label_binning": ("--label-binning", dict(choices=LABEL_BINNINGS, help="how to turn off-grid trait scores (e.g. raw First "
-                                              "Impressions values) into 5 levels; on-grid values (0, .25, .5, .75, 1) need none")),
-    "nan_policy": ("--nan", dict(choices=NAN_POLICIES, help="what to do with NaN/inf AU values")),
-    "min_confidence": ("--min-confidence", dict(type=float, help="OpenFace inputs: drop frames with success 0 or confidence below this")),
-    "min_frames": ("--min-frames", dict(type=int, help="clips with fewer frames are skipped and reported (the original kept > 40)")),
-    "features": ("--features", dict(help="input columns: au (the 17 AU intensities), au+gaze, au+pose, au+gaze+pose (the 22 "
-                                         "inputs of the authors' later work; OpenFace only) or comma-separated column names")),
-    "normalize": ("--normalize", dict(choices=NORMALIZATIONS, help="clip-median: subtract each clip's per-feature median "
-                                      "before the global standardisation (reduces person-specific resting faces)")),
-    "allow_extractor_mismatch": ("--allow-extractor-mismatch", dict(action="store_true", help="use inputs from another AU "
-                                 "extractor or scale than the weights were trained on (their predictions may mean little)")),
-    "cache_dir": ("--cache-dir", dict(metavar="DIR", help="cache parsed CSVs here (keyed by file hash) so the next load is faster")),
-}
+def declared_flags(options: type) -> dict[str, tuple[str, dict]]:
+    """dest -> (flag, argparse keywords) of every option ``options`` declares with ``option(...)``."""
+    return {f.name: (flag_of(f), {"help": f.metadata["help"], **f.metadata["argparse"]})
+            for f in fields(options) if "help" in f.metadata}
+
+
+DATA_FLAGS = declared_flags(DataOptions)  # each script picks the ones it uses
 RUN_FLAGS: dict[str, tuple[str, dict]] = {
     "batch_size": ("--batch-size", dict(type=int, help="clips per batch")),
     "seed": ("--seed", dict(type=int, help="random seed")),
@@ -83,16 +67,16 @@ RUN_FLAGS: dict[str, tuple[str, dict]] = {
 
 
 def _add_group(parser: argparse.ArgumentParser, title: str, options: type, table: dict, names: Sequence[str],
-               overrides: dict | None = None) -> None:
+               command: str | None = None) -> None:
     group = parser.add_argument_group(title)
     for name in names:
         flag, keywords = table[name]
-        group.add_argument(flag, dest=name, default=(overrides or {}).get(name, default(options, name)), **keywords)
+        group.add_argument(flag, dest=name, default=default(options, name, command), **keywords)
 
 
 def add_data_flags(parser: argparse.ArgumentParser, names: Sequence[str], data_default: list[str] | None, data_help: str) -> None:
     parser.add_argument("--data", nargs="+", default=data_default, metavar="PATH",
-                        help=f"{data_help} PerFeX long CSV(s) (.csv/.csv.gz) and/or OpenFace CSV files or directories")
+                        help=f"{data_help} {titles('and/or')} files (.csv/.csv.gz) or directories")
     add_data_options(parser, names)
 
 
@@ -101,8 +85,8 @@ def add_data_options(parser: argparse.ArgumentParser, names: Sequence[str]) -> N
     _add_group(parser, "data", DataOptions, DATA_FLAGS, names)
 
 
-def add_run_flags(parser: argparse.ArgumentParser, names: Sequence[str], batch_size: int) -> None:
-    _add_group(parser, "run", RunOptions, RUN_FLAGS, names, {"batch_size": batch_size})
+def add_run_flags(parser: argparse.ArgumentParser, names: Sequence[str], command: str) -> None:
+    _add_group(parser, "run", RunOptions, RUN_FLAGS, names, command)
     parser.add_argument("--no-progress", dest="progress", action="store_false", default=argparse.SUPPRESS,
                         help="hide progress bars")
 
@@ -131,14 +115,13 @@ def train_parser(family: str, retrain: bool) -> argparse.ArgumentParser:
     names = [n for n in DATA_FLAGS if n not in (("features", "normalize") if retrain else ("allow_extractor_mismatch",))]
     add_data_flags(parser, names, data_default, "training data.")
     _add_training_flags(parser, family, retrain)
-    add_run_flags(parser, list(RUN_FLAGS), DEFAULT_BATCH["train"])
+    add_run_flags(parser, list(RUN_FLAGS), "retrain" if retrain else "train")
     return parser
 
 
 def _add_training_flags(parser: argparse.ArgumentParser, family: str, retrain: bool) -> None:
     group = parser.add_argument_group("training")
-    defaults = RETRAIN_DEFAULTS if retrain else {}
-    value = lambda name: defaults.get(name, default(TrainOptions, name))  # noqa: E731
+    value = lambda name: default(TrainOptions, name, "retrain" if retrain else "train")  # noqa: E731
     if retrain:
         group.add_argument("--weights", default=str(WEIGHTS_DIR / f"{family}.safetensors"), help="checkpoint to fine-tune")
     group.add_argument("--out", help=f"run directory (default: runs/{family}{'-retrain' if retrain else ''}-<time>)")
@@ -184,7 +167,7 @@ def _parse_with_saved_config(parser: argparse.ArgumentParser, argv: Sequence[str
     if saved["family"] != family or saved["retrain"] != retrain:
         kind = "retrain" if saved["retrain"] else "train"
         raise PerfexError(f"--config {first['config']} is a {saved['family']} {kind} run; replay it with "
-                          f"{SCRIPT_PREFIX.get(saved['family'], saved['family'])}_{kind}.py")
+                          f"{script_prefix(saved['family'])}_{kind}.py")
     known = {action.dest for action in parser._actions}
     parser.set_defaults(**{k: v for k, v in saved["options"].items() if k in known and k not in ("out", "resume")})
     return vars(parser.parse_args(argv))
@@ -244,7 +227,7 @@ def test_parser(family: str) -> argparse.ArgumentParser:
                        help="bootstrap resamples for the 95%% CI")
     group.add_argument("--importance", action="store_true", help="also rank AUs per trait by attribution and permutation "
                        "importance (importance.md, importance.png)")
-    add_run_flags(parser, ["batch_size", "seed", "device", "threads", "precision"], DEFAULT_BATCH["test"])
+    add_run_flags(parser, ["batch_size", "seed", "device", "threads", "precision"], "test")
     return parser
 
 
@@ -293,7 +276,7 @@ def run_cv_test(parser: argparse.ArgumentParser, args: dict, runs: list[str]) ->
 def deploy_parser(family: str) -> argparse.ArgumentParser:
     script = f"{SCRIPT_PREFIX[family]}_deploy.py"
     parser = new_parser(
-        f"Predict Big Five trait levels with a {MODEL_TITLES[family]} for every clip of PerFeX or OpenFace inputs. "
+        f"Predict Big Five trait levels with a {MODEL_TITLES[family]} for every clip of {titles()} inputs. "
         "Every input clip gets a row (with a status); nothing is dropped.",
         f"examples:\n  python {script}\n  python {script} --data openface_out/ --out traits.csv\n"
         f"  python {script} --weights attn_180.pt --data clips.csv --per-frame rows.csv   (original weights)\n"
@@ -319,7 +302,7 @@ def deploy_parser(family: str) -> argparse.ArgumentParser:
     group.add_argument("--runtime", choices=RUNTIMES, default=default(DeployOptions, "runtime"),
                        help="what runs the model: auto = ONNX Runtime on CPU when installed and fp32 without --explain "
                        "(faster, no torch import; the graph is exported once per checkpoint), else torch")
-    add_run_flags(parser, ["batch_size", "device", "threads", "precision"], DEFAULT_BATCH["deploy"])
+    add_run_flags(parser, ["batch_size", "device", "threads", "precision"], "deploy")
     return parser
 
 
@@ -409,7 +392,7 @@ def _error_message(err: Exception) -> str:
     from .metadata import WrongFamilyError
 
     if isinstance(err, WrongFamilyError):
-        return f"{err}; use the {SCRIPT_PREFIX.get(err.found.removeprefix('legacy_'), err.found)}_*.py scripts with it"
+        return f"{err}; use the {script_prefix(err.found)}_*.py scripts with it"
     return str(err)
 
 

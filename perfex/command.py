@@ -10,15 +10,29 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 
-MODELS = ("cnn", "attn")
-SCRIPT_PREFIX = {"cnn": "1dcnn", "attn": "attn"}
+from models.registry import MODELS as REGISTRY
+from models.registry import families
+
+MODELS = families()
+SCRIPT_PREFIX = {name: REGISTRY[name].script_prefix for name in MODELS}
+
+
+def model_scripts(command: str) -> str:
+    """The scripts a model command stands for: '1dcnn_train.py, attn_train.py'."""
+    return ", ".join(f"{SCRIPT_PREFIX[name]}_{command}.py" for name in MODELS)
+
+
+def model_titles() -> str:
+    """'cnn: the multi-scale 1D-CNN, attn: the hybrid attention network' (titles up to their first parenthesis)."""
+    return ", ".join(f"{name}: the {REGISTRY[name].title.split(' (')[0]}" for name in MODELS)
+
 
 # name -> (one line of help, the scripts it stands for, takes --model)
 COMMANDS: dict[str, tuple[str, str, bool]] = {
-    "train": ("train a model from scratch", "1dcnn_train.py, attn_train.py", True),
-    "retrain": ("fine-tune a checkpoint on new ratings (a user study)", "1dcnn_retrain.py, attn_retrain.py", True),
-    "test": ("evaluate a checkpoint on held-out clips beside baselines", "1dcnn_test.py, attn_test.py", True),
-    "deploy": ("predict trait levels for every clip of new input", "1dcnn_deploy.py, attn_deploy.py", True),
+    "train": ("train a model from scratch", model_scripts("train"), True),
+    "retrain": ("fine-tune a checkpoint on new ratings (a user study)", model_scripts("retrain"), True),
+    "test": ("evaluate a checkpoint on held-out clips beside baselines", model_scripts("test"), True),
+    "deploy": ("predict trait levels for every clip of new input", model_scripts("deploy"), True),
     "augment": ("write augmented copies of PerFeX clips, with provenance", "data_augmentation.py", False),
     "analyse": ("correlate per-clip AU statistics with the traits", "au_analysis.py", False),
     "study": ("user study: select clips to rate, then collect the ratings", "user_study.py", False),
@@ -36,8 +50,8 @@ def overview() -> str:
              "commands:"]
     lines += [f"  {name:<{width}}  {text} ({scripts})" for name, (text, scripts, _) in COMMANDS.items()]
     lines += ["",
-              f"train, retrain, test and deploy need --model {'|'.join(MODELS)} (cnn: the multi-scale 1D-CNN, attn: the",
-              "hybrid attention network). 'perfex COMMAND --help' lists a command's options; they are the script's."]
+              f"train, retrain, test and deploy need --model {'|'.join(MODELS)} ({model_titles()}).",
+              "'perfex COMMAND --help' lists a command's options; they are the script's."]
     return "\n".join(lines)
 
 
@@ -115,8 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if takes_model:
         if model is None:
             if not any(a in ("-h", "--help") for a in args):
-                return fail(f"{command} needs --model {'|'.join(MODELS)} (cnn: the 1D-CNN, attn: the hybrid attention network)")
-            print(f"perfex {command} --model {'|'.join(MODELS)} [options]: the options are the same for both models "
+                return fail(f"{command} needs --model {'|'.join(MODELS)} ({model_titles()})")
+            print(f"perfex {command} --model {'|'.join(MODELS)} [options]: the options are the same for every model "
                   f"and are shown for --model {MODELS[0]} ({SCRIPT_PREFIX[MODELS[0]]}_{command}.py).\n")
             model = MODELS[0]
         prog = f"perfex {command} --model {model}"

@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from models.registry import MODELS, family_of, options_added_later
+
 from .errors import PerfexError
 from .schema import AU_INTENSITY_COLUMNS, LEVEL_GRID, TRAITS
 
@@ -93,8 +95,8 @@ class CheckpointMeta:
 
     @property
     def family(self) -> str:
-        """'cnn' for cnn and legacy_cnn, 'attn' for attn and legacy_attn."""
-        return self.model.removeprefix("legacy_")
+        """'cnn' for cnn and legacy_cnn, 'attn' for attn and legacy_attn (``ModelEntry.family``)."""
+        return family_of(self.model)
 
 
 def _migrate_v1(values: dict[str, Any]) -> dict[str, Any]:
@@ -110,16 +112,16 @@ def _migrate_v1(values: dict[str, Any]) -> dict[str, Any]:
 
 
 # Model options added after checkpoints were already being written, with the value every earlier checkpoint was
-# trained with: a stored config that lacks one keeps that behaviour instead of taking the new default.
-OPTIONS_ADDED_LATER: dict[str, dict[str, Any]] = {"cnn": {"statistics_path": False, "pooling": "mean", "dilations": None},
-                                                   "attn": {"statistics_path": False, "attention_pooling": "mean"}}
+# trained with (declared by each model's registry entry): a stored config that lacks one keeps that behaviour.
+OPTIONS_ADDED_LATER: dict[str, dict[str, Any]] = {name: dict(entry.options_added_later) for name, entry in MODELS.items()
+                                                   if entry.options_added_later}
 
 
 def with_options_added_later(model: str, model_config: dict[str, Any] | None) -> dict[str, Any] | None:
-    """``model_config`` completed with ``OPTIONS_ADDED_LATER`` where it predates them (None stays None)."""
+    """``model_config`` completed with the model's options added later where it predates them (None stays None)."""
     if model_config is None:
         return None
-    added = {k: v for k, v in OPTIONS_ADDED_LATER.get(model, {}).items() if k not in model_config}
+    added = {k: v for k, v in options_added_later(model).items() if k not in model_config}
     return {**model_config, **added}
 
 

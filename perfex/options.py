@@ -1,17 +1,22 @@
 """Run options: one ``DataOptions`` and one ``RunOptions``, composed by the train, test and deploy configs.
 
-Every default lives here once; the command line builds these from the flags each script takes, and a saved
-``run_config.json`` replays them (``--config``).
+Every default lives here once, per-command ones (retrain, batch sizes) in ``COMMAND_DEFAULTS``; the command line
+builds these from the flags each script takes, and a saved ``run_config.json`` replays them (``--config``). An option
+declared with ``option(...)`` also carries its flag, help, choices and range: the parser and the check derive from it.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import MISSING, Field, asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from models.registry import families
+
 from .errors import PerfexError
+from .readers.formats import confidence_help, titles
 
 NAN_POLICIES = ("error", "drop-frames", "interpolate")
 NORMALIZATIONS = ("global", "clip-median")
@@ -20,7 +25,7 @@ DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
 RUNTIMES = ("auto", "torch", "onnxruntime")
 SUBSETS = ("test", "val", "train", "all")
-FAMILIES = ("cnn", "attn")
+FAMILIES = families()  # the models with scripts, from models/registry.py
 LOSSES = ("ce", "ordinal")
 SELECTIONS = ("loss", "qwk", "f1")
 TARGETS = ("levels", "continuous")
@@ -31,28 +36,80 @@ def _require(condition: bool, message: str) -> None:
         raise PerfexError(message)
 
 
+@dataclass(frozen=True)
+class Check:
+    """A range an option's value must be in: ``test(value)``, worded as "must be <words>"."""
+
+    test: Callable[[Any], bool]
+    words: str
+
+
+def at_least(low: float) -> Check:
+    return Check(lambda v: v >= low, f"at least {low}")
+
+
+def between(low: float, high: float) -> Check:
+    return Check(lambda v: low <= v <= high, f"between {low} and {high}")
+
+
+def option(default: Any, help: str, *, flag: str | None = None, choices: Sequence[str] | None = None,
+           check: Check | None = None, parse_choices: Sequence[str] | None = None, **argparse_keywords: Any) -> Any:
+    """A dataclass field declared once: default, flag (default ``--<name>``), help, choices (checked), range,
+    ``parse_choices`` (offered on the command line only) and other argparse keywords."""
+    shown = choices or parse_choices
+    meta = {"flag": flag, "help": help, "choices": choices, "check": check,
+            "argparse": {**({"choices": shown} if shown else {}), **argparse_keywords}}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def flag_of(f: Field) -> str:
+    """The command-line flag of a declared option (``--min-confidence`` for ``min_confidence``)."""
+    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+
+
+def check_options(options: object) -> None:
+    """Validate every declared option of ``options`` once, naming its flag, the value and its default."""
+    for f in fields(options):
+        if "help" not in f.metadata:
+            continue
+        value, choices, check = getattr(options, f.name), f.metadata["choices"], f.metadata["check"]
+        if choices is not None:
+            _require(value in choices, f"{flag_of(f)} {value!r} is not one of {', '.join(choices)}")
+        if check is not None and value is not None:
+            _require(check.test(value), f"{flag_of(f)} {value} must be {check.words} (default {f.default:g})")
+
+
 @dataclass
 class DataOptions:
     """Which clips to read and how: inputs, labels, binning, NaN policy, confidence, length floor, columns,
     per-clip normalisation, whether another extractor's output may be used, cache."""
 
     data: list[str] = field(default_factory=list)
-    labels: str | None = None
-    label_binning: str | None = None
-    nan_policy: str = "error"
-    min_confidence: float = 0.8
-    min_frames: int = 40
-    features: str = "au"
-    normalize: str = "global"
-    allow_extractor_mismatch: bool = False
-    cache_dir: str | None = None
+    labels: str | None = option(None, f"labels for {titles(long=False)} inputs (and PerFeX clips without trait columns): CSV "
+                                "with File + five traits, the ChaLearn 2016 CSV (VideoName,ValueExtraversion,...) or a "
+                                "ChaLearn annotation_*.pkl", metavar="FILE")
+    label_binning: str | None = option(None, "how to turn off-grid trait scores (e.g. raw First Impressions values) "
+                                       "into 5 levels; on-grid values (0, .25, .5, .75, 1) need none",
+                                       parse_choices=LABEL_BINNINGS)  # a replayed run may hold 'grid' or 'quantile:...'
+    nan_policy: str = option("error", "what to do with NaN/inf AU values", flag="--nan", choices=NAN_POLICIES)
+    min_confidence: float = option(0.8, f"drop low-confidence frames of extractor inputs ({confidence_help()})",
+                                   check=between(0, 1), type=float)
+    min_frames: int = option(40, "clips with fewer frames are skipped and reported (the original kept > 40)",
+                             check=at_least(1), type=int)
+    features: str = option("au", "input columns: au (the 17 AU intensities), au+gaze, au+pose, au+gaze+pose (the 22 "
+                           "inputs of the authors' later work; OpenFace only) or comma-separated column names")
+    normalize: str = option("global", "clip-median: subtract each clip's per-feature median before the global "
+                            "standardisation (reduces person-specific resting faces)", choices=NORMALIZATIONS)
+    allow_extractor_mismatch: bool = option(False, "use inputs from another AU extractor or scale than the weights were "
+                                            "trained on (their predictions may mean little)", action="store_true")
+    cache_dir: str | None = option(None, "cache parsed CSVs here (keyed by file hash) so the next load is faster",
+                                   metavar="DIR")
 
     def __post_init__(self) -> None:
         self.data = [str(p) for p in self.data]
-        _require(self.normalize in NORMALIZATIONS, f"--normalize {self.normalize!r} is not one of {', '.join(NORMALIZATIONS)}")
-        _require(self.nan_policy in NAN_POLICIES, f"--nan {self.nan_policy!r} is not one of {', '.join(NAN_POLICIES)}")
-        _require(0.0 <= self.min_confidence <= 1.0, f"--min-confidence {self.min_confidence} must be between 0 and 1 (default 0.8)")
-        _require(self.min_frames >= 1, f"--min-frames {self.min_frames} must be at least 1 (default 40)")
+        check_options(self)
         binning = self.label_binning
         _require(binning in (None, "grid", *LABEL_BINNINGS) or str(binning).startswith("quantile:"),
                  f"--label-binning {binning!r} is not one of {', '.join(LABEL_BINNINGS)}")
@@ -115,8 +172,23 @@ class TrainOptions:
         _require(self.folds is None or not self.resume, "--folds runs cannot be resumed; drop --resume and choose a new --out")
 
 
-# Fine-tuning starts from trained weights: fewer epochs and a smaller step than training from scratch.
-RETRAIN_DEFAULTS = {"epochs": 30, "lr": 3e-4}
+# Defaults that differ by command, over the fields' own. Fine-tuning starts from trained weights: fewer epochs and a
+# smaller step than training from scratch. Deploy: 32 windows a batch ran both models faster than 64 end to end
+# (README, performance).
+COMMAND_DEFAULTS: dict[str, dict[str, Any]] = {
+    "train": {"batch_size": 32},
+    "retrain": {"batch_size": 32, "epochs": 30, "lr": 3e-4},
+    "test": {"batch_size": 64},
+    "deploy": {"batch_size": 32},
+}
+
+
+def default(options: type, name: str, command: str | None = None) -> Any:
+    """The one default of option ``name`` of ``options`` (a dataclass), for ``command`` when it has its own."""
+    if name in COMMAND_DEFAULTS.get(command, {}):
+        return COMMAND_DEFAULTS[command][name]
+    f = next(f for f in fields(options) if f.name == name)
+    return f.default_factory() if f.default is MISSING else f.default
 
 
 @dataclass
@@ -218,10 +290,18 @@ def _part_types(config_class: type) -> dict[str, type]:
     return {f.name: hints[f.name] for f in fields(config_class) if f.name in hints}
 
 
+def command_of(config_class: type, retrain: bool = False) -> str:
+    """The command a config class serves: train, retrain, test or deploy (keys of ``COMMAND_DEFAULTS``)."""
+    if config_class is TrainConfig:
+        return "retrain" if retrain else "train"
+    return {TestConfig: "test", DeployConfig: "deploy"}[config_class]
+
+
 def build_config(config_class: type[C], family: str, retrain: bool = False, **flat: Any) -> C:
-    """A composed config from flat option names (as the flags give them): each name goes to the part that owns it."""
+    """A composed config from flat option names (as the flags give them): each name goes to the part that owns it;
+    options not given take the command's defaults (a retrain: 30 epochs at 3e-4, as its script)."""
     parts = {}
-    left = dict(flat)
+    left = {**COMMAND_DEFAULTS[command_of(config_class, retrain)], **flat}
     for name, part in _part_types(config_class).items():
         if name == "retrain" and not retrain:
             continue

@@ -12,7 +12,6 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from .readers import InputFile, RowBlock
-from .readers.extractors import PERFEX
 from .schema import ID_COLUMN, TRAITS
 from .tables import atomic_output
 
@@ -25,7 +24,7 @@ def per_frame_columns(sources: list[InputFile]) -> list[str]:
         if source.sniffed is None:
             continue
         names = [name.strip() for name in source.sniffed.header]
-        if source.sniffed.fmt not in (PERFEX, None):
+        if source.format is not None and not source.long:
             names = [ID_COLUMN, *(n for n in names if n != ID_COLUMN)]
         columns.update(dict.fromkeys([*names, *(t for t in TRAITS if t not in names)]))
     return list(columns)

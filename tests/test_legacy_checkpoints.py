@@ -8,14 +8,15 @@ import pytest
 import torch
 
 from helpers import run_script
-from models.legacy import legacy_state_dict_shapes
+from models.legacy import LEGACY_MODELS, legacy_state_dict_shapes
+from models.registry import family_of, script_prefix
 from perfex.readers import load_clips
 import torch.nn.functional as F
 from perfex.schema import TRAITS
 
 pytestmark = pytest.mark.e2e
 
-KINDS = {"legacy_cnn": ("1dcnn", "cnn_180.pt"), "legacy_attn": ("attn", "attn_180.pt")}
+KINDS = {kind: (script_prefix(kind), f"{family_of(kind)}_180.pt") for kind in LEGACY_MODELS}  # kind -> (scripts, file)
 
 
 def original_state_dict(kind: str, seed: int = 0) -> dict[str, torch.Tensor]:

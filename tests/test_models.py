@@ -10,7 +10,7 @@ from models.common import sinusoidal_embedding
 pytestmark = pytest.mark.unit
 
 ALL = list_models()
-OURS = [name for name in ALL if MODELS[name][0].fixed_length is None]
+OURS = [name for name in ALL if MODELS[name].model_class.fixed_length is None]
 
 
 def batch(lengths, n_features=17, pad=0, seed=0):

@@ -32,8 +32,9 @@ pytestmark = pytest.mark.unit
     ("legacy_cnn", {"n_features": 25}, ("the original architectures are fixed at 17 AUs padded to 700 frames (asked for "
                                         "n_features=25, max_frames=700); drop these options or train a cnn or attn model")),
     ("legacy_attn", {"dropout": 0.1}, "model 'legacy_attn' has no option 'dropout'; its options are max_frames, n_features"),
-    ("cnn", {"depth": 3}, ("model 'cnn' has no option 'depth'; its options are branch_channels, dropout, head_hidden, "
-                           "hidden_channels, kernels, max_frames, n_features, n_levels, n_outputs, n_traits, output, pooling, statistics_path")),
+    ("cnn", {"depth": 3}, ("model 'cnn' has no option 'depth'; its options are branch_channels, dilations, dropout, "
+                           "head_hidden, hidden_channels, kernels, max_frames, n_features, n_levels, n_outputs, n_traits, "
+                           "output, pooling, statistics_path")),
     ("transformer", {}, "unknown model 'transformer'; choose one of cnn, attn, legacy_cnn, legacy_attn"),
 ])
 def test_bad_options_are_refused_with_what_to_change(name, options, message):
@@ -84,12 +85,12 @@ def test_a_stored_config_that_predates_an_option_keeps_the_behaviour_it_was_trai
 
     assert CNNConfig().pooling == "mean+std"
     assert with_options_added_later("cnn", {"kernels": [3], "statistics_path": True}) == {
-        "statistics_path": True, "pooling": "mean", "kernels": [3]}
+        "statistics_path": True, "pooling": "mean", "dilations": None, "kernels": [3]}
     assert with_options_added_later("cnn", {"pooling": "mean+std", "statistics_path": True}) == {
-        "pooling": "mean+std", "statistics_path": True}
+        "pooling": "mean+std", "statistics_path": True, "dilations": None}
     assert with_options_added_later("attn", {"d_model": 8}) == {"d_model": 8, "statistics_path": False,
                                                                 "attention_pooling": "mean"}
     assert HybridConfig().attention_pooling == "mean+std"
     assert with_options_added_later("cnn", None) is None
-    stored = {"dropout": 0.5, "pooling": "mean+std", "output": "corn", "statistics_path": True}
+    stored = {"dropout": 0.5, "pooling": "mean+std", "output": "corn", "statistics_path": True, "dilations": None}
     assert list(with_options_added_later("cnn", stored)) == list(stored)  # a stored config keeps its key order

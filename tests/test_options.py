@@ -7,6 +7,7 @@ import pytest
 
 from helpers import REPO, run_script
 from perfex.checkpoint import read_config
+from perfex import cli
 from perfex.errors import PerfexError
 from perfex.metadata import SCHEMA_VERSION, CheckpointMeta
 from perfex.options import (DataOptions, DeployConfig, RunOptions, TestConfig, TrainConfig, build_config, flatten,
@@ -37,6 +38,29 @@ def test_build_config_sends_each_flat_option_to_the_part_that_owns_it():
 def test_options_validate_themselves_with_a_message_naming_the_flag(make, message):
     with pytest.raises(PerfexError, match=message.replace("(", r"\(")):
         make()
+
+
+def test_python_configs_take_each_commands_defaults_as_its_script_does():
+    retrain = build_config(TrainConfig, "cnn", retrain=True, weights="w.safetensors")
+    assert (retrain.train.epochs, retrain.train.lr, retrain.run.batch_size) == (30, 3e-4, 32)
+    train = build_config(TrainConfig, "cnn")
+    assert (train.train.epochs, train.train.lr) == (60, 1e-3)
+    assert build_config(TestConfig, "cnn").run.batch_size == 64 and build_config(DeployConfig, "attn").run.batch_size == 32
+    for command, parser in (("retrain", cli.train_parser("cnn", True)), ("test", cli.test_parser("cnn"))):
+        given = build_config(TrainConfig if command == "retrain" else TestConfig, "cnn", retrain=command == "retrain",
+                             weights="w.safetensors")
+        assert parser.get_default("batch_size") == given.run.batch_size
+    assert cli.train_parser("cnn", True).get_default("epochs") == 30
+
+
+def test_a_declared_option_is_checked_once_naming_flag_value_and_default():
+    with pytest.raises(PerfexError, match=r"^--min-confidence 1.5 must be between 0 and 1 \(default 0.8\)$"):
+        DataOptions(min_confidence=1.5)
+    with pytest.raises(PerfexError, match=r"^--min-frames 0 must be at least 1 \(default 40\)$"):
+        DataOptions(min_frames=0)
+    assert DataOptions(label_binning="quantile:0.2,0.4,0.6,0.8").label_binning.startswith("quantile:")
+    assert set(cli.DATA_FLAGS) == {"labels", "label_binning", "nan_policy", "min_confidence", "min_frames", "features",
+                                   "normalize", "allow_extractor_mismatch", "cache_dir"}
 
 
 def test_run_config_round_trips(tmp_path):

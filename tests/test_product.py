@@ -18,15 +18,14 @@ from helpers import REPO
 import perfex.analysis.command
 import perfex.cli
 import perfex.study.cli
+from models.registry import families, script_prefix
 from perfex import command
 
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 DOCS = [REPO / "README.md", REPO / "CHANGELOG.md", *sorted((REPO / "docs").glob("*.md"))]
 SCRIPTS = {  # script -> the perfex command line that runs the same thing
-    "1dcnn_train.py": ["train", "--model", "cnn"], "attn_train.py": ["train", "--model", "attn"],
-    "1dcnn_retrain.py": ["retrain", "--model", "cnn"], "attn_retrain.py": ["retrain", "--model", "attn"],
-    "1dcnn_test.py": ["test", "--model", "cnn"], "attn_test.py": ["test", "--model", "attn"],
-    "1dcnn_deploy.py": ["deploy", "--model", "cnn"], "attn_deploy.py": ["deploy", "--model", "attn"],
+    **{f"{script_prefix(model)}_{name}.py": [name, "--model", model]
+       for name in ("train", "retrain", "test", "deploy") for model in families()},
     "data_augmentation.py": ["augment"], "au_analysis.py": ["analyse"], "user_study.py": ["study"],
 }
 ENTRY_POINTS = (perfex.cli, perfex.analysis.command, perfex.study.cli)  # the modules whose main the scripts call

@@ -9,11 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import perfex.readers.loading
+import perfex.readers.openface
+import perfex.readers.perfex_long
 from perfex.errors import PerfexError
 from perfex.readers import ReadOptions, detect_format, expand_inputs, iter_clip_chunks, load_clips
 from perfex.readers.arrowcsv import fits_one_chunk
-from perfex.readers.openface import TRACKER_NOTICE
+from perfex.readers.formats import FORMATS
 from perfex.schema import AU_INTENSITY_COLUMNS, AU_PRESENCE_COLUMNS, CONTEXT_COLUMNS, EMOTION_COLUMNS, FPS, TRAITS
 
 from helpers import REAL
@@ -308,7 +309,7 @@ def test_openface_several_faces_become_one_clip_each(tmp_path):
     assert clips.ids.tolist() == ["multi#face0", "multi#face1"] and clips.lengths.tolist() == [3, 1]
     np.testing.assert_allclose(clips.clip(1)[:, 0], [0.2])
     assert clips.clip_times(1).tolist() == [0.0]
-    assert notices == [TRACKER_NOTICE]
+    assert notices == [FORMATS["openface"].notice]
 
 
 def test_openface_missing_aus_named(tmp_path):
@@ -413,8 +414,8 @@ def test_cache_round_trip_skips_parsing(tmp_path, monkeypatch):
     def no_parsing(*args, **kwargs):
         raise AssertionError("parsed although the cache holds the file")
 
-    monkeypatch.setattr(perfex.readers.loading, "read_perfex", no_parsing)
-    monkeypatch.setattr(perfex.readers.loading, "_ONE_CLIP_READERS", {"openface": no_parsing})
+    monkeypatch.setattr(perfex.readers.perfex_long, "read_perfex", no_parsing)
+    monkeypatch.setattr(perfex.readers.openface, "read_openface", no_parsing)
     second = load_clips(inputs, cache_dir=cache)
     for name in ("ids", "files", "offsets", "features", "times", "scores", "levels", "source_ids", "augmentation",
                  "dropped_frames"):

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from models import create_model
+from models import create_model, families
 from perfex.checkpoint import read_config
 from perfex.deploy import deploy
 from perfex.onnx_engine import export_path
@@ -31,7 +31,7 @@ def run_deploy(family, data, out, **options):
     return deploy(config), pd.read_csv(out)
 
 
-@pytest.mark.parametrize("family", ["cnn", "attn"])
+@pytest.mark.parametrize("family", families())
 def test_onnxruntime_deploy_equals_torch_on_every_clip(family, deploy_csv, tmp_path):
     """Same statuses, windows and levels; probabilities within float error (windowed and too-short clips included)."""
     on_torch, expected = run_deploy(family, deploy_csv, tmp_path / "torch.csv", runtime="torch")
@@ -46,7 +46,7 @@ def test_onnxruntime_deploy_equals_torch_on_every_clip(family, deploy_csv, tmp_p
 
 
 @pytest.mark.parametrize("output", ["softmax", "corn", "score"])
-@pytest.mark.parametrize("family", ["cnn", "attn"])
+@pytest.mark.parametrize("family", families())
 def test_the_exported_graph_decodes_levels_like_the_model(family, output, tmp_path):
     """Temperatures and every output kind are inside the graph, for any batch size and clip length."""
     import onnxruntime

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
+from models.registry import families
 from perfex.selection import TraitSelection, group_resamples, paired_standard_errors, trait_scores
 
 pytestmark = pytest.mark.e2e
@@ -149,7 +150,7 @@ def test_gated_checkpoint_deploys_the_same_on_torch_and_onnx_runtime(tmp_path):
     from perfex.onnx_export import export_probabilities
 
     torch.manual_seed(0)
-    for family in ("cnn", "attn"):
+    for family in families():
         model = create_model(family).eval()
         weights = tmp_path / f"{family}.safetensors"
         save_checkpoint(model, weights, CheckpointMeta(model=family, model_config=config_to_dict(model), deep_gates=[1, 0, 1, 0, 0]))

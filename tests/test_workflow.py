@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from helpers import run_script
+from models.registry import families, script_prefix
 from perfex.checkpoint import file_sha256, load_checkpoint, read_config
 from perfex.deploy import CLIP_COLUMNS, deploy
 from perfex.evaluation import evaluate_checkpoint
@@ -189,8 +190,8 @@ def test_sharded_deploy_and_merge_equal_single_process(cnn_run, deploy_csv, tmp_
 
 
 def test_every_script_has_help():
-    for script in ("1dcnn_train.py", "1dcnn_retrain.py", "1dcnn_test.py", "1dcnn_deploy.py", "attn_train.py",
-                   "attn_retrain.py", "attn_test.py", "attn_deploy.py", "data_augmentation.py"):
+    scripts = [f"{script_prefix(model)}_{name}.py" for model in families() for name in ("train", "retrain", "test", "deploy")]
+    for script in [*scripts, "data_augmentation.py"]:
         result = run_script(script, "--help")
         assert result.returncode == 0 and "--data" in result.stdout and "--out" in result.stdout, script
 

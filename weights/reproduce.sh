@@ -16,8 +16,11 @@ python -m perfex.synth openface --clips 6 --seed 4 --spread 2.5 --min-frames 150
 python -m perfex.synth perfex --clips 3000 --seed 5 --spread 2.5 --min-frames 150 --max-frames 300 --id-start 30000 \
     --out runs/release-data/train3000.csv.gz
 
-for model in cnn attn; do
-    script=$([ "$model" = cnn ] && echo 1dcnn || echo attn)
+# every registered model with scripts, as "name script_prefix" lines (models/registry.py)
+mapfile -t registered < <(python -c 'from models.registry import families, script_prefix
+for name in families(): print(name, script_prefix(name))')
+for entry in "${registered[@]}"; do
+    read -r model script <<< "$entry"
     rm -rf "runs/$model-release" "docs/results/$model" "docs/results/$model-user-study"
     python "${script}_train.py" --data runs/release-data/train3000.csv.gz --out "runs/$model-release" --seed 0 --no-progress
     cp "runs/$model-release/best.safetensors" "weights/$model.safetensors"

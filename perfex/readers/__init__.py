@@ -1,19 +1,30 @@
-"""Input readers: one module per format (PerFeX long CSV, OpenFace 2, py-feat, LibreFace) behind one entry."""
+"""Input readers: one module per format (registered in formats.py) behind one entry.
 
-from ..clips import Provenance
-from ..schema import resolve_features
-from .extractors import INTENSITY, PROBABILITY, check_compatible
-from .inputs import InputScan, expand_inputs, find_inputs
-from .loading import iter_clip_chunks, load_clips, read
-from .messages import UnreadableFile, name_list
-from .normalize import center_on_clip_median, clip_medians
-from .options import NAN_POLICIES, NORMALIZATIONS, ReadOptions
-from .parts import ClipChunk, InputFile, RowBlock, Unreadable
-from .sniff import detect_format
+The names below load on first use, so the command line can read the format registry (``perfex.readers.formats``)
+for its help texts without importing numpy or pyarrow.
+"""
 
-__all__ = [
-    "INTENSITY", "NAN_POLICIES", "NORMALIZATIONS", "PROBABILITY", "ClipChunk", "InputFile", "InputScan", "Provenance",
-    "ReadOptions", "RowBlock", "Unreadable", "UnreadableFile", "center_on_clip_median", "check_compatible",
-    "clip_medians", "detect_format", "expand_inputs", "find_inputs", "iter_clip_chunks", "load_clips",
-    "name_list", "read", "resolve_features",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {
+    "Provenance": "..clips", "resolve_features": "..schema",
+    "INTENSITY": ".formats", "PROBABILITY": ".formats", "FORMATS": ".formats", "InputFormat": ".formats",
+    "register_format": ".formats", "check_compatible": ".extractors",
+    "InputScan": ".inputs", "expand_inputs": ".inputs", "find_inputs": ".inputs",
+    "iter_clip_chunks": ".loading", "load_clips": ".loading", "read": ".loading",
+    "UnreadableFile": ".messages", "name_list": ".messages",
+    "center_on_clip_median": ".normalize", "clip_medians": ".normalize",
+    "NAN_POLICIES": ".options", "NORMALIZATIONS": ".options", "ReadOptions": ".options",
+    "ClipChunk": ".parts", "InputFile": ".parts", "RowBlock": ".parts", "Unreadable": ".parts",
+    "detect_format": ".sniff",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_WHERE[name], __name__), name)

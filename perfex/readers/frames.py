@@ -11,7 +11,6 @@ from ..clips import ClipSet
 from ..schema import ID_COLUMN, TRAITS
 from ..tables import group_rows
 from .arrowcsv import feature_matrix
-from .extractors import EXTRACTORS
 from .messages import row_label
 from .nan import apply_nan_policy
 from .options import ReadOptions
@@ -60,7 +59,7 @@ def frame_part(source: InputFile, frames: FrameTable, options: ReadOptions, colu
     at = row_label(0)
     features, times, new_offsets, dropped = apply_nan_policy(
         features, times, new_offsets, dropped, options.nan_policy, columns, source.path, ids, lambda r: at(int(kept[r])))
-    extractor = EXTRACTORS[source.sniffed.fmt]
+    extractor = source.sniffed.extractor
     clips = ClipSet(ids=ids, files=np.array([f"{source.clip_name}.mp4"] * len(ids), dtype=object), offsets=new_offsets,
                     features=features, times=times, feature_names=columns, scores=np.full((len(ids), len(TRAITS)), np.nan),
                     dropped_frames=dropped, origin=[str(source.path)], provenance=extractor.provenance)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..errors import PerfexError
 from .extractors import looks_like_au_table
+from .formats import titles
 from .messages import UnreadableFile, name_list
 from .parts import InputFile
 from .sniff import sniff
@@ -100,7 +101,7 @@ def find_inputs(paths: Sequence[str | Path] | str | Path) -> InputScan:
             found.append(entry)
     if not found:
         raise PerfexError(f"no AU extractor output or PerFeX CSV among the inputs (skipped {name_list(skipped, 4)}); "
-                          "point --data at OpenFace, py-feat or LibreFace CSVs or PerFeX long CSVs")
+                          f"point --data at {titles()} files")
     return InputScan(found, skipped)
 
 

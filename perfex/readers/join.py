@@ -9,7 +9,6 @@ import numpy as np
 from ..clips import ClipSet, concat_clipsets, empty_levels
 from ..errors import PerfexError
 from ..labels import BINNINGS, read_labels, scores_to_levels, strip_video_extension
-from .extractors import PERFEX
 from .parts import InputFile
 
 
@@ -32,7 +31,7 @@ class LabelTable:
     def fill(self, clips: ClipSet, source: InputFile) -> ClipSet:
         """Give unlabelled clips the table's scores: PerFeX clips by File; extractor clips by clip id, or by the
         file's other names when it holds one face (they also take the table's video name as File)."""
-        perfex = source.sniffed is not None and source.sniffed.fmt == PERFEX
+        perfex = source.long
         for k in np.flatnonzero(np.isnan(clips.scores).all(axis=1)):
             keys = [str(clips.files[k])] if perfex else [str(clips.ids[k]), *(source.aliases if len(clips) == 1 else ())]
             i = self._find(keys)

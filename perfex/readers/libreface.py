@@ -7,7 +7,6 @@ import pyarrow as pa
 
 from ..schema import FPS
 from .arrowcsv import numbers, read_whole_file
-from .extractors import EXTRACTORS, LIBREFACE
 from .frames import FrameTable, frame_part
 from .options import ReadOptions
 from .parts import InputFile, Part
@@ -17,7 +16,7 @@ from .perfex_long import require_columns
 def read_libreface(source: InputFile, options: ReadOptions, keep_rows: bool = False) -> Part:
     """One clip; time is ``frame_idx`` / 30 fps (``frame_time_in_ms`` is not reliably milliseconds)."""
     raw = source.sniffed.raw_names()
-    columns = options.columns_for(tuple(EXTRACTORS[LIBREFACE].au_names))
+    columns = options.columns_for(tuple(source.sniffed.extractor.au_names))
     names = require_columns(source, raw, columns)
     types = {raw["frame_idx"]: pa.float64(), **{n: pa.float32() for n in names}}
     table = read_whole_file(source, types, keep_rows)

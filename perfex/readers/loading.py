@@ -12,20 +12,16 @@ from ..cache import cache_file, load_cached, save_cached
 from ..clips import ClipSet
 from ..errors import PerfexError
 from ..schema import TRAITS
-from .extractors import EXTRACTORS, LIBREFACE, OPENFACE, PERFEX, PYFEAT, check_compatible, describe
+from .extractors import check_compatible, describe
+from .formats import InputFormat, get_format
 from .inputs import InputScan, find_inputs
 from .join import LabelTable, check_binning, check_new_ids, joined, with_levels
-from .libreface import read_libreface
 from .messages import UnreadableFile
 from .normalize import center_on_clip_median
-from .openface import TRACKER_NOTICE, read_openface
 from .options import ReadOptions
 from .parts import ClipChunk, InputFile, Part, RowBlock, Unreadable
-from .perfex_long import read_perfex
-from .pyfeat import read_pyfeat
 
 PathsLike = Sequence[str | Path | InputFile] | str | Path | InputScan
-_ONE_CLIP_READERS = {OPENFACE: read_openface, PYFEAT: read_pyfeat, LIBREFACE: read_libreface}
 
 
 def _sources(paths: PathsLike, options: ReadOptions) -> list[InputFile]:
@@ -42,12 +38,17 @@ def _notify(options: ReadOptions, message: str) -> None:
     (options.notify or (lambda text: print(text, file=sys.stderr)))(message)
 
 
+def _format(source: InputFile) -> InputFormat:
+    """The registered format that reads ``source`` (PerFeX long when none recognised it)."""
+    return get_format(source.sniffed.fmt if source.sniffed is not None else None)
+
+
 def _cache_key(source: InputFile, options: ReadOptions) -> dict:
     """What a file's parse depends on besides its bytes."""
-    fmt = source.sniffed.fmt or PERFEX
-    key = {"reader": fmt, "clip_name": source.clip_name, "features": list(options.columns),
+    fmt = _format(source)
+    key = {"reader": fmt.name, "clip_name": source.clip_name, "features": list(options.columns),
            "flexible": options.flexible, "nan_policy": options.nan_policy}
-    return key if fmt == PERFEX else key | {"min_confidence": options.min_confidence}
+    return key | {"min_confidence": options.min_confidence} if fmt.confidence else key
 
 
 def _cached_parts(source: InputFile, options: ReadOptions) -> Iterator[Part]:
@@ -58,7 +59,7 @@ def _cached_parts(source: InputFile, options: ReadOptions) -> Iterator[Part]:
     entry = cache_file(options.cache_dir, source.path, _cache_key(source, options))
     cached = load_cached(entry, source.path)
     if cached is not None:
-        cached.provenance = EXTRACTORS[source.sniffed.fmt or PERFEX].provenance
+        cached.provenance = _format(source).extractor.provenance
         yield Part(cached)
         return
     parts = list(_parts(source, options, None, False))
@@ -67,11 +68,7 @@ def _cached_parts(source: InputFile, options: ReadOptions) -> Iterator[Part]:
 
 
 def _parts(source: InputFile, options: ReadOptions, chunk_rows: int | None, keep_rows: bool) -> Iterator[Part]:
-    fmt = source.sniffed.fmt
-    if fmt in _ONE_CLIP_READERS:
-        yield _ONE_CLIP_READERS[fmt](source, options, keep_rows)
-    else:
-        yield from read_perfex(source, options, chunk_rows, keep_rows)
+    yield from _format(source).read(source, options, chunk_rows, keep_rows)
 
 
 class _Reading:
@@ -93,12 +90,12 @@ class _Reading:
             if source.error is not None:
                 raise UnreadableFile(source.error)
             if self.options.expect is not None:
-                check_compatible(self.options.expect, EXTRACTORS[source.sniffed.fmt or PERFEX].provenance,
+                check_compatible(self.options.expect, _format(source).extractor.provenance,
                                  self.options.allow_extractor_mismatch, where=str(source.path))
             for part in _cached_parts(source, self.options) if whole else _parts(source, self.options, chunk_rows, keep_rows):
                 yield self._accept(part, source)
         except UnreadableFile as err:
-            if not self.options.tolerate_unreadable or (source.sniffed is not None and source.sniffed.fmt == PERFEX):
+            if not self.options.tolerate_unreadable or source.long:
                 raise
             self.unreadable.append(Unreadable(source.clip_name, str(source.path), str(err)))
 
@@ -106,7 +103,8 @@ class _Reading:
         clips = part.clips
         self._check_same_extractor(clips, source)
         check_new_ids(clips, source.path, self.seen)
-        notices = [*part.notices, *([TRACKER_NOTICE] if source.sniffed.fmt == OPENFACE and len(clips) > 1 else [])]
+        notice = _format(source).notice
+        notices = [*part.notices, *([notice] if notice and len(clips) > 1 else [])]
         for notice in notices:
             if notice not in self.noticed:
                 self.noticed.add(notice)

@@ -7,16 +7,11 @@ import pyarrow as pa
 
 from ..errors import PerfexError
 from .arrowcsv import RowCollector, all_columns_types, numbers, raise_bad_rows, read_columns
-from .extractors import EXTRACTORS, OPENFACE
 from .frames import FrameTable, frame_part
 from .messages import row_label
 from .options import ReadOptions
 from .parts import InputFile, Part
 from .perfex_long import require_columns
-
-TRACKER_NOTICE = ("notice: OpenFace face_id values are tracker slots, not identities (a slot is reused when a track is "
-                  "lost), so a '#face<k>' clip may hold more than one person")
-
 
 def read_openface(source: InputFile, options: ReadOptions, keep_rows: bool = False) -> Part:
     """One clip per face_id (the file's stem when there is one face); failed or low-confidence frames dropped and counted."""
@@ -24,7 +19,7 @@ def read_openface(source: InputFile, options: ReadOptions, keep_rows: bool = Fal
     if "timestamp" not in raw:
         raise PerfexError(f"{source.path} looks like OpenFace output but has no 'timestamp' column; "
                           "pass the FeatureExtraction CSV as written")
-    columns = options.columns_for(tuple(EXTRACTORS[OPENFACE].au_names))
+    columns = options.columns_for(tuple(source.sniffed.extractor.au_names))
     names = require_columns(source, raw, columns)
     quality = [name for name in ("success", "confidence", "face_id") if name in raw]
     types = {raw["timestamp"]: pa.float64(), **{raw[n]: pa.float64() for n in quality}, **{n: pa.float32() for n in names}}

@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..clips import ClipSet
+from .formats import InputFormat, is_long
 from .sniff import Sniffed
 
 
@@ -22,6 +23,16 @@ class InputFile:
     aliases: tuple[str, ...] = ()
     sniffed: Sniffed | None = None
     error: str | None = None
+
+    @property
+    def format(self) -> InputFormat | None:
+        """The registered format its header was recognised as (None: unreadable, or no format recognised it)."""
+        return self.sniffed.format if self.sniffed is not None else None
+
+    @property
+    def long(self) -> bool:
+        """Whether it is a recognised long table (ID and File columns: many clips, labelled by File)."""
+        return self.sniffed is not None and is_long(self.sniffed.fmt)
 
 
 @dataclass

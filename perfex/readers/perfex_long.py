@@ -15,7 +15,7 @@ from ..schema import FILE_COLUMN, FPS, ID_COLUMN, TRAIT_ALIASES, TRAITS
 from ..tables import group_rows
 from .arrowcsv import (RowCollector, all_columns_types, feature_matrix, fits_one_chunk, numbers, open_batches,
                        raise_bad_rows, raise_unparsable, read_columns, string_codes)
-from .extractors import EXTRACTORS, PERFEX
+from .formats import get_format, titles
 from .messages import name_list, row_label
 from .nan import apply_nan_policy
 from .options import ReadOptions
@@ -27,7 +27,7 @@ _KINDS = {ID_COLUMN: pa.int64(), FILE_COLUMN: pa.string(), SOURCE_COLUMN: pa.flo
 
 def require_columns(source: InputFile, raw: dict[str, str], columns: tuple[str, ...]) -> list[str]:
     """The file's names of the canonical ``columns``; a one-line error naming those it lacks."""
-    extractor = EXTRACTORS.get(source.sniffed.fmt) or EXTRACTORS[PERFEX]
+    extractor = get_format(source.sniffed.fmt).extractor
     missing = [c for c in columns if extractor.native(c) not in raw]
     if missing:
         raise PerfexError(f"{source.path} lacks the column(s) {name_list(missing)} that the model reads as input; "
@@ -42,7 +42,7 @@ def _columns(source: InputFile, columns: tuple[str, ...]) -> tuple[dict[str, str
     if missing:
         raise PerfexError(
             f"{source.path} has no {' or '.join(repr(m) for m in missing)} column (found: {name_list(list(raw))}); "
-            "a PerFeX long CSV needs ID, File and the AU columns; OpenFace, py-feat and LibreFace outputs are "
+            f"a PerFeX long CSV needs ID, File and the AU columns; {titles('and', long=False)} outputs are "
             "recognised by their frame columns"
         )
     used = {ID_COLUMN: raw[ID_COLUMN], FILE_COLUMN: raw[FILE_COLUMN],
@@ -228,4 +228,4 @@ def _perfex_clips(table: pa.Table, used: dict[str, str], groups: tuple, columns:
         clip_ids, file_row)
     return ClipSet(ids=clip_ids, files=files.astype(object), offsets=offsets, features=features, times=times,
                    feature_names=columns, scores=scores, source_ids=source_ids, augmentation=augmentation,
-                   dropped_frames=dropped, origin=[str(source.path)], provenance=EXTRACTORS[PERFEX].provenance)
+                   dropped_frames=dropped, origin=[str(source.path)], provenance=get_format(None).extractor.provenance)

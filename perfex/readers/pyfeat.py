@@ -7,7 +7,6 @@ import pyarrow as pa
 
 from ..schema import FPS
 from .arrowcsv import numbers, read_whole_file
-from .extractors import EXTRACTORS, PYFEAT
 from .frames import FrameTable, frame_part
 from .options import ReadOptions
 from .parts import InputFile, Part
@@ -18,7 +17,7 @@ def read_pyfeat(source: InputFile, options: ReadOptions, keep_rows: bool = False
     """Faces by ``Identity`` when filled, else by their order within each frame; rows with no face (all NaN) or a
     FaceScore under ``min_confidence`` are dropped and counted; time is ``frame`` / 30 fps."""
     raw = source.sniffed.raw_names()
-    columns = options.columns_for(tuple(EXTRACTORS[PYFEAT].au_names))
+    columns = options.columns_for(tuple(source.sniffed.extractor.au_names))
     names = require_columns(source, raw, columns)
     types = {raw["frame"]: pa.float64(), raw["FaceScore"]: pa.float64(), **{n: pa.float32() for n in names}}
     if "Identity" in raw:

@@ -9,7 +9,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from .extractors import EXTRACTORS, Extractor, format_of
+from .formats import FORMATS, Extractor, InputFormat, format_of, titles
 from .messages import UnreadableFile
 
 SNIFF_BYTES = 1 << 16
@@ -25,8 +25,12 @@ class Sniffed:
     fmt: str | None
 
     @property
+    def format(self) -> InputFormat | None:
+        return FORMATS.get(self.fmt)
+
+    @property
     def extractor(self) -> Extractor | None:
-        return EXTRACTORS.get(self.fmt)
+        return self.format.extractor if self.format else None
 
     def raw_names(self) -> dict[str, str]:
         """Stripped column name -> name as written (the first of duplicates wins)."""
@@ -54,7 +58,7 @@ def head(path: Path) -> bytes:
 def _text(path: Path, start: bytes) -> str:
     if b"\x00" in start:
         raise UnreadableFile(f"{path} is not a CSV text file (it holds binary data); "
-                             "pass a PerFeX, OpenFace, py-feat or LibreFace .csv or .csv.gz file")
+                             f"pass a {titles()} .csv or .csv.gz file")
     try:
         return codecs.getincrementaldecoder("utf-8-sig")().decode(start, final=False)
     except UnicodeDecodeError as err:
@@ -76,5 +80,5 @@ def sniff(path: str | Path) -> Sniffed:
 
 
 def detect_format(path: str | Path) -> str | None:
-    """'perfex', 'openface', 'py-feat', 'libreface', or None for a CSV that is no AU table."""
+    """The name of the registered format of ``path`` ('perfex', 'openface', ...), or None for a CSV that is no AU table."""
     return sniff(path).fmt

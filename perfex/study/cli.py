@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Sequence
 
 from ..cli import add_data_options
+from ..readers.formats import titles
 
 from .collect import AGGREGATES, CollectConfig, collect
 from .scale import SCALES
@@ -25,7 +26,7 @@ def _select_parser(sub) -> None:
                        description="Pick N deployed clips for people to rate; write clips.csv, one blank sheet per rater "
                                    "(sheet_<rater>.csv, rater's own shuffled order), study.json and, with --page, rate.html.")
     p.add_argument("--predictions", required=True, metavar="CSV", help="per-clip CSV written by *_deploy.py")
-    p.add_argument("--data", nargs="+", required=True, metavar="PATH", help="the input the deploy run read (PerFeX or OpenFace)")
+    p.add_argument("--data", nargs="+", required=True, metavar="PATH", help=f"the input the deploy run read ({titles()})")
     p.add_argument("--out", required=True, metavar="STUDY_DIR", help="study folder to write")
     p.add_argument("--raters", required=True, help="rater names (alice,bob,...) or a number (3 -> rater1..rater3)")
     p.add_argument("--n", type=int, default=40, help="clips to rate")

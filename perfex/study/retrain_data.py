@@ -11,6 +11,7 @@ import pyarrow.compute as pc
 
 from ..errors import PerfexError
 from ..readers import detect_format, load_clips
+from ..readers.formats import is_long
 from ..schema import AU_INTENSITY_COLUMNS, FILE_COLUMN, ID_COLUMN, TRAITS
 from ..tables import read_table, write_table
 from .provenance import sha256
@@ -48,8 +49,8 @@ def _perfex_rows(path: Path, labels: pd.DataFrame, study_id: str) -> pa.Table:
     return _with_traits(table, table.column(ID_COLUMN).cast(pa.string()).to_numpy(zero_copy_only=False), labels, study_id)
 
 
-def _openface_rows(path: Path, labels: pd.DataFrame, study_id: str) -> pa.Table:
-    """Rated OpenFace clips as PerFeX rows: ID (the clip's position in the study, as PerFeX IDs are integers), File
+def _extractor_rows(path: Path, labels: pd.DataFrame, study_id: str) -> pa.Table:
+    """Rated extractor (OpenFace, py-feat, ...) clips as PerFeX rows: ID (the clip's position in the study, as PerFeX IDs are integers), File
     (the clip name, which keeps its source video), the AU intensities of its tracked frames."""
     clips = load_clips([path])
     names = clips.ids.astype(str)
@@ -66,7 +67,7 @@ def _openface_rows(path: Path, labels: pd.DataFrame, study_id: str) -> pa.Table:
 
 def write_retrain_csv(inputs: list[Path], labels: pd.DataFrame, study_id: str, out: Path) -> int:
     """Write the rated clips' frames with ``labels`` (index: clip ID as text; columns: traits); returns the row count."""
-    tables = [(_perfex_rows if detect_format(path) == "perfex" else _openface_rows)(path, labels, study_id) for path in inputs]
+    tables = [(_perfex_rows if is_long(detect_format(path)) else _extractor_rows)(path, labels, study_id) for path in inputs]
     tables = [t for t in tables if t.num_rows]
     if not tables:
         raise PerfexError("none of the rated clips was found in the study's input; the study folder and input do not match")
