@@ -34,6 +34,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from models.registry import families  # noqa: E402
 from perfex.calibration import apply_temperatures, calibration_report, fit_temperatures, reliability_diagram  # noqa: E402
 from perfex.clips import ClipSet  # noqa: E402
 from perfex.errors import PerfexError  # noqa: E402
@@ -399,7 +400,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--spread", type=float, default=1.0, help="trait spread: 1 = First Impressions-like labels, 2-3 easier (default: %(default)s)")
     add("--seed", type=int, default=0, help="data and training seed; also draws mixed data's trait roles (default: %(default)s)")
     add("--test-seed", type=int, default=None, help="seed of the test set, for a second independent one (default: --seed + 1000)")
-    add("--systems", default="majority,train_mean,logreg,hgb,planted,minirocket,multirocket_hydra,cnn,attn",
+    add("--systems", default=",".join(["majority", "train_mean", "logreg", "hgb", "planted", *PEERS, *families()]),
         help="systems to run (default: %(default)s); networks: any registry name; planted: a reference that knows the "
              "generator (logreg plus statistics of the planted timing links); minirocket, multirocket_hydra: aeon "
              "time-series peers (skipped when aeon is not installed)")
