@@ -128,7 +128,10 @@ def _add_training_flags(parser: argparse.ArgumentParser, family: str, retrain: b
     group.add_argument("--epochs", type=int, default=value("epochs"), help="maximum epochs")
     group.add_argument("--lr", type=float, default=value("lr"), help="AdamW learning rate")
     group.add_argument("--weight-decay", type=float, default=value("weight_decay"), help="AdamW weight decay")
-    group.add_argument("--patience", type=int, default=value("patience"), help="stop after this many epochs without a better --select score")
+    group.add_argument("--patience", type=int, default=value("patience"),
+                       help="stop once no trait has improved its validation --select score for this many epochs")
+    group.add_argument("--lr-patience", type=int, default=value("lr_patience"),
+                       help="halve the learning rate after this many epochs in which no trait improved its validation score (0: never)")
     group.add_argument("--max-frames", type=int, default=value("max_frames"), help="training window: longer clips are randomly cropped")
     group.add_argument("--split", metavar="JSON", help="reuse a split manifest (default: make one, seeded, saved as split.json)")
     group.add_argument("--val-fraction", type=float, default=value("val_fraction"), help="share of source videos for validation")

@@ -239,9 +239,19 @@ class Trainer:
                **{f"val_{name}_{t}": sign * float(v) for t, v in zip(TRAITS, verdict.trait_scores)},
                **{f"deep_{t}": int(g) for t, g in zip(TRAITS, verdict.gates)},
                **{f"gain_z_{t}": float(z) for t, z in zip(TRAITS, verdict.gain_z)}}
+        self._adjust_learning_rate()
         self.history.append(row)
         self._save(epoch, scores, verdict.improved, verdict.gates)
         self._log_epoch(row, scores, verdict)
+
+    def _adjust_learning_rate(self) -> None:
+        """Halve the learning rate each time ``--lr-patience`` epochs pass in which no trait improved its validation score."""
+        patience, since = self.config.train.lr_patience, min(self.selection.state.trait_since)
+        if patience and since and since % patience == 0:
+            for group in self.optimizer.param_groups:
+                group["lr"] /= 2
+            self.log(f"learning rate halved to {self.optimizer.param_groups[0]['lr']:.2g} (no trait improved its validation "
+                     f"{self.config.train.select} for {since} epochs)")
 
     def _evaluate(self, epoch: int, training: tuple[float, int] | None, started: float | None = None) -> tuple[dict, dict]:
         """Validate; the row's time counts from ``started`` (the epoch's start) when given."""
