@@ -1,5 +1,6 @@
-"""Multi-scale 1D-CNN: parallel convolution branches (kernels 3, 5, 7, 9, and optionally dilated ones that see seconds
-of context), statistics pooling over time (masked mean and standard deviation of every channel), MLP head."""
+"""Multi-scale 1D-CNN: parallel convolution branches (kernels 3, 5, 7, 9 with dilations 1, 2, 4, 8, so the branches see
+5 to 129 frames: up to four seconds), statistics pooling over time (masked mean and standard deviation of every
+channel), MLP head."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ class CNNConfig:
     model: ClassVar[str] = "cnn"
     n_features: int = 17
     kernels: tuple[int, ...] = (3, 5, 7, 9)
-    dilations: tuple[int, ...] | None = None  # one per kernel (spacing of its taps in frames); None: all 1
+    dilations: tuple[int, ...] | str | None = "doubling"  # one per kernel (tap spacing in frames); doubling: 1, 2, 4,
+    # ... (one per kernel); None: all 1 (checkpoints made before the option)
     hidden_channels: int = 64
     branch_channels: int = 128
     head_hidden: int = 128
@@ -36,11 +38,11 @@ class CNNConfig:
 
     def __post_init__(self) -> None:
         self.kernels = int_tuple(self, "kernels")
-        if self.dilations is not None:
+        if self.dilations is not None and self.dilations != "doubling":
             spacing = tuple(self.dilations) if isinstance(self.dilations, (list, tuple)) else ()
             if len(spacing) != len(self.kernels) or not all(type(d) is int and d >= 1 for d in spacing):
-                raise ModelConfigError(f"cnn option dilations {list(self.dilations)} needs one positive integer per kernel "
-                                       f"({len(self.kernels)} kernels); use e.g. 1 for every kernel")
+                raise ModelConfigError(f"cnn option dilations {self.dilations!r} needs one positive integer per kernel "
+                                       f"({len(self.kernels)} kernels), 'doubling' (1, 2, 4, ...) or null (all 1)")
             self.dilations = spacing
         even = [k for k in self.kernels if k % 2 == 0]
         if even:
@@ -62,7 +64,7 @@ class MultiScaleCNN(TraitModel):
     def __init__(self, config: CNNConfig) -> None:
         super().__init__(config)
         c = config
-        spacing = c.dilations or (1,) * len(c.kernels)
+        spacing = self.tap_spacing()
         self.first = nn.ModuleList(nn.Conv1d(c.n_features, c.hidden_channels, k, padding=d * (k // 2), dilation=d)
                                    for k, d in zip(c.kernels, spacing, strict=True))
         self.second = nn.ModuleList(nn.Conv1d(c.hidden_channels, c.branch_channels, k, padding=d * (k // 2), dilation=d)
@@ -73,6 +75,13 @@ class MultiScaleCNN(TraitModel):
             nn.Linear(width, c.head_hidden), nn.ReLU(), nn.Dropout(c.dropout),
             nn.Linear(c.head_hidden, self.n_logits),
         )
+
+    def tap_spacing(self) -> tuple[int, ...]:
+        """Each branch's dilation: as configured, 1, 2, 4, ... for 'doubling', all 1 for None."""
+        c = self.config
+        if c.dilations == "doubling":
+            return tuple(2**i for i in range(len(c.kernels)))
+        return c.dilations or (1,) * len(c.kernels)
 
     def forward_features(self, x: torch.Tensor, lengths: torch.Tensor, times: torch.Tensor | None = None) -> torch.Tensor:
         x, mask = self.prepare(x, lengths)

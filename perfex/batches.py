@@ -57,14 +57,18 @@ def rank_share(n_items: int, epoch: int, seed: int, rank: int, world_size: int) 
 
 
 def training_batches(
-    clips: ClipSet, index: np.ndarray, batch_size: int, max_frames: int, rng: np.random.Generator, pad_to: int | None = None
+    clips: ClipSet, index: np.ndarray, batch_size: int, max_frames: int, rng: np.random.Generator, pad_to: int | None = None,
+    min_crop: float = 1.0,
 ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Group clips of similar length into batches (less padding) and pick a random crop for long ones.
+    """Group clips of similar length into batches (less padding) and pick a random crop for long ones; with
+    ``min_crop < 1`` every clip is cropped to a random share in [min_crop, 1] of its frames (augmentation).
 
     Returns (clip index, crop start, crop length) per batch, in random batch order.
     """
     lengths = clips.lengths[index]
     crop = np.minimum(lengths, max_frames)
+    if min_crop < 1:
+        crop = np.maximum(1, np.round(crop * rng.uniform(min_crop, 1.0, len(index)))).astype(crop.dtype)
     starts = (rng.random(len(index)) * (lengths - crop + 1)).astype(np.int64)
     order = rng.permutation(len(index))
     bucket = batch_size * 16

@@ -130,6 +130,9 @@ def _add_training_flags(parser: argparse.ArgumentParser, family: str, retrain: b
     group.add_argument("--weight-decay", type=float, default=value("weight_decay"), help="AdamW weight decay")
     group.add_argument("--patience", type=int, default=value("patience"),
                        help="stop once no trait has improved its validation --select score for this many epochs")
+    group.add_argument("--min-crop", type=float, default=value("min_crop"),
+                       help="train on a random share in [MIN_CROP, 1] of each clip's frames, drawn anew every epoch "
+                            "(augmentation; 1: whole clips)")
     group.add_argument("--lr-patience", type=int, default=value("lr_patience"),
                        help="halve the learning rate after this many epochs in which no trait improved its validation score (0: never)")
     group.add_argument("--max-frames", type=int, default=value("max_frames"), help="training window: longer clips are randomly cropped")

@@ -145,6 +145,7 @@ class TrainOptions:
     weight_decay: float = 1e-2
     patience: int = 15
     lr_patience: int = 2
+    min_crop: float = 1.0
     max_frames: int = 700
     split: str | None = None
     val_fraction: float = 0.15
@@ -165,6 +166,7 @@ class TrainOptions:
         _require(self.lr > 0, f"--lr {self.lr} must be positive (e.g. 1e-3)")
         _require(self.patience >= 1, f"--patience {self.patience} must be at least 1")
         _require(self.lr_patience >= 0, f"--lr-patience {self.lr_patience} must be 0 (never) or more")
+        _require(0 < self.min_crop <= 1, f"--min-crop {self.min_crop} must be in (0, 1] (1: whole clips)")
         _require(self.max_frames >= 8, f"--max-frames {self.max_frames} must be at least 8 (default 700)")
         _require(0 < self.val_fraction < 1 and 0 <= self.test_fraction < 1 and self.val_fraction + self.test_fraction < 1,
                  "--val-fraction and --test-fraction must be in [0, 1) and leave training clips (defaults 0.15, 0.15)")

@@ -215,8 +215,8 @@ class Trainer:
             row, scores = self._evaluate(0, None)  # the starting point (logistic regression) competes too
             self._set_start(*self.last_validation)
             self.log(f"epoch 0 is the statistics path alone (logistic regression); each trait opens its deep-path gate "
-                     f"only where the deep path beats it on that trait's validation {c.select} by more than two "
-                     "bootstrap standard errors")
+                     f"only where the deep path beats it on that trait's validation {c.select} by more than one "
+                     "bootstrap standard error")
             self._record(0, row, scores)
         for epoch in range(self.start_epoch, c.epochs + 1):
             self._record(epoch, *self._epoch(epoch))
@@ -288,7 +288,8 @@ class Trainer:
         rng = np.random.default_rng([run.seed, epoch, self.context.rank])
         torch.manual_seed(int(rng.integers(2**62)))  # dropout depends on (seed, epoch, rank) only: resume is exact
         pad_to = self.model.fixed_length
-        plan = training_batches(clips, share, run.batch_size, self.config.train.max_frames, rng, pad_to=pad_to)
+        plan = training_batches(clips, share, run.batch_size, self.config.train.max_frames, rng, pad_to=pad_to,
+                                min_crop=self.config.train.min_crop)
         self._record_samples(share)
         loader = torch.utils.data.DataLoader(plan, batch_size=None, num_workers=run.workers,
                                              collate_fn=lambda p: collate(clips, *p, pad_to=pad_to))
