@@ -38,7 +38,8 @@ def ordinal_alpha(ratings: np.ndarray, values: tuple[float, ...]) -> float:
     return float(1 - (total - 1) * (coincidence * delta).sum() / expected) if expected > 0 else float("nan")
 
 
-def clip_interval(statistic: Callable[[np.ndarray], float], ratings: np.ndarray, n_boot: int, seed: int = 0) -> tuple[float, float]:
+def clip_interval(statistic: Callable[[np.ndarray], float], ratings: np.ndarray, n_boot: int,
+                  seed: int = 0) -> tuple[float, float]:
     """95% percentile interval of ``statistic`` over the rated clips resampled with replacement (each clip its own
     group: the raters rated clips, not source videos); NaN without resamples."""
     if n_boot < 1:
