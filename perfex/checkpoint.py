@@ -10,11 +10,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from models import ModelConfigError, build_legacy_model, model_from_config
+from models import ModelConfigError, StateDictError, build_legacy_model, model_from_config
 
 from . import __version__
 from .errors import PerfexError
@@ -47,12 +47,12 @@ def load_checkpoint(path: str | Path, family: str | None = None, map_location: s
     """Load a PerFeX checkpoint or an original PerFeX ``.pt`` state dict; returns (model in eval mode, metadata)."""
     path = resolve_weights(path)
     if path.suffix in LEGACY_SUFFIXES:
-        model = build_legacy_model(load_legacy_state_dict(path))
+        model = _legacy_model(path, load_legacy_state_dict(path))
         meta = legacy_meta(model, path)
     else:
         meta = read_config(path)
         state = _read_safetensors(path)
-        model = build_legacy_model(state) if meta.legacy else _model_with_state(path, meta, state)
+        model = _legacy_model(path, state) if meta.legacy else _model_with_state(path, meta, state)
     check_family(meta, family, path)
     if meta.temperatures is not None:
         model.set_temperatures(meta.temperatures)
@@ -61,18 +61,45 @@ def load_checkpoint(path: str | Path, family: str | None = None, map_location: s
     return model.to(map_location).eval(), meta
 
 
+def _legacy_model(path: Path, state: dict[str, torch.Tensor]) -> nn.Module:
+    """The original architecture ``state`` fits, or an error naming the file."""
+    try:
+        return build_legacy_model(state)
+    except StateDictError as err:
+        raise PerfexError(f"{path}: {err}") from None
+
+
 def _model_with_state(path: Path, meta: CheckpointMeta, state: dict[str, torch.Tensor]) -> nn.Module:
     try:
         model = model_from_config(meta.model, meta.model_config)
     except ModelConfigError as err:
         raise PerfexError(f"{config_path(path)} describes a model that cannot be built: {err}") from None
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise PerfexError(
-            f"{path} does not fit the {meta.model} model described by {config_path(path).name} "
-            f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]}); the file may be corrupted"
-        )
+    misfit = _first_misfit(model.state_dict(), state)
+    if misfit is not None:
+        header = _header_model(path)
+        named = f" (its own header says {header})" if header not in (None, meta.model) else ""
+        raise PerfexError(f"{path} does not fit the {meta.model} model described by {config_path(path).name}{named}: "
+                          f"{misfit}; keep each .safetensors beside the .json saved with it")
+    model.load_state_dict(state)
     return model
+
+
+def _first_misfit(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor]) -> str | None:
+    """The first tensor (in the model's order) missing from ``found`` or shaped differently, then the first one the
+    model has no place for, in words; None when every tensor fits."""
+    for name, tensor in expected.items():
+        if name not in found:
+            return f"tensor {name} {list(tensor.shape)} is missing"
+        if found[name].shape != tensor.shape:
+            return f"tensor {name} should be {list(tensor.shape)} but is {list(found[name].shape)}"
+    extra = next((name for name in found if name not in expected), None)
+    return None if extra is None else f"tensor {extra} {list(found[extra].shape)} has no place in the model"
+
+
+def _header_model(path: Path) -> str | None:
+    """The model name recorded in the safetensors header (None when absent)."""
+    with safe_open(str(path), "pt") as handle:
+        return (handle.metadata() or {}).get("model")
 
 
 def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:

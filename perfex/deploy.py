@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
+from itertools import chain
 from pathlib import Path
 from typing import ContextManager
 
@@ -16,13 +17,13 @@ from tqdm import tqdm
 from .clip_rows import CLIP_COLUMNS, ClipRows, clip_rows, join_rows, trait_levels, unreadable_rows, write_rows
 from .clips import ClipSet
 from .compute import show_progress
-from .deploy_input import DeployInput, start_reading
+from .deploy_input import DeployInput, open_inputs
 from .engine import Engine
 from .errors import PerfexError
-from .metadata import resolve_weights
+from .metadata import CheckpointMeta
 from .onnx_engine import choose_runtime, onnx_engine_or_notice
 from .options import DeployConfig
-from .readers import ClipChunk
+from .readers import ClipChunk, Unreadable
 from .schema import FILE_COLUMN, ID_COLUMN, N_LEVELS, TRAITS
 from .tables import atomic_output, refuse_overwrite
 
@@ -64,7 +65,7 @@ class ChunkPredictor:
 
 def chunk_rows(chunk: ClipChunk, predictor: ChunkPredictor, first_index: int, shard: tuple[int, int]) -> ClipRows:
     """This shard's per-clip rows of one chunk; unreadable files count as clips (after the chunk's clips) for sharding."""
-    positions = first_index + np.arange(len(chunk.clips) + len(chunk.unreadable))
+    positions = first_index + np.arange(chunk_size(chunk))
     mine = np.flatnonzero(positions % shard[1] == shard[0])
     clips, files = mine[mine < len(chunk.clips)], mine[mine >= len(chunk.clips)] - len(chunk.clips)
     parts = [predictor.rows(chunk.clips.subset(clips)) if len(clips) else None,
@@ -74,27 +75,37 @@ def chunk_rows(chunk: ClipChunk, predictor: ChunkPredictor, first_index: int, sh
 
 
 def deploy(config: DeployConfig, started: DeployInput | None = None) -> dict:
-    """Run the model over every clip of the inputs (streamed in chunks) and write the per-clip CSV atomically;
-    ``started``: the reading already begun by ``start_reading`` (the command line does so before importing torch)."""
-    options = config.deploy
-    started = started or start_reading(config)  # None for original .pt weights: their metadata needs the model
-    weights = started.weights if started else resolve_weights(options.weights)
-    runtime = choose_runtime(config, weights, started.meta if started else None)
-    engine = onnx_engine_or_notice(config, weights, started.meta) if runtime == "onnxruntime" else None
+    """Run the model over every clip of the inputs and write the per-clip CSV atomically, in three phases: open the
+    inputs (read in the background from then on), load the engine, write the predictions. ``started``: inputs the
+    caller opened already with ``open_inputs`` (the command line's, until it calls ``deploy(config)``)."""
+    with started or open_inputs(config) as inputs:
+        engine = load_engine(config, inputs.weights, inputs.meta)
+        return write_predictions(config, inputs, engine)
+
+
+def load_engine(config: DeployConfig, weights: Path, meta: CheckpointMeta) -> Engine:
+    """Deploy's second phase: the model on ONNX Runtime where it can run, else on torch (imported only then)."""
+    runtime = choose_runtime(config, weights, meta)
+    engine = onnx_engine_or_notice(config, weights, meta) if runtime == "onnxruntime" else None
     if engine is None:
         from .torch_engine import load_torch_engine
 
-        engine, meta = load_torch_engine(config, weights)
-        started = started or start_reading(config, meta)
-    shard, scan, chunks = started.shard, started.scan, started.chunks
-    predictor = ChunkPredictor(engine, config)
-    if scan.notice():
-        print(scan.notice(), file=sys.stderr)
+        engine = load_torch_engine(config, weights)
+    return engine
+
+
+def write_predictions(config: DeployConfig, inputs: DeployInput, engine: Engine) -> dict:
+    """Deploy's last phase: predict chunk after chunk and write the per-clip CSV (and the --per-frame rows)
+    atomically; returns the run's summary. Nothing is written when no input file could be read."""
+    options, shard = config.deploy, inputs.shard
+    chunks = readable_chunks(inputs.chunks)
+    if inputs.scan.notice():
+        print(inputs.scan.notice(), file=sys.stderr)
     with ExitStack() as stack:
         handle = stack.enter_context(open(stack.enter_context(atomic_output(Path(options.out))), "w", newline=""))
-        frames = stack.enter_context(per_frame_writer(options.per_frame, scan.files)) if options.per_frame else None
+        frames = stack.enter_context(per_frame_writer(options.per_frame, inputs.scan.files)) if options.per_frame else None
         bar = stack.enter_context(tqdm(desc="deploy", unit="clip", disable=not show_progress(config.run.progress)))
-        seen, counts = write_chunks(chunks, predictor, shard, handle, frames, bar)
+        seen, counts = write_chunks(chunks, ChunkPredictor(engine, config), shard, handle, frames, bar)
     summary = {"clips_in_input": seen, "clips_written": sum(counts.values()), "status_counts": counts, "out": options.out,
                "shard": list(shard), "weights": str(options.weights), "runtime": engine.runtime}
     if shard[1] > 1:
@@ -107,22 +118,52 @@ def deploy(config: DeployConfig, started: DeployInput | None = None) -> dict:
     return summary
 
 
+def readable_chunks(chunks: Iterator[ClipChunk]) -> Iterator[ClipChunk]:
+    """``chunks`` with the first one read already: refused when it holds no clip, i.e. when no input file could be
+    read (an unreadable file among readable ones still gets its row)."""
+    first = next(chunks, None)
+    if first is None or not len(first.clips):
+        raise PerfexError(no_clip_message(first.unreadable if first is not None else []))
+    return chain([first], chunks)
+
+
+def no_clip_message(unreadable: list[Unreadable]) -> str:
+    """One line for inputs without a readable clip: the (first) file's reason, which says what to do."""
+    if not unreadable:
+        return "the inputs hold no clip; point --data at AU extractor CSVs or PerFeX long CSVs"
+    count = f" ({len(unreadable)} files, none readable; the first)" if len(unreadable) > 1 else ""
+    return f"no input clip could be read{count}: {unreadable[0].reason}"
+
+
 def write_chunks(chunks: Iterator[ClipChunk], predictor: ChunkPredictor, shard: tuple[int, int], handle, frames, bar) -> tuple[int, dict]:
     """Predict and write chunk after chunk (per-clip CSV rows, per-frame rows); returns (clips seen, status counts)."""
     handle.write(",".join(CLIP_COLUMNS if shard[1] == 1 else ["clip_index", *CLIP_COLUMNS]) + "\n")
     counts: dict[str, int] = {}
     seen = 0
-    for chunk in chunks:
-        rows = chunk_rows(chunk, predictor, seen, shard)
+    for chunk, rows in predicted_rows(chunks, predictor, shard):
         write_rows(handle, rows)
         if frames is not None:
             frames.write(chunk.rows, rows[ID_COLUMN], trait_levels(rows))
         for status in rows["status"]:
             counts[status] = counts.get(status, 0) + 1
-        seen += len(chunk.clips) + len(chunk.unreadable)
-        bar.update(len(chunk.clips) + len(chunk.unreadable))
+        seen += chunk_size(chunk)
+        bar.update(chunk_size(chunk))
         release_freed_memory()
     return seen, counts
+
+
+def predicted_rows(chunks: Iterator[ClipChunk], predictor: ChunkPredictor,
+                   shard: tuple[int, int]) -> Iterator[tuple[ClipChunk, ClipRows]]:
+    """Each chunk with this shard's per-clip rows of it."""
+    seen = 0
+    for chunk in chunks:
+        yield chunk, chunk_rows(chunk, predictor, seen, shard)
+        seen += chunk_size(chunk)
+
+
+def chunk_size(chunk: ClipChunk) -> int:
+    """The input clips a chunk accounts for: its clips and its unreadable files."""
+    return len(chunk.clips) + len(chunk.unreadable)
 
 
 def per_frame_writer(path: str, files: list) -> ContextManager:

@@ -1,6 +1,5 @@
-"""What deploy reads and where it writes, checked and started before torch is imported: the outputs refused if they
-exist, the checkpoint's metadata read from its JSON, and the inputs read on a background thread, so the first chunk
-is parsed while torch loads."""
+"""Deploy's first phase, before torch is imported: the outputs refused if they exist, the checkpoint's metadata read
+from its JSON, and the inputs read on a background thread, so the first chunk is parsed while the engine loads."""
 
 from __future__ import annotations
 
@@ -23,31 +22,55 @@ T = TypeVar("T")
 
 @dataclass
 class DeployInput:
-    """A deploy run's checked shard and weights, its inputs, and the chunks being read from them."""
+    """A deploy run's checked shard and weights, the metadata its inputs are read with, and the chunks being read in
+    the background from them; ``close()`` (or leaving a ``with`` block) stops the reading and waits for it."""
 
     shard: tuple[int, int]
     weights: Path
     meta: CheckpointMeta
     scan: InputScan
-    chunks: Iterator[ClipChunk]
+    chunks: ReadAhead[ClipChunk]
+
+    def close(self) -> None:
+        self.chunks.close()
+
+    def __enter__(self) -> DeployInput:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
-def start_reading(config: DeployConfig, meta: CheckpointMeta | None = None) -> DeployInput | None:
-    """Check the outputs and start reading the inputs in the background; None where the metadata comes only with the
-    loaded weights (an original ``.pt`` file) and ``meta`` is not given."""
+def open_inputs(config: DeployConfig) -> DeployInput:
+    """Deploy's first phase, before torch is imported: refuse outputs that exist, read the checkpoint's metadata and
+    start reading the inputs on a background thread, so the first chunk is parsed while the engine loads."""
     shard = check_outputs(config)
     weights = resolve_weights(config.deploy.weights)
-    if meta is None:
-        if weights.suffix in LEGACY_SUFFIXES:
-            return None
-        meta = read_config(weights)
-        check_family(meta, config.family, weights)
+    meta = reading_meta(weights, config.family)
     scan = find_inputs(config.data.data)
+    return DeployInput(shard, weights, meta, scan, read_ahead(input_chunks(config, meta, scan)))
+
+
+start_reading = open_inputs  # the name perfex/cli.py imports until it calls deploy(config) alone
+
+
+def input_chunks(config: DeployConfig, meta: CheckpointMeta, scan: InputScan) -> Iterator[ClipChunk]:
+    """The inputs in chunks of complete clips, read as the weights need; an unreadable file is recorded, not raised."""
     reading = read_options(config.data, (), meta, tolerate_unreadable=True)
     # deploy ignores labels; binning them leniently keeps labelled inputs with raw (off-grid) scores readable
-    chunks = read_ahead(iter_clip_chunks(scan, reading, config.deploy.chunk_rows, keep_rows=bool(config.deploy.per_frame),
-                                         label_binning="round"))
-    return DeployInput(shard, weights, meta, scan, chunks)
+    return iter_clip_chunks(scan, reading, config.deploy.chunk_rows, keep_rows=bool(config.deploy.per_frame),
+                            label_binning="round")
+
+
+def reading_meta(weights: Path, family: str) -> CheckpointMeta:
+    """The metadata the inputs are read with: the JSON beside the weights (of this script's family), or what an
+    original ``.pt`` file implies without loading it (raw OpenFace 2 AU intensities, grid labels; its family is
+    checked when the engine loads it)."""
+    if weights.suffix in LEGACY_SUFFIXES:
+        return CheckpointMeta(model=f"legacy_{family}", legacy=True, label_binning="grid")
+    meta = read_config(weights)
+    check_family(meta, family, weights)
+    return meta
 
 
 def check_outputs(config: DeployConfig) -> tuple[int, int]:
@@ -93,8 +116,9 @@ class ReadAhead(Iterator[T]):
         self._stop = threading.Event()
         self._finished = False
         # the thread holds the queue and the event, never self, so an abandoned reader is collected and stops it
-        threading.Thread(target=_produce, args=(items, self._slots, self._stop), name="perfex-read-ahead",
-                         daemon=True).start()
+        self._thread = threading.Thread(target=_produce, args=(items, self._slots, self._stop), name="perfex-read-ahead",
+                                        daemon=True)
+        self._thread.start()
 
     def __next__(self) -> T:
         if self._finished:
@@ -108,8 +132,11 @@ class ReadAhead(Iterator[T]):
         return item
 
     def close(self) -> None:
+        """Stop the producer and wait until it has finished the item it is reading: a thread left inside Arrow's C++
+        reader while the interpreter shuts down aborts the process."""
         self._finished = True
         self._stop.set()
+        self._thread.join()
 
     def __del__(self) -> None:
         self._stop.set()

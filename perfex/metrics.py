@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import math
+import warnings
+from collections.abc import Callable, Iterator
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import precision_recall_fscore_support, roc_auc_score
-from sklearn.preprocessing import StandardScaler
 
 from .clips import ClipSet
 from .errors import PerfexError
@@ -27,7 +26,6 @@ BASELINE_DESCRIPTIONS = {
     "logreg_au_stats": "logistic regression on per-clip feature mean/std",
     "ridge_au_stats": "ridge regression of the scores on per-clip feature mean/std",
 }
-_BOOTSTRAP_CHUNK_ELEMENTS = 4_000_000
 
 
 def _check_levels(levels: np.ndarray, name: str) -> np.ndarray:
@@ -88,6 +86,8 @@ def clip_summary_features(clips: ClipSet) -> np.ndarray:
 
 def _roc_auc_ovr_macro(y_true: np.ndarray, level_probs: np.ndarray) -> float:
     """Mean one-vs-rest ROC AUC over the levels present in ``y_true``; NaN with fewer than two."""
+    from sklearn.metrics import roc_auc_score
+
     present = np.unique(y_true)
     if len(present) < 2:
         return math.nan
@@ -125,6 +125,8 @@ def _nanmean(values: list[float]) -> float:
 
 
 def _one_trait_metrics(y_true: np.ndarray, level_probs: np.ndarray, true_score: np.ndarray, pred_score: np.ndarray) -> dict:
+    from sklearn.metrics import precision_recall_fscore_support
+
     y_pred = level_probs.argmax(axis=1)
     labels = np.union1d(y_true, y_pred)
     precision, recall, f1, _ = precision_recall_fscore_support(
@@ -177,6 +179,42 @@ def trait_metrics(
     return {"per_trait": per_trait, "mean": mean, "n_clips": n_clips}
 
 
+def bootstrap_rows(groups: np.ndarray, n_boot: int, seed: int = 0) -> Iterator[np.ndarray]:
+    """``n_boot`` resamples of row indices: each draws as many whole groups (source videos) as there are, with
+    replacement, and takes every row of each; pass ``np.arange(n)`` (one group per row) to resample rows."""
+    groups = np.asarray(groups)
+    if groups.ndim != 1 or len(groups) == 0:
+        raise PerfexError(f"groups has shape {groups.shape}; pass one group key (source video) per row, for at least one row")
+    if n_boot < 1:
+        raise PerfexError(f"n_boot is {n_boot}; use a positive number of bootstrap resamples, e.g. 1000")
+    _, group_of = np.unique(groups, return_inverse=True)
+    order = np.argsort(group_of, kind="stable")
+    sizes = np.bincount(group_of)
+    starts = np.cumsum(sizes) - sizes
+    rng = np.random.default_rng(seed)
+    for _ in range(n_boot):
+        chosen = rng.integers(0, len(sizes), len(sizes))
+        yield order[_concatenated_ranges(starts[chosen], sizes[chosen])]
+
+
+def _concatenated_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """``concatenate([arange(s, s + n) for s, n in zip(starts, lengths)])`` without the Python loop."""
+    ends = np.cumsum(lengths)
+    return np.arange(ends[-1]) + np.repeat(starts - (ends - lengths), lengths)
+
+
+def bootstrap_interval(statistic: Callable[[np.ndarray], float | np.ndarray], groups: np.ndarray, n_boot: int,
+                       seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """95% percentile interval (each end shaped like ``statistic``'s value) of ``statistic(rows)`` over
+    ``bootstrap_rows(groups, n_boot, seed)``; non-finite values are left out (NaN where every draw is)."""
+    draws = np.array([statistic(rows) for rows in bootstrap_rows(groups, n_boot, seed)], dtype=np.float64)
+    draws[~np.isfinite(draws)] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: their interval is NaN
+        low, high = np.nanpercentile(draws, [2.5, 97.5], axis=0)
+    return low, high
+
+
 def bootstrap_mean_accuracy(
     true_levels: np.ndarray,
     pred_levels: np.ndarray,
@@ -189,26 +227,11 @@ def bootstrap_mean_accuracy(
     pred_levels = _check_levels(pred_levels, "pred_levels")
     if pred_levels.shape != true_levels.shape:
         raise PerfexError(f"pred_levels has shape {pred_levels.shape} but true_levels {true_levels.shape}; pass the same clips")
-    if n_boot < 1:
-        raise PerfexError(f"n_boot is {n_boot}; use a positive number of bootstrap resamples, e.g. 1000")
+    groups = np.arange(len(true_levels)) if groups is None else np.asarray(groups)
+    if groups.shape != (len(true_levels),):
+        raise PerfexError(f"groups has shape {groups.shape}; expected one source-video key per clip ({len(true_levels)})")
     correct_per_clip = (true_levels == pred_levels).mean(axis=1)
-    if groups is None:
-        unit_correct, unit_size = correct_per_clip, np.ones_like(correct_per_clip)
-    else:
-        groups = np.asarray(groups)
-        if groups.shape != (len(true_levels),):
-            raise PerfexError(f"groups has shape {groups.shape}; expected one source-video key per clip ({len(true_levels)})")
-        _, unit_of_clip = np.unique(groups, return_inverse=True)
-        unit_correct = np.bincount(unit_of_clip, weights=correct_per_clip)
-        unit_size = np.bincount(unit_of_clip).astype(np.float64)
-    n_units = len(unit_correct)
-    rng = np.random.default_rng(seed)
-    chunk = max(1, _BOOTSTRAP_CHUNK_ELEMENTS // n_units)
-    accuracies = []
-    for start in range(0, n_boot, chunk):
-        draws = rng.integers(0, n_units, size=(min(chunk, n_boot - start), n_units))
-        accuracies.append(unit_correct[draws].sum(axis=1) / unit_size[draws].sum(axis=1))
-    low, high = np.percentile(np.concatenate(accuracies), [2.5, 97.5])
+    low, high = bootstrap_interval(lambda rows: correct_per_clip[rows].mean(), groups, n_boot, seed)
     return float(low), float(high)
 
 
@@ -219,6 +242,8 @@ def _one_hot(levels: np.ndarray) -> np.ndarray:
 
 def _logreg_level_probs(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, seed: int) -> np.ndarray:
     """[N_test, 5] level probabilities of a logistic regression; levels absent from training get 0."""
+    from sklearn.linear_model import LogisticRegression
+
     probs = np.zeros((len(test_x), N_LEVELS))
     present = np.unique(train_y)
     if len(present) == 1:
@@ -256,6 +281,8 @@ def baseline_predictions(
     seed: int = 0,
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """``name -> (probs [N, 5, 5], pred_scores [N, 5])`` for the test clips, each baseline fitted on training clips only."""
+    from sklearn.preprocessing import StandardScaler
+
     train_levels = _check_levels(train_levels, "train_levels")
     train_features, test_features = _check_baseline_features(train_features, test_features, len(train_levels))
     n_test = len(test_features)

@@ -14,7 +14,6 @@ from .checkpoint import load_checkpoint
 from .compute import resolve_precision, use_threads
 from .distributed import pick_device
 from .engine import Engine
-from .metadata import CheckpointMeta
 from .options import DeployConfig
 from .predict import predict_probs
 
@@ -40,9 +39,9 @@ def torch_engine(model: nn.Module, config: DeployConfig, device: torch.device | 
     return engine
 
 
-def load_torch_engine(config: DeployConfig, weights: Path) -> tuple[Engine, CheckpointMeta]:
-    """The checkpoint loaded on the configured device and thread count, as an engine; and its metadata."""
+def load_torch_engine(config: DeployConfig, weights: Path) -> Engine:
+    """The checkpoint loaded on the configured device and thread count, as an engine."""
     device = pick_device(config.run.device)
     use_threads(config.run.threads)
     model, meta = load_checkpoint(weights, family=config.family, map_location=str(device))
-    return torch_engine(model, config, device, meta.feature_names), meta
+    return torch_engine(model, config, device, meta.feature_names)

@@ -7,7 +7,7 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import PerfexError
-from .resample import grouped_resamples
+from ..metrics import bootstrap_interval
 
 _MIN_CLIPS = 4
 
@@ -31,15 +31,9 @@ def _p_values(r: np.ndarray, n: int) -> np.ndarray:
     return 2 * stats.t.sf(np.abs(t), n - 2)
 
 
-def _bootstrap(x: np.ndarray, y: np.ndarray, groups: np.ndarray, n_boot: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile 95% intervals [2, a, b, 2] of (Pearson, Spearman), resampling whole groups (source videos)."""
-    draws = np.empty((n_boot, 2, x.shape[1], y.shape[1]))
-    for b, rows in enumerate(grouped_resamples(groups, n_boot, seed)):
-        xb, yb = x[rows], y[rows]
-        draws[b, 0] = _correlations(xb, yb)
-        draws[b, 1] = _correlations(stats.rankdata(xb, axis=0), stats.rankdata(yb, axis=0))
-    low, high = np.nanpercentile(draws, [2.5, 97.5], axis=0)
-    return low, high
+def _both_correlations(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Pearson and Spearman correlations [2, a, b] of every column of ``x`` with every column of ``y``."""
+    return np.stack([_correlations(x, y), _correlations(stats.rankdata(x, axis=0), stats.rankdata(y, axis=0))])
 
 
 def _q_values(p: np.ndarray) -> np.ndarray:
@@ -60,11 +54,10 @@ def correlation_table(statistics: pd.DataFrame, traits: pd.DataFrame, groups: np
     if n_boot < 1:
         raise PerfexError(f"--bootstrap {n_boot}: use a positive number of bootstrap resamples, e.g. 1000")
     x, y = statistics.to_numpy(np.float64), traits.to_numpy(np.float64)
-    r = _correlations(x, y)
-    rho = _correlations(stats.rankdata(x, axis=0), stats.rankdata(y, axis=0))
+    r, rho = _both_correlations(x, y)
     p_r, p_rho = _p_values(r, n), _p_values(rho, n)
     q_both = (_q_values(p_r), _q_values(p_rho))
-    low, high = _bootstrap(x, y, np.asarray(groups), n_boot, seed)
+    low, high = bootstrap_interval(lambda rows: _both_correlations(x[rows], y[rows]), groups, n_boot, seed)
     a, b = np.meshgrid(np.arange(x.shape[1]), np.arange(y.shape[1]), indexing="ij")
     table = pd.DataFrame({"statistic": statistics.columns[a.ravel()], "trait": traits.columns[b.ravel()], "n_clips": n})
     for k, name in enumerate(("pearson_r", "spearman_rho")):

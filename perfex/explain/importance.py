@@ -7,9 +7,9 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from ..analysis.resample import grouped_resamples
 from ..clips import ClipSet
 from ..errors import PerfexError
+from ..metrics import bootstrap_interval
 from ..schema import N_LEVELS, TRAITS
 
 PERMUTATION_MODES = ("shuffle", "mean")
@@ -25,8 +25,7 @@ def attribution_importance(attributions: list[np.ndarray], feature_names: list[s
                            n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
     """Per trait and feature: mean over clips of the clip's mean |attribution| over frames, 95% CI, rank (1 = most)."""
     per_clip = np.stack([np.abs(a).mean(axis=0) for a in attributions])  # [N, 5, F]
-    draws = np.stack([per_clip[rows].mean(axis=0) for rows in grouped_resamples(groups, n_boot, seed)])
-    low, high = np.percentile(draws, [2.5, 97.5], axis=0)
+    low, high = bootstrap_interval(lambda rows: per_clip[rows].mean(axis=0), groups, n_boot, seed)
     t, f = np.meshgrid(np.arange(len(TRAITS)), np.arange(len(feature_names)), indexing="ij")
     table = pd.DataFrame({"trait": np.asarray(TRAITS)[t.ravel()], "feature": np.asarray(feature_names)[f.ravel()],
                           "mean_abs_attribution": per_clip.mean(axis=0).ravel(),
@@ -95,12 +94,11 @@ def permutation_importance(predict_fn: Callable[[ClipSet], np.ndarray], clips: C
         preds += [predict_fn(perturbed(clips, f, mode, rng, 0.0 if fill is None else float(fill[f]))) for _ in range(repeats)]
     preds_array, true = np.stack(preds).astype(np.int64), clips.levels.astype(np.int64)
     accuracy_drop, qwk_drop = _drops(true, preds_array, len(names), repeats)
-    draws = [_drops(true[rows], preds_array[:, rows], len(names), repeats) for rows in grouped_resamples(groups, n_boot, seed)]
-    accuracy_draws, qwk_draws = (np.stack([d[k] for d in draws]) for k in (0, 1))
+    lows, highs = bootstrap_interval(lambda rows: np.stack(_drops(true[rows], preds_array[:, rows], len(names), repeats)),
+                                     groups, n_boot, seed)
     t, f = np.meshgrid(np.arange(len(TRAITS)), np.arange(len(names)), indexing="ij")
     table = pd.DataFrame({"trait": np.asarray(TRAITS)[t.ravel()], "feature": np.asarray(names)[f.ravel()]})
-    for name, point, sample in (("accuracy_drop", accuracy_drop, accuracy_draws), ("qwk_drop", qwk_drop, qwk_draws)):
-        low, high = np.nanpercentile(sample, [2.5, 97.5], axis=0)
-        table[name], table[f"{name}_low"], table[f"{name}_high"] = point.T.ravel(), low.T.ravel(), high.T.ravel()
+    for k, (name, point) in enumerate((("accuracy_drop", accuracy_drop), ("qwk_drop", qwk_drop))):
+        table[name], table[f"{name}_low"], table[f"{name}_high"] = point.T.ravel(), lows[k].T.ravel(), highs[k].T.ravel()
     table["mode"] = mode
     return _ranked(table, "qwk_drop")

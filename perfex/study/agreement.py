@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+
+from ..metrics import bootstrap_interval
 
 
 def icc2k(ratings: np.ndarray) -> float:
@@ -34,17 +38,13 @@ def ordinal_alpha(ratings: np.ndarray, values: tuple[float, ...]) -> float:
     return float(1 - (total - 1) * (coincidence * delta).sum() / expected) if expected > 0 else float("nan")
 
 
-def bootstrap_interval(statistic, ratings: np.ndarray, n_boot: int, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
-    """Percentile interval of ``statistic`` over clips resampled with replacement."""
+def clip_interval(statistic: Callable[[np.ndarray], float], ratings: np.ndarray, n_boot: int,
+                  seed: int = 0) -> tuple[float, float]:
+    """95% percentile interval of ``statistic`` over the rated clips resampled with replacement (each clip its own
+    group: the raters rated clips, not source videos); NaN without resamples."""
     if n_boot < 1:
         return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    draws = np.array([statistic(ratings[rng.integers(0, len(ratings), len(ratings))]) for _ in range(n_boot)])
-    draws = draws[np.isfinite(draws)]
-    if not len(draws):
-        return float("nan"), float("nan")
-    tail = (1 - level) / 2 * 100
-    low, high = np.percentile(draws, [tail, 100 - tail])
+    low, high = bootstrap_interval(lambda rows: statistic(ratings[rows]), np.arange(len(ratings)), n_boot, seed)
     return float(low), float(high)
 
 
@@ -63,7 +63,7 @@ def leave_one_out_r(ratings: np.ndarray) -> np.ndarray:
 def trait_agreement(ratings: np.ndarray, values: tuple[float, ...], n_boot: int, seed: int = 0) -> dict:
     """ICC(2,k) and ordinal alpha with bootstrap 95% intervals for one trait's [clips, raters] answers."""
     return {
-        "icc2k": icc2k(ratings), "icc2k_ci95": bootstrap_interval(icc2k, ratings, n_boot, seed),
+        "icc2k": icc2k(ratings), "icc2k_ci95": clip_interval(icc2k, ratings, n_boot, seed),
         "alpha_ordinal": ordinal_alpha(ratings, values),
-        "alpha_ordinal_ci95": bootstrap_interval(lambda r: ordinal_alpha(r, values), ratings, n_boot, seed),
+        "alpha_ordinal_ci95": clip_interval(lambda r: ordinal_alpha(r, values), ratings, n_boot, seed),
     }
