@@ -324,14 +324,10 @@ def run_deploy(family: str, argv: Sequence[str] | None) -> int:
         print(f"merged {summary['shards']} shards: {summary['clips_written']} clips -> {summary['out']}")
         return 0
     args["out"] = args["out"] or str(PROJECT_ROOT / "outputs" / f"{family}-deploy-{timestamp()}.csv")
-    from .deploy_input import start_reading
+    from .deploy import deploy
     from .options import DeployConfig, build_config
 
-    config = build_config(DeployConfig, family, **args)
-    started = start_reading(config)  # the first chunk is read while the engine loads (torch: ~1 s)
-    from .deploy import deploy
-
-    summary = deploy(config, started)
+    summary = deploy(build_config(DeployConfig, family, **args))  # reads the first chunk while the engine loads
     statuses = ", ".join(f"{n} {s}" for s, n in sorted(summary["status_counts"].items()))
     print(f"{summary['clips_written']} of {summary['clips_in_input']} clips written ({statuses}) -> {summary['out']} "
           f"[{summary['runtime']}]")
@@ -416,12 +412,7 @@ def run_command(action: Callable[[], int]) -> None:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         code = 130
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # Leave without running C++ static destructors: with torch and pyarrow's thread pools both loaded, the normal
-    # interpreter shutdown can abort ("terminate called without an active exception", status 134) after the work
-    # is done. Every output file is closed (and atomically renamed) by now.
-    os._exit(code)
+    sys.exit(code)
 
 
 def main(command: str, model: str | None = None, argv: Sequence[str] | None = None) -> None:

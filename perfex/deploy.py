@@ -74,11 +74,11 @@ def chunk_rows(chunk: ClipChunk, predictor: ChunkPredictor, first_index: int, sh
     return {"clip_index": positions[mine], **rows} if shard[1] > 1 else rows
 
 
-def deploy(config: DeployConfig, started: DeployInput | None = None) -> dict:
+def deploy(config: DeployConfig) -> dict:
     """Run the model over every clip of the inputs and write the per-clip CSV atomically, in three phases: open the
-    inputs (read in the background from then on), load the engine, write the predictions. ``started``: inputs the
-    caller opened already with ``open_inputs`` (the command line's, until it calls ``deploy(config)``)."""
-    with started or open_inputs(config) as inputs:
+    inputs (read in the background from then on, so the first chunk is read while the engine loads), load the engine,
+    write the predictions."""
+    with open_inputs(config) as inputs:
         engine = load_engine(config, inputs.weights, inputs.meta)
         return write_predictions(config, inputs, engine)
 

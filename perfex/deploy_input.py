@@ -51,7 +51,6 @@ def open_inputs(config: DeployConfig) -> DeployInput:
     return DeployInput(shard, weights, meta, scan, read_ahead(input_chunks(config, meta, scan)))
 
 
-start_reading = open_inputs  # the name perfex/cli.py imports until it calls deploy(config) alone
 
 
 def input_chunks(config: DeployConfig, meta: CheckpointMeta, scan: InputScan) -> Iterator[ClipChunk]:

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .metrics import quadratic_weighted_kappa
+from .metrics import bootstrap_rows, quadratic_weighted_kappa
 from .windows import expected_scores
 
 GATE_RESAMPLES = 200  # bootstrap resamples of source videos for each trait's standard error
@@ -43,21 +43,13 @@ def trait_scores(probs: np.ndarray, levels: np.ndarray, scores: np.ndarray, outp
     return np.nan_to_num(values, nan=0.0)
 
 
-def group_resamples(groups: np.ndarray, n_boot: int, seed: int) -> list[np.ndarray]:
-    """``n_boot`` row-index resamples that draw whole groups (source videos) with replacement."""
-    _, unit = np.unique(np.asarray(groups, dtype=str), return_inverse=True)
-    rows_of = [np.flatnonzero(unit == u) for u in range(unit.max() + 1)]
-    rng = np.random.default_rng(seed)
-    return [np.concatenate([rows_of[u] for u in rng.integers(0, len(rows_of), len(rows_of))]) for _ in range(n_boot)]
-
-
 def paired_standard_errors(probs: np.ndarray, reference: np.ndarray, levels: np.ndarray, scores: np.ndarray, output: str,
                            select: str, groups: np.ndarray, seed: int, resamples: int = GATE_RESAMPLES) -> np.ndarray:
     """Per trait, one bootstrap standard error of (score of ``probs`` - score of ``reference``), both scored on the same
     resampled source videos; [traits]."""
     differences = np.array([trait_scores(probs[rows], levels[rows], scores[rows], output, select)
                             - trait_scores(reference[rows], levels[rows], scores[rows], output, select)
-                            for rows in group_resamples(groups, resamples, seed)])
+                            for rows in bootstrap_rows(np.asarray(groups, dtype=str), resamples, seed)])
     return differences.std(axis=0)
 
 

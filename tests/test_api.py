@@ -8,12 +8,14 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REPO, run_script
+from helpers import REPO, run_script
 
 import perfex
 import perfex.api
 from perfex.clip_rows import CLIP_COLUMNS
 from perfex.errors import PerfexError
+
+pytestmark = pytest.mark.e2e
 
 DEPLOY_SCRIPTS = {"cnn": "1dcnn_deploy.py", "attn": "attn_deploy.py"}
 SAMPLE = REPO / "data" / "deploy.csv.gz"

@@ -9,10 +9,12 @@ import threading
 
 import numpy as np
 import pytest
-from conftest import REPO, run_script
+from helpers import REPO, run_script
 
 from perfex.errors import PerfexError
 from perfex.metrics import bootstrap_interval, bootstrap_rows
+
+pytestmark = pytest.mark.e2e
 
 WEIGHTS = REPO / "weights"
 

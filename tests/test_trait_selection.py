@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from models.registry import families
-from perfex.selection import TraitSelection, group_resamples, paired_standard_errors, trait_scores
+from perfex.selection import TraitSelection, paired_standard_errors, trait_scores
 
 pytestmark = pytest.mark.e2e
 
@@ -19,13 +19,6 @@ def probabilities(levels: np.ndarray, sharpness: np.ndarray, rng: np.random.Gene
     """[N, 5, 5] probabilities whose mass on the true level grows with each trait's ``sharpness``."""
     logits = rng.normal(size=(*levels.shape, 5)) + sharpness[None, :, None] * np.eye(5)[levels]
     return np.exp(logits) / np.exp(logits).sum(axis=2, keepdims=True)
-
-
-def test_group_resamples_draw_whole_source_videos():
-    groups = np.repeat(np.array(["a", "b", "c", "d"]), [1, 2, 3, 4])
-    for rows in group_resamples(groups, 50, seed=0):
-        drawn = pd.Series(groups[rows]).value_counts()
-        assert all(count % size == 0 for video, count in drawn.items() for size in [(groups == video).sum()])
 
 
 def test_paired_standard_error_matches_the_closed_form_and_grows_with_clustered_clips():
@@ -201,7 +194,7 @@ def test_cnn_branches_double_their_dilation_and_old_configs_keep_one():
     assert [conv.dilation[0] for conv in model.second] == [1, 2, 4, 8]
     old = with_options_added_later("cnn", {"kernels": [3, 5, 7, 9]})
     assert [conv.dilation[0] for conv in create_model("cnn", **old).second] == [1, 1, 1, 1]
-    x, lengths = torch.zeros(1, 300, 17), torch.tensor([300])
+    x = torch.zeros(1, 300, 17)
     x_far = x.clone()
     x_far[0, :16] = 3.0  # frames 0-15; at frame 35 only the branches reaching 20 frames back see them (radius 2, 8, 24, 64)
     model.eval()
