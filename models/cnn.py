@@ -1,6 +1,6 @@
 """Multi-scale 1D-CNN: parallel convolution branches (kernels 3, 5, 7, 9 with dilations 1, 2, 4, 8, so the branches see
-5 to 129 frames: up to four seconds), statistics pooling over time (masked mean and standard deviation of every
-channel), MLP head."""
+5 to 129 frames: up to four seconds), pooling over time (masked mean, standard deviation and peak of every channel),
+MLP head."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from .common import POOLINGS, masked_mean, masked_mean_and_std, relu_conv_over_t
 from .errors import ModelConfigError
 from .outputs import OUTPUTS
 
+CNN_POOLINGS = (*POOLINGS, "mean+std+max")  # the CNN may also keep each channel's peak over time
+
 
 @dataclass
 class CNNConfig:
@@ -28,7 +30,7 @@ class CNNConfig:
     branch_channels: int = 128
     head_hidden: int = 128
     dropout: float = 0.5
-    pooling: str = "mean+std"  # over time, per channel: "mean+std" (statistics pooling) or "mean" (round one)
+    pooling: str = "mean+std+max"  # over time, per channel: "mean+std+max", "mean+std" (statistics pooling) or "mean"
     n_traits: int = 5
     n_levels: int = 5
     max_frames: int = 700
@@ -53,7 +55,7 @@ class CNNConfig:
         check_fraction(self, "dropout")
         check_outputs(self)
         check_choice(self, "output", OUTPUTS)
-        check_choice(self, "pooling", POOLINGS)
+        check_choice(self, "pooling", CNN_POOLINGS)
 
 
 class MultiScaleCNN(TraitModel):
@@ -70,7 +72,7 @@ class MultiScaleCNN(TraitModel):
         self.second = nn.ModuleList(nn.Conv1d(c.hidden_channels, c.branch_channels, k, padding=d * (k // 2), dilation=d)
                                     for k, d in zip(c.kernels, spacing, strict=True))
         self.dropout = nn.Dropout(c.dropout)
-        width = c.branch_channels * len(c.kernels) * (2 if c.pooling == "mean+std" else 1)
+        width = c.branch_channels * len(c.kernels) * len(c.pooling.split("+"))
         self.head = nn.Sequential(
             nn.Linear(width, c.head_hidden), nn.ReLU(), nn.Dropout(c.dropout),
             nn.Linear(c.head_hidden, self.n_logits),
@@ -91,8 +93,17 @@ class MultiScaleCNN(TraitModel):
         for first, second in zip(self.first, self.second, strict=True):
             h = relu_conv_over_time(first, x) * keep
             h = relu_conv_over_time(second, h)
-            pooled.append(masked_mean_and_std(h, mask) if self.config.pooling == "mean+std" else masked_mean(h, mask))
+            pooled.append(self.pool(h, mask))
         return torch.cat(pooled, dim=1)
+
+    def pool(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``h [B, C, T]`` (non-negative, after ReLU) pooled over real frames as the config's ``pooling`` says."""
+        if self.config.pooling == "mean":
+            return masked_mean(h, mask)
+        statistics = masked_mean_and_std(h, mask)
+        if self.config.pooling == "mean+std":
+            return statistics
+        return torch.cat([statistics, (h * mask[:, None, :].to(h.dtype)).amax(dim=2)], dim=1)
 
     def forward_head(self, pooled: torch.Tensor) -> torch.Tensor:
         return self.head(self.dropout(pooled))

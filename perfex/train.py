@@ -375,8 +375,10 @@ class Trainer:
             self._calibrate_best()
         gates = self.selection.state.best_gates
         if gates is not None and self.start_is_candidate:
-            deep = [t for t, g in zip(TRAITS, gates) if g] or ["none"]
-            self.log(f"deep path kept for: {', '.join(deep)}; the other traits read the statistics path alone")
+            deep = [t for t, g in zip(TRAITS, gates) if g]
+            alone = [t for t, g in zip(TRAITS, gates) if not g]
+            self.log(f"deep path kept for: {', '.join(deep) or 'no trait'}"
+                     + (f"; statistics path alone for: {', '.join(alone)}" if alone else ""))
         self.log(f"best epoch {self.best_epoch} (gated validation {self.config.train.select}); wrote {self.out}/best.safetensors, "
                  f"last.safetensors, metrics.csv, {plot.name}, split.json, run_config.json")
 

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.unit
     ("cnn", {"dropout": 1.0}, "cnn option dropout must be a number in [0, 1), not 1.0; use e.g. 0.5"),
     ("cnn", {"n_outputs": -2}, ("cnn option n_outputs must be a positive integer, not -2; leave it unset for one "
                                    "logit per trait and level")),
-    ("cnn", {"pooling": "max"}, "cnn option pooling must be one of mean+std, mean, not 'max'"),
+    ("cnn", {"pooling": "max"}, "cnn option pooling must be one of mean+std, mean, mean+std+max, not 'max'"),
     ("attn", {"conv_kernels": (8, 5, 3)}, ("attn options conv_channels (4 entries) and conv_kernels (3 entries) must have "
                                            "the same length: one kernel size per convolution")),
     ("attn", {"d_model": 63}, ("attn option d_model must be even and at least 4 (half sines, half cosines), "
@@ -62,7 +62,7 @@ def test_models_do_not_import_the_rest_of_perfex():
     assert result.stdout.strip() == "[]"
 
 
-def test_the_cnn_pools_the_spread_of_each_channel_over_time_as_well_as_its_mean():
+def test_the_cnn_pools_the_spread_and_peak_of_each_channel_over_time_as_well_as_its_mean():
     import torch
 
     steady = torch.full((1, 60, 17), 1.0)
@@ -70,20 +70,20 @@ def test_the_cnn_pools_the_spread_of_each_channel_over_time_as_well_as_its_mean(
     bursty[:, ::2] = 2.0  # the same mean per AU, spread over time
     lengths = torch.tensor([60])
     with torch.no_grad():
-        for pooling, differ in (("mean+std", True), ("mean", False)):
+        for pooling, differ in (("mean+std+max", True), ("mean+std", True), ("mean", False)):
             model = create_model("cnn", pooling=pooling, kernels=(1,), statistics_path=False).eval()
             for conv in (model.first[0], model.second[0]):  # positive weights, kernel 1: the ReLUs pass everything
                 torch.nn.init.constant_(conv.weight, 0.1)
                 torch.nn.init.zeros_(conv.bias)
             features = [model.forward_features(x, lengths) for x in (steady, bursty)]
-            assert features[0].shape[1] == (256 if pooling == "mean+std" else 128)
+            assert features[0].shape[1] == 128 * len(pooling.split("+"))
             assert bool((features[0] - features[1]).abs().max() > 1e-3) == differ
 
 
 def test_a_stored_config_that_predates_an_option_keeps_the_behaviour_it_was_trained_with():
     from perfex.metadata import with_options_added_later
 
-    assert CNNConfig().pooling == "mean+std"
+    assert CNNConfig().pooling == "mean+std+max"
     assert with_options_added_later("cnn", {"kernels": [3], "statistics_path": True}) == {
         "statistics_path": True, "pooling": "mean", "dilations": None, "kernels": [3]}
     assert with_options_added_later("cnn", {"pooling": "mean+std", "statistics_path": True}) == {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Rebuild the sample data, the release training set (not committed), the shipped weights and every number and
-# picture in README.md and weights/MODEL_CARD.md. About 10-15 minutes on 2 CPU cores: bash weights/reproduce.sh
+# picture in README.md, docs/results.md and weights/MODEL_CARD.md. About 30-45 minutes on 2 CPU cores (20 epochs a model):
+# bash weights/reproduce.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH=.
@@ -22,7 +23,8 @@ for name in families(): print(name, script_prefix(name))')
 for entry in "${registered[@]}"; do
     read -r model script <<< "$entry"
     rm -rf "runs/$model-release" "docs/results/$model" "docs/results/$model-user-study"
-    python "${script}_train.py" --data runs/release-data/train3000.csv.gz --out "runs/$model-release" --seed 0 --no-progress
+    python "${script}_train.py" --data runs/release-data/train3000.csv.gz --out "runs/$model-release" --seed 0 --epochs 20 \
+        --no-progress
     cp "runs/$model-release/best.safetensors" "weights/$model.safetensors"
     cp "runs/$model-release/best.json" "weights/$model.json"
     cp "runs/$model-release/training_curves.png" "docs/${model}_training_curves.png"
