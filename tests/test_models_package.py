@@ -24,7 +24,7 @@ def test_pip_installs_perfex_and_models(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
                     "--target", str(target), str(source)], check=True, capture_output=True, text=True, timeout=300)
     assert sorted(p.name for p in target.iterdir() if not p.name.endswith(".dist-info")) == ["bin", "models", "perfex"]
-    code = ("import models, perfex, perfex.cli; print(models.__file__); print(perfex.__file__); "
+    code = ("import models, perfex, perfex.cli.scripts; print(models.__file__); print(perfex.__file__); "
             "print(models.create_model('cnn').n_outputs)")
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(target)},
                             capture_output=True, text=True, timeout=300, check=True)

@@ -15,11 +15,11 @@ import pytest
 
 from helpers import REPO
 
-import perfex.analysis.command
-import perfex.cli
-import perfex.study.cli
+import perfex.cli.analysis
+import perfex.cli.scripts
+import perfex.cli.study
 from models.registry import families, script_prefix
-from perfex import command
+from perfex.cli import command
 
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 DOCS = [REPO / "README.md", REPO / "CHANGELOG.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -28,7 +28,7 @@ SCRIPTS = {  # script -> the perfex command line that runs the same thing
        for name in ("train", "retrain", "test", "deploy") for model in families()},
     "data_augmentation.py": ["augment"], "au_analysis.py": ["analyse"], "user_study.py": ["study"],
 }
-ENTRY_POINTS = (perfex.cli, perfex.analysis.command, perfex.study.cli)  # the modules whose main the scripts call
+ENTRY_POINTS = (perfex.cli.scripts, perfex.cli.analysis, perfex.cli.study)  # the modules whose main the scripts call
 
 
 # ---------------------------------------------------------------- the perfex command
@@ -77,7 +77,7 @@ def test_perfex_command_calls_what_the_script_calls(script, monkeypatch):
 def test_model_may_come_anywhere_and_in_either_spelling(monkeypatch):
     calls = _recorded_calls(monkeypatch)
     assert command.main(["deploy", "--data", "a.csv", "--model=attn", "--force"]) == 0
-    assert calls == [("perfex.cli", {"command": "deploy", "model": "attn", "argv": ["--data", "a.csv", "--force"]})]
+    assert calls == [("perfex.cli.scripts", {"command": "deploy", "model": "attn", "argv": ["--data", "a.csv", "--force"]})]
 
 
 @pytest.mark.unit
@@ -115,9 +115,9 @@ def test_command_help_is_the_scripts_help(name, family, capsys, monkeypatch):
     assert done.value.code == 0
     shown = capsys.readouterr().out
     assert shown.startswith(f"usage: perfex {name} --model {family} ")
-    parser = {"train": lambda: perfex.cli.train_parser(family, False), "retrain": lambda: perfex.cli.train_parser(family, True),
-              "test": lambda: perfex.cli.test_parser(family), "deploy": lambda: perfex.cli.deploy_parser(family)}[name]
-    monkeypatch.setattr(sys, "argv", [f"{perfex.cli.SCRIPT_PREFIX[family]}_{name}.py"])
+    parser = {"train": lambda: perfex.cli.scripts.train_parser(family, False), "retrain": lambda: perfex.cli.scripts.train_parser(family, True),
+              "test": lambda: perfex.cli.scripts.test_parser(family), "deploy": lambda: perfex.cli.scripts.deploy_parser(family)}[name]
+    monkeypatch.setattr(sys, "argv", [f"{perfex.cli.scripts.SCRIPT_PREFIX[family]}_{name}.py"])
     script_help = parser().format_help()
     # the same text after the usage block (whose line wrapping depends on the program name)
     assert shown.split("\n\n", 1)[1] == script_help.split("\n\n", 1)[1]
@@ -143,13 +143,13 @@ def test_other_commands_show_their_scripts_help(name, capsys):
 @pytest.mark.e2e
 def test_python_m_perfex_command_answers_help_without_importing_torch():
     probe = ("import runpy, sys; sys.argv = ['perfex', '--help']\n"
-             "try: runpy.run_module('perfex.command', run_name='__main__')\n"
+             "try: runpy.run_module('perfex.cli.command', run_name='__main__')\n"
              "except SystemExit as e: print('exit', e.code, 'torch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("exit 0 False")
     assert all(f"\n  {name} " in result.stdout for name in command.COMMANDS)
-    direct = subprocess.run([sys.executable, "-m", "perfex.command", "train"], cwd=REPO, capture_output=True, text=True,
+    direct = subprocess.run([sys.executable, "-m", "perfex.cli.command", "train"], cwd=REPO, capture_output=True, text=True,
                             timeout=120)
     assert direct.returncode == 2 and direct.stderr.count("\n") == 1
 
@@ -211,7 +211,7 @@ def test_requirements_and_pyproject_name_the_same_packages_and_versions():
 def test_extras_and_entry_point():
     project = PYPROJECT["project"]
     assert set(project["optional-dependencies"]) == {"onnx", "explain", "study", "test", "bench"}
-    assert project["scripts"] == {"perfex": "perfex.command:main"}
+    assert project["scripts"] == {"perfex": "perfex.cli.command:main"}
     assert "onnxruntime" in " ".join(project["dependencies"])
     # the package never imports the benchmark's peers
     for path in (REPO / "perfex").rglob("*.py"):
