@@ -46,7 +46,7 @@ class Model:
         py-feat or LibreFace frame table, read as the clip ``dataframe``).
 
         >>> import pandas as pd, perfex
-        >>> from perfex.paths import DATA_DIR, WEIGHTS_DIR
+        >>> from perfex.core.paths import DATA_DIR, WEIGHTS_DIR
         >>> frames = pd.read_csv(DATA_DIR / "openface_deploy" / "cyIVkcs6vIe.000.csv.gz")
         >>> perfex.load_model(WEIGHTS_DIR / "attn.safetensors").predict(frames)[["ID", "status", "n_frames"]]
                   ID status  n_frames
@@ -71,7 +71,7 @@ def load_model(weights: PathLike, **options: object) -> Model:
     ``options`` are deploy's, by name (``runtime="torch"``, ``min_frames=20``, ``predict_short=True``, ...).
 
     >>> import perfex
-    >>> from perfex.paths import DATA_DIR, WEIGHTS_DIR
+    >>> from perfex.core.paths import DATA_DIR, WEIGHTS_DIR
     >>> model = perfex.load_model(WEIGHTS_DIR / "cnn.safetensors")
     >>> table = model.predict(DATA_DIR / "deploy.csv.gz")
     >>> len(table), int((table["status"] == "ok").sum()), table.columns[7]
@@ -134,7 +134,7 @@ def load_clips(path: PathLike | Sequence[PathLike], **options: object) -> ClipSe
     readers' (``labels``, ``features``, ``nan_policy``, ``min_confidence``, ...).
 
     >>> import perfex
-    >>> from perfex.paths import DATA_DIR
+    >>> from perfex.core.paths import DATA_DIR
     >>> clips = perfex.load_clips(DATA_DIR / "deploy.csv.gz")
     >>> len(clips), clips.n_features
     (40, 17)

@@ -1,6 +1,6 @@
 """Convert an original PerFeX ``.pt`` state dict into a PerFeX checkpoint (safetensors + JSON config).
 
-usage: python -m perfex.convert_legacy cnn_180.pt weights/converted/
+usage: python -m perfex.checkpoint.convert_legacy cnn_180.pt weights/converted/
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def convert(source: Path, out_dir: Path, force: bool = False) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m perfex.convert_legacy",
+        prog="python -m perfex.checkpoint.convert_legacy",
         description="Convert an original PerFeX checkpoint (torch.save(model.state_dict()), e.g. cnn_180.pt or "
         "attn_180.pt) into a safetensors checkpoint with a JSON config (legacy: true). The file is read with "
         "torch.load(weights_only=True); its architecture is recognised from its keys and shapes.",

@@ -1,6 +1,6 @@
 """Command-line front ends: every top-level script is one call into ``main``.
 
-Each script offers only the flags that do something in it; their defaults come from ``perfex.options``. Parsing
+Each script offers only the flags that do something in it; their defaults come from ``perfex.data.options``. Parsing
 happens before any heavy import, so ``--help`` and argument errors answer at once.
 """
 

@@ -5,8 +5,8 @@ as in baselines, so a temporal model has something a per-clip mean/std summary c
 data/README.md for the table of links. Everything is deterministic per seed. Synthetic data says nothing about
 real people.
 
-    python -m perfex.synth perfex --clips 400 --seed 1 --spread 2.5 --out data/train.csv.gz
-    python -m perfex.synth openface --clips 6 --seed 4 --out data/openface_deploy --labels-out data/openface_labels.csv
+    python -m perfex.data.synth perfex --clips 400 --seed 1 --spread 2.5 --out data/train.csv.gz
+    python -m perfex.data.synth openface --clips 6 --seed 4 --out data/openface_deploy --labels-out data/openface_labels.csv
 """
 
 from __future__ import annotations
@@ -478,7 +478,7 @@ def _lengths(spec: str | None) -> list[int] | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m perfex.synth", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m perfex.data.synth", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="format", required=True)
     for name, help_text in (("perfex", "PerFeX long CSV (one row per frame)"), ("openface", "a folder of OpenFace 2 CSVs")):
