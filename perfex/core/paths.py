@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # perfex/core/paths.py -> the checkout
 DATA_DIR = PROJECT_ROOT / "data"
 WEIGHTS_DIR = PROJECT_ROOT / "weights"
 
