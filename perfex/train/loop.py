@@ -208,7 +208,8 @@ class Trainer:
         self.selection.set_start(probs, self.data.clips.levels[order], self.data.clips.scores[order])
 
     def run(self, on_epoch_end: EpochHook | None = None) -> dict:
-        """Epochs until ``--epochs`` or ``--patience`` epochs without a better ``--select`` score; then calibration."""
+        """Epochs until ``--epochs``, or until no trait has improved its validation score for ``--patience`` epochs; then
+        calibration."""
         c = self.config.train
         self._write_run_files()
         if self.start_epoch == 1 and self.start_is_candidate:
