@@ -110,7 +110,7 @@ def load_parent(config: TrainConfig) -> Parent | None:
 
 def initial_model(config: TrainConfig, data: PreparedData, parent: Parent | None) -> tuple[nn.Module, bool]:
     """Where train and retrain differ: a fresh model normalised on the training split, its statistics path fitted
-    as logistic regression (see perfex.statistics_init), or the parent's weights. Also returns whether the
+    as logistic regression (see perfex.train.statistics_init), or the parent's weights. Also returns whether the
     starting point is a candidate for best.safetensors (epoch 0)."""
     if parent is not None:
         return parent.model, False
@@ -230,7 +230,7 @@ class Trainer:
         return {"best_epoch": self.best_epoch, "best_score": self.best_score, "run_dir": str(self.out)}
 
     def _record(self, epoch: int, row: dict, scores: dict) -> None:
-        """Judge an epoch trait by trait (see perfex.selection), keep its row, save last (and best) checkpoints."""
+        """Judge an epoch trait by trait (see perfex.train.selection), keep its row, save last (and best) checkpoints."""
         clips, (probs, order) = self.data.clips, self.last_validation
         verdict = self.selection.update(epoch, probs, clips.levels[order], clips.scores[order], self.val_groups[order],
                                         self.config.run.seed * 1000 + epoch)
