@@ -5,7 +5,6 @@ import inspect
 import os
 import re
 import runpy
-import shutil
 import subprocess
 import sys
 import tomllib
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO
+from helpers import REPO, pip_install_project
 
 import perfex.cli.analysis
 import perfex.cli.scripts
@@ -161,17 +160,9 @@ def test_python_m_perfex_command_answers_help_without_importing_torch():
 def test_pip_install_gives_the_perfex_command_and_the_package_data(tmp_path):
     """pip install of the project (no dependencies): the console script runs from another folder, the rating
     page's template is installed, the licence is in the metadata."""
-    source = tmp_path / "source"
-    source.mkdir()
-    for name in ("pyproject.toml", "README.md", "LICENSE"):
-        shutil.copy(REPO / name, source / name)
-    for package in ("perfex", "models"):
-        shutil.copytree(REPO / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
-    target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
-                    "--target", str(target), str(source)], check=True, capture_output=True, text=True, timeout=300)
-    assert (target / "perfex" / "study" / "rate_template.html").is_file()
-    assert (target / "perfex" / "command.py").is_file()
+    target = pip_install_project(tmp_path)
+    assert (target / "perfex" / "tools" / "study" / "rate_template.html").is_file()
+    assert (target / "perfex" / "cli" / "command.py").is_file()
     info = next(target.glob("perfex-*.dist-info"))
     assert "MIT" in (info / "METADATA").read_text()
     assert any(p.name == "LICENSE" for p in info.rglob("*"))
