@@ -583,7 +583,8 @@ def trait_checks(results: dict, roles: dict) -> dict:
         if role == "timing":
             best = max(peers, key=lambda name: scores[name]["pearson_r"], default=None)
             above_floor = best is not None and scores[best]["pearson_r"] > TIMING_R_FLOOR
-            metric, reference = "pearson_r", best if above_floor else f"floor {TIMING_R_FLOOR}"
+            floor = f"floor {TIMING_R_FLOOR}" + ("" if peers else "; no peer in this table")
+            metric, reference = "pearson_r", best if above_floor else floor
             target = scores[best]["pearson_r"] if above_floor else TIMING_R_FLOOR
         else:
             metric, reference = "accuracy", "logreg" if "logreg" in scores else "logreg not run"
@@ -604,7 +605,8 @@ def check_lines(checks: dict) -> list[str]:
         symbol = "r" if check["metric"] == "pearson_r" else "accuracy"
         target = "no target" if check["target"] is None else f"{symbol} >= {check['target']:.3f}"
         verdicts = ", ".join(f"{name} {v['value']:.3f} {'yes' if v['met'] else 'NO'}" for name, v in check["networks"].items())
-        lines.append(f"  {label}: {target} ({check['reference']}); {verdicts or 'no networks in this table'}")
+        missing = "no networks in this table" if check["target"] is not None else "no verdict without logreg"
+        lines.append(f"  {label}: {target} ({check['reference']}); {verdicts or missing}")
         for name, v in check["networks"].items():
             networks[name] = networks.get(name, True) and v["met"]
     if networks:

@@ -186,8 +186,8 @@ def test_trait_checks_without_peers_logreg_or_networks_say_so(quality):
     assert set(roles.values()) == {("timing", 1.0)} and quality.trait_roles("documented", 0) is None
     checks = quality.trait_checks(_results({"majority": [(0.6, 0.0)] * 5}, networks=()), quality.trait_roles("mixed", 0))
     lines = quality.check_lines(checks)
-    assert "  openness [timing x1.37]: r >= 0.250 (floor 0.25); no networks in this table" in lines
-    assert "  extroversion [none]: no target (logreg not run); no networks in this table" in lines
+    assert "  openness [timing x1.37]: r >= 0.250 (floor 0.25; no peer in this table); no networks in this table" in lines
+    assert "  extroversion [none]: no target (logreg not run); no verdict without logreg" in lines
 
 
 def test_unknown_kind_is_a_one_line_error_naming_the_valid_ones(quality, tmp_path, capsys):
