@@ -31,6 +31,7 @@ FAMILIES = families()  # the models with scripts, from models/registry.py
 LOSSES = ("ce", "ordinal")
 SELECTIONS = ("loss", "qwk", "f1")
 TARGETS = ("levels", "continuous")
+PREDICTION_KINDS = ("level", "score")  # au_analysis: a deploy CSV's level columns or <trait>_score
 
 
 def _require(condition: bool, message: str) -> None:
@@ -312,27 +313,52 @@ class DeployConfig:
     deploy: DeployOptions
 
 
+@dataclass
+class AnalysisOptions:
+    """What au_analysis correlates the AU statistics with, where it writes, and its bootstrap."""
+
+    predictions: str | None = option(None, "a deploy per-clip CSV: correlate with its predictions instead of labels "
+                                     "(clips are matched by ID; unpredicted clips are left out)", metavar="CSV")
+    prediction_values: str = option("level", "with --predictions: the predicted level columns or the expected "
+                                    "<trait>_score", choices=PREDICTION_KINDS)
+    out: str = option("", "output directory (default: outputs/au-analysis-<time>)", parse_default=None)
+    force: bool = option(False, "overwrite existing output files", action="store_true")
+    n_boot: int = option(1000, "bootstrap resamples", flag="--bootstrap", check=at_least(0), type=int)
+    seed: int = option(0, "bootstrap seed", type=int)
+
+    def __post_init__(self) -> None:
+        check_options(self)
+
+
+@dataclass
+class AnalysisConfig:
+    """One au_analysis run."""
+
+    data: DataOptions
+    analysis: AnalysisOptions
+
+
 C = TypeVar("C")
 
 
 def _part_types(config_class: type) -> dict[str, type]:
     hints = {"data": DataOptions, "run": RunOptions, "train": TrainOptions, "retrain": RetrainOptions,
-             "test": TestOptions, "deploy": DeployOptions}
+             "test": TestOptions, "deploy": DeployOptions, "analysis": AnalysisOptions}
     return {f.name: hints[f.name] for f in fields(config_class) if f.name in hints}
 
 
 def command_of(config_class: type, retrain: bool = False) -> str:
-    """The command a config class serves: train, retrain, test or deploy (keys of ``COMMAND_DEFAULTS``)."""
+    """The command a config class serves: train, retrain, test, deploy or analyse (keys of ``COMMAND_DEFAULTS``)."""
     if config_class is TrainConfig:
         return "retrain" if retrain else "train"
-    return {TestConfig: "test", DeployConfig: "deploy"}[config_class]
+    return {TestConfig: "test", DeployConfig: "deploy", AnalysisConfig: "analyse"}[config_class]
 
 
-def build_config(config_class: type[C], family: str, retrain: bool = False, **flat: Any) -> C:
+def build_config(config_class: type[C], family: str | None = None, retrain: bool = False, **flat: Any) -> C:
     """A composed config from flat option names (as the flags give them): each name goes to the part that owns it;
     options not given take the command's defaults (a retrain: 30 epochs at 3e-4, as its script)."""
     parts = {}
-    left = {**COMMAND_DEFAULTS[command_of(config_class, retrain)], **flat}
+    left = {**COMMAND_DEFAULTS.get(command_of(config_class, retrain), {}), **flat}
     for name, part in _part_types(config_class).items():
         if name == "retrain" and not retrain:
             continue
@@ -340,7 +366,7 @@ def build_config(config_class: type[C], family: str, retrain: bool = False, **fl
         parts[name] = part(**{k: left.pop(k) for k in list(left) if k in known})
     if left:
         raise PerfexError(f"unknown option(s) {', '.join(sorted(left))} for {config_class.__name__}")
-    return config_class(family=family, **parts)
+    return config_class(**({} if family is None else {"family": family}), **parts)
 
 
 def flatten(config: object) -> dict[str, Any]:
