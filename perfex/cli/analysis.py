@@ -8,8 +8,9 @@ from pathlib import Path
 
 from ..core.paths import DATA_DIR, PROJECT_ROOT
 from ..core.schema import TRAITS
-from ..tools.analysis.analyse import OUTPUT_FILES, PREDICTION_VALUES, analyse
-from .scripts import add_data_flags, new_parser, run_command, timestamp
+from ..data.options import AnalysisConfig, AnalysisOptions, build_config, flatten
+from ..tools.analysis.analyse import OUTPUT_FILES, analyse
+from .scripts import add_data_flags, add_declared, declared_flags, new_parser, run_command, timestamp
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,27 +21,21 @@ def build_parser() -> argparse.ArgumentParser:
         "examples:\n  python au_analysis.py\n  python au_analysis.py --data openface_out/ --labels labels.csv --out outputs/au\n"
         "  python au_analysis.py --data data/deploy.csv.gz --predictions traits.csv   (against a deploy's predictions)")
     add_data_flags(parser, ["labels", "nan_policy", "min_confidence", "min_frames"], [str(DATA_DIR / "train.csv.gz")], "AU data.")
-    group = parser.add_argument_group("analysis")
-    group.add_argument("--predictions", metavar="CSV", help="a deploy per-clip CSV: correlate with its predictions "
-                       "instead of labels (clips are matched by ID; unpredicted clips are left out)")
-    group.add_argument("--prediction-values", choices=tuple(PREDICTION_VALUES), default="level",
-                       help="with --predictions: the predicted level columns or the expected <trait>_score")
-    group.add_argument("--out", help="output directory (default: outputs/au-analysis-<time>)")
-    group.add_argument("--force", action="store_true", help="overwrite existing output files")
-    group.add_argument("--bootstrap", dest="n_boot", type=int, default=1000, help="bootstrap resamples")
-    group.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    add_declared(parser.add_argument_group("analysis"), AnalysisOptions, list(declared_flags(AnalysisOptions)), "analyse")
     return parser
 
 
 def run(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    out = Path(args.out or PROJECT_ROOT / "outputs" / f"au-analysis-{timestamp()}")
+    args = vars(build_parser().parse_args(argv))
+    args["out"] = args["out"] or str(PROJECT_ROOT / "outputs" / f"au-analysis-{timestamp()}")
+    config = build_config(AnalysisConfig, **args)
+    out = Path(config.analysis.out)
     from ..core.tables import refuse_overwrite
     from ..tools.analysis.outputs import write_outputs
 
     for name in OUTPUT_FILES:
-        refuse_overwrite(out / name, args.force)
-    table, source = analyse(args)
+        refuse_overwrite(out / name, config.analysis.force)
+    table, source = analyse(argparse.Namespace(**flatten(config)))
     written = write_outputs(table, out, source)
     print(f"{int(table['n_clips'].iloc[0])} clips, {table['statistic'].nunique()} AU statistics x {len(TRAITS)} traits "
           f"against {source}; {int((table['spearman_q'] < 0.05).sum())} Spearman correlations with q < .05\n"

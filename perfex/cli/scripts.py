@@ -11,15 +11,16 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import fields
+from dataclasses import MISSING, Field, fields
 from pathlib import Path
+from typing import Any
 
 from models.registry import MODELS, families, script_prefix
 
 from ..core.errors import PerfexError
-from ..data.options import (DEVICES, LOSSES, PRECISIONS, RUNTIMES, SELECTIONS, SUBSETS, TARGETS, DataOptions, DeployOptions,
-                      RetrainOptions, RunOptions, TestOptions, TrainOptions, default, flag_of)
-from ..core.paths import DATA_DIR, PROJECT_ROOT, WEIGHTS_DIR
+from ..data.options import (DataOptions, DeployOptions, RetrainOptions, RunOptions, TestOptions, TrainOptions, default,
+                            flag_of)
+from ..core.paths import DATA_DIR, PROJECT_ROOT
 from ..data.readers.formats import titles
 
 MODEL_TITLES = {name: MODELS[name].title for name in families()}
@@ -54,24 +55,31 @@ def declared_flags(options: type) -> dict[str, tuple[str, dict]]:
 
 
 DATA_FLAGS = declared_flags(DataOptions)  # each script picks the ones it uses
-RUN_FLAGS: dict[str, tuple[str, dict]] = {
-    "batch_size": ("--batch-size", dict(type=int, help="clips per batch")),
-    "seed": ("--seed", dict(type=int, help="random seed")),
-    "device": ("--device", dict(choices=DEVICES, help="where to run ('auto' takes a CUDA GPU when there is one)")),
-    "workers": ("--workers", dict(type=int, help="data-loading worker processes")),
-    "threads": ("--threads", dict(type=int, help="CPU threads (default: OMP_NUM_THREADS when set, else the cores this process "
-                                                 "may use, shared among torchrun ranks)")),
-    "precision": ("--precision", dict(choices=PRECISIONS, help="bf16: bfloat16 autocast (recent GPUs, CPUs with AVX-512 bf16); "
-                                                               "auto: what pays on this device (README, performance)")),
-}
+RUN_FLAGS = [name for name in declared_flags(RunOptions) if name != "progress"]  # --no-progress stands apart
 
 
-def _add_group(parser: argparse.ArgumentParser, title: str, options: type, table: dict, names: Sequence[str],
-               command: str | None = None) -> None:
-    group = parser.add_argument_group(title)
+def run_name(family: str | None, command: str | None) -> str:
+    """The run directory's name before its time: 'cnn', 'cnn-retrain'."""
+    return f"{family}-retrain" if command == "retrain" else str(family)
+
+
+def parse_default(options: type, f: Field, command: str | None, family: str | None) -> Any:
+    """The command line's default of a declared option: its ``parse_default`` (a value or a function of the family),
+    else the command's default from the config."""
+    given = f.metadata["parse_default"]
+    if given is MISSING:
+        return default(options, f.name, command)
+    return given(family) if callable(given) else given
+
+
+def add_declared(group: argparse._ActionsContainer, options: type, names: Sequence[str], command: str | None = None,
+                 family: str | None = None) -> None:
+    """The named options of ``options`` as flags of ``group``, each generated from its ``option(...)`` declaration."""
+    declared = {f.name: f for f in fields(options)}
     for name in names:
-        flag, keywords = table[name]
-        group.add_argument(flag, dest=name, default=default(options, name, command), **keywords)
+        f = declared[name]
+        group.add_argument(flag_of(f), dest=name, default=parse_default(options, f, command, family),
+                           help=f.metadata["help"].format(run=run_name(family, command)), **f.metadata["argparse"])
 
 
 def add_data_flags(parser: argparse.ArgumentParser, names: Sequence[str], data_default: list[str] | None, data_help: str) -> None:
@@ -82,13 +90,12 @@ def add_data_flags(parser: argparse.ArgumentParser, names: Sequence[str], data_d
 
 def add_data_options(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
     """The named data flags (``DATA_FLAGS``) with their one default from ``DataOptions``, as a "data" group."""
-    _add_group(parser, "data", DataOptions, DATA_FLAGS, names)
+    add_declared(parser.add_argument_group("data"), DataOptions, names)
 
 
 def add_run_flags(parser: argparse.ArgumentParser, names: Sequence[str], command: str) -> None:
-    _add_group(parser, "run", RunOptions, RUN_FLAGS, names, command)
-    parser.add_argument("--no-progress", dest="progress", action="store_false", default=argparse.SUPPRESS,
-                        help="hide progress bars")
+    add_declared(parser.add_argument_group("run"), RunOptions, names, command)
+    add_declared(parser, RunOptions, ["progress"], command)
 
 
 def train_parser(family: str, retrain: bool) -> argparse.ArgumentParser:
@@ -121,45 +128,14 @@ def train_parser(family: str, retrain: bool) -> argparse.ArgumentParser:
 
 def _add_training_flags(parser: argparse.ArgumentParser, family: str, retrain: bool) -> None:
     group = parser.add_argument_group("training")
-    value = lambda name: default(TrainOptions, name, "retrain" if retrain else "train")  # noqa: E731
+    command = "retrain" if retrain else "train"
+    replay = [name for name in declared_flags(RetrainOptions) if name != "weights"]
     if retrain:
-        group.add_argument("--weights", default=str(WEIGHTS_DIR / f"{family}.safetensors"), help="checkpoint to fine-tune")
-    group.add_argument("--out", help=f"run directory (default: runs/{family}{'-retrain' if retrain else ''}-<time>)")
-    group.add_argument("--epochs", type=int, default=value("epochs"), help="maximum epochs")
-    group.add_argument("--lr", type=float, default=value("lr"), help="AdamW learning rate")
-    group.add_argument("--weight-decay", type=float, default=value("weight_decay"), help="AdamW weight decay")
-    group.add_argument("--patience", type=int, default=value("patience"),
-                       help="stop once no trait has improved its validation --select score for this many epochs")
-    group.add_argument("--min-crop", type=float, default=value("min_crop"),
-                       help="train on a random share in [MIN_CROP, 1] of each clip's frames, drawn anew every epoch "
-                            "(augmentation; 1: whole clips)")
-    group.add_argument("--lr-patience", type=int, default=value("lr_patience"),
-                       help="halve the learning rate after this many epochs in which no trait improved its validation score (0: never)")
-    group.add_argument("--max-frames", type=int, default=value("max_frames"), help="training window: longer clips are randomly cropped")
-    group.add_argument("--split", metavar="JSON", help="reuse a split manifest (default: make one, seeded, saved as split.json)")
-    group.add_argument("--val-fraction", type=float, default=value("val_fraction"), help="share of source videos for validation")
-    group.add_argument("--test-fraction", type=float, default=value("test_fraction"), help="share of source videos held out for testing")
-    if not retrain:
-        group.add_argument("--folds", type=int, metavar="K", help="k-fold cross-validation instead of one split: K runs in "
-                           "OUT/fold_1..K, each holding out a fold of whole source videos, scored beside the baselines; "
-                           "writes oof_predictions.csv, cv_report.json/.md, folds.json (docs/crossval.md)")
-        group.add_argument("--loss", choices=LOSSES, default=value("loss"), help="ordinal (default): CORN, which knows the levels are "
-                           "ordered; ce: cross-entropy over the five levels (a retrain keeps its parent's)")
-        group.add_argument("--target", choices=TARGETS, default=value("target"), help="levels: one of five levels per "
-                           "trait; continuous: one score in [0, 1] per trait, trained on the raw labels (levels are the "
-                           "rounded scores)")
-    group.add_argument("--select", choices=SELECTIONS, default=value("select"),
-                       help="which epoch becomes best.safetensors: lowest validation loss, highest QWK or macro-F1")
-    group.add_argument("--no-calibrate", dest="calibrate", action="store_false",
-                       help="skip fitting one temperature per trait on the validation split after training")
-    group.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    group.add_argument("--record-samples", action="store_true", help="write the clip ids each rank trained on (checks DDP sharding)")
+        add_declared(group, RetrainOptions, ["weights"], command, family)
+    scratch_only = ("folds", "loss", "target") if retrain else ()
+    add_declared(group, TrainOptions, [n for n in declared_flags(TrainOptions) if n not in scratch_only], command, family)
     if retrain:
-        group.add_argument("--replay-data", nargs="+", default=[], metavar="PATH",
-                           help="original training data to mix in against forgetting (only its training split is used)")
-        group.add_argument("--replay-fraction", type=float, default=default(RetrainOptions, "replay_fraction"),
-                           help="share of each epoch's clips taken from --replay-data")
-        group.add_argument("--freeze-encoder", action="store_true", help="train only the model's declared head")
+        add_declared(group, RetrainOptions, replay, command, family)
 
 
 def _parse_with_saved_config(parser: argparse.ArgumentParser, argv: Sequence[str] | None, family: str, retrain: bool) -> dict:
@@ -191,7 +167,7 @@ def run_train(family: str, retrain: bool, argv: Sequence[str] | None) -> int:
                           f"{SCRIPT_PREFIX[family]}_retrain.py --weights ...")
     args = _parse_with_saved_config(train_parser(family, retrain), argv, family, retrain)
     args.pop("config")
-    args["out"] = args["out"] or str(PROJECT_ROOT / "runs" / f"{family}{'-retrain' if retrain else ''}-{timestamp()}")
+    args["out"] = args["out"] or str(PROJECT_ROOT / "runs" / f"{run_name(family, 'retrain' if retrain else 'train')}-{timestamp()}")
     from ..data.options import TrainConfig, build_config
 
     config = build_config(TrainConfig, family, retrain=retrain, **args)
@@ -220,19 +196,7 @@ def test_parser(family: str) -> argparse.ArgumentParser:
     add_data_flags(parser, ["labels", "label_binning", "nan_policy", "min_confidence", "min_frames", "allow_extractor_mismatch",
                              "cache_dir"], None,
                     "labelled data (default: the data and labels table recorded in the checkpoint).")
-    group = parser.add_argument_group("evaluation")
-    group.add_argument("--weights", nargs="+", default=str(WEIGHTS_DIR / f"{family}.safetensors"), metavar="PATH",
-                       help="checkpoint (.safetensors, run directory or original .pt); or one or more cross-validation run "
-                       "directories (train --folds, same folds), whose networks and baselines are reported per fold")
-    group.add_argument("--out", help="results directory (default: outputs/<model>-test-<time>)")
-    group.add_argument("--split", metavar="JSON", help="split manifest (default: the one stored in the checkpoint)")
-    group.add_argument("--subset", choices=SUBSETS, default=default(TestOptions, "subset"),
-                       help="which part of the split to evaluate ('all' only for data the model never saw)")
-    group.add_argument("--train-data", nargs="+", metavar="PATH", help="training data for the baselines when --data holds none")
-    group.add_argument("--bootstrap", dest="n_boot", type=int, default=default(TestOptions, "n_boot"),
-                       help="bootstrap resamples for the 95%% CI")
-    group.add_argument("--importance", action="store_true", help="also rank AUs per trait by attribution and permutation "
-                       "importance (importance.md, importance.png)")
+    add_declared(parser.add_argument_group("evaluation"), TestOptions, list(declared_flags(TestOptions)), "test", family)
     add_run_flags(parser, ["batch_size", "seed", "device", "threads", "precision"], "test")
     return parser
 
@@ -292,22 +256,10 @@ def deploy_parser(family: str) -> argparse.ArgumentParser:
     add_data_flags(parser, ["nan_policy", "min_confidence", "min_frames", "allow_extractor_mismatch"],
                     [str(DATA_DIR / "deploy.csv.gz")], "input.")
     group = parser.add_argument_group("output")
-    group.add_argument("--weights", default=str(WEIGHTS_DIR / f"{family}.safetensors"),
-                       help="checkpoint (.safetensors, run directory or original .pt)")
-    group.add_argument("--out", help="per-clip CSV (default: outputs/<model>-deploy-<time>.csv)")
-    group.add_argument("--per-frame", metavar="CSV", help="also write the input rows with the five trait columns filled")
-    group.add_argument("--force", action="store_true", help="overwrite existing output files")
-    group.add_argument("--predict-short", action="store_true", help="predict clips below --min-frames too (status short_predicted)")
-    group.add_argument("--shard", metavar="K/N", help="process only every N-th clip starting at K (for N parallel processes)")
+    names = list(declared_flags(DeployOptions))
+    add_declared(group, DeployOptions, names[:names.index("chunk_rows")], "deploy", family)
     group.add_argument("--merge", nargs="+", metavar="CSV", help="merge per-clip CSVs written with --shard into --out, then exit")
-    group.add_argument("--chunk-rows", type=int, default=default(DeployOptions, "chunk_rows"), help="frames read per chunk (bounds memory)")
-    group.add_argument("--explain", metavar="DIR", help="also write per-clip explanations (attention, integrated gradients) "
-                       "to DIR/explanations.npz, and PNGs of the first clips")
-    group.add_argument("--explain-plots", type=int, default=default(DeployOptions, "explain_plots"), metavar="N",
-                       help="with --explain: PNGs of the first N explained clips")
-    group.add_argument("--runtime", choices=RUNTIMES, default=default(DeployOptions, "runtime"),
-                       help="what runs the model: auto = ONNX Runtime on CPU when installed and fp32 without --explain "
-                       "(faster, no torch import; the graph is exported once per checkpoint), else torch")
+    add_declared(group, DeployOptions, names[names.index("chunk_rows"):], "deploy", family)
     add_run_flags(parser, ["batch_size", "device", "threads", "precision"], "deploy")
     return parser
 

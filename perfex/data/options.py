@@ -7,6 +7,7 @@ declared with ``option(...)`` also carries its flag, help, choices and range: th
 
 from __future__ import annotations
 
+import argparse
 import json
 from dataclasses import MISSING, Field, asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any, TypeVar
 from models.registry import families
 
 from ..core.errors import PerfexError
+from ..core.paths import WEIGHTS_DIR
 from .readers.formats import confidence_help, titles
 
 NAN_POLICIES = ("error", "drop-frames", "interpolate")
@@ -29,6 +31,7 @@ FAMILIES = families()  # the models with scripts, from models/registry.py
 LOSSES = ("ce", "ordinal")
 SELECTIONS = ("loss", "qwk", "f1")
 TARGETS = ("levels", "continuous")
+PREDICTION_KINDS = ("level", "score")  # au_analysis: a deploy CSV's level columns or <trait>_score
 
 
 def _require(condition: bool, message: str) -> None:
@@ -48,16 +51,23 @@ def at_least(low: float) -> Check:
     return Check(lambda v: v >= low, f"at least {low}")
 
 
+def shipped_weights(family: str) -> str:
+    """The checkpoint a family's scripts use when no --weights is given."""
+    return str(WEIGHTS_DIR / f"{family}.safetensors")
+
+
 def between(low: float, high: float) -> Check:
     return Check(lambda v: low <= v <= high, f"between {low} and {high}")
 
 
 def option(default: Any, help: str, *, flag: str | None = None, choices: Sequence[str] | None = None,
-           check: Check | None = None, parse_choices: Sequence[str] | None = None, **argparse_keywords: Any) -> Any:
+           check: Check | None = None, parse_choices: Sequence[str] | None = None, parse_default: Any = MISSING,
+           **argparse_keywords: Any) -> Any:
     """A dataclass field declared once: default, flag (default ``--<name>``), help, choices (checked), range,
-    ``parse_choices`` (offered on the command line only) and other argparse keywords."""
+    ``parse_choices`` (offered on the command line only), ``parse_default`` (the command line's, when it differs: a
+    value, or a function of the model family) and other argparse keywords. ``{run}`` in a help names the run."""
     shown = choices or parse_choices
-    meta = {"flag": flag, "help": help, "choices": choices, "check": check,
+    meta = {"flag": flag, "help": help, "choices": choices, "check": check, "parse_default": parse_default,
             "argparse": {**({"choices": shown} if shown else {}), **argparse_keywords}}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
@@ -78,7 +88,13 @@ def check_options(options: object) -> None:
         if choices is not None:
             _require(value in choices, f"{flag_of(f)} {value!r} is not one of {', '.join(choices)}")
         if check is not None and value is not None:
-            _require(check.test(value), f"{flag_of(f)} {value} must be {check.words} (default {f.default:g})")
+            _require(check.test(value), f"{flag_of(f)} {value} must be {check.words}{_default_words(f)}")
+
+
+def _default_words(f: Field) -> str:
+    """' (default 0.8)' for an option with a numeric default, else ''."""
+    numeric = isinstance(f.default, (int, float)) and not isinstance(f.default, bool)
+    return f" (default {f.default:g})" if numeric else ""
 
 
 @dataclass
@@ -117,61 +133,63 @@ class DataOptions:
 
 @dataclass
 class RunOptions:
-    """Where and how a run computes: device, batch size, seed, loader workers, threads, precision, progress bars."""
+    """Where and how a run computes: batch size, seed, device, loader workers, threads, precision, progress bars."""
 
-    device: str = "auto"
-    batch_size: int = 32
-    seed: int = 0
-    workers: int = 0
-    threads: int | None = None
-    precision: str = "fp32"
-    progress: bool = True
+    batch_size: int = option(32, "clips per batch", check=at_least(1), type=int)
+    seed: int = option(0, "random seed", type=int)
+    device: str = option("auto", "where to run ('auto' takes a CUDA GPU when there is one)", choices=DEVICES)
+    workers: int = option(0, "data-loading worker processes", check=at_least(0), type=int)
+    threads: int | None = option(None, "CPU threads (default: OMP_NUM_THREADS when set, else the cores this process may use, "
+                                 "shared among torchrun ranks)", check=at_least(1), type=int)
+    precision: str = option("fp32", "bf16: bfloat16 autocast (recent GPUs, CPUs with AVX-512 bf16); auto: what pays on "
+                            "this device (README, performance)", choices=PRECISIONS)
+    progress: bool = option(True, "hide progress bars", flag="--no-progress", parse_default=argparse.SUPPRESS,
+                            action="store_false")
 
     def __post_init__(self) -> None:
-        _require(self.device in DEVICES, f"--device {self.device!r} is not one of {', '.join(DEVICES)}")
-        _require(self.precision in PRECISIONS, f"--precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
-        _require(self.batch_size >= 1, f"--batch-size {self.batch_size} must be at least 1")
-        _require(self.workers >= 0, f"--workers {self.workers} must be 0 or more")
-        _require(self.threads is None or self.threads >= 1, f"--threads {self.threads} must be at least 1")
+        check_options(self)
 
 
 @dataclass
 class TrainOptions:
-    """The optimisation loop and its run directory."""
+    """The optimisation loop and its run directory (fields in the order of the training flags)."""
 
-    out: str = ""
-    epochs: int = 60
-    lr: float = 1e-3
-    weight_decay: float = 1e-2
-    patience: int = 15
-    lr_patience: int = 2
-    min_crop: float = 1.0
-    max_frames: int = 700
-    split: str | None = None
-    val_fraction: float = 0.15
-    test_fraction: float = 0.15
-    resume: bool = False
-    record_samples: bool = False
-    loss: str = "ordinal"
-    target: str = "levels"
-    select: str = "loss"
-    calibrate: bool = True
-    folds: int | None = None
+    out: str = option("", "run directory (default: runs/{run}-<time>)", parse_default=None)
+    epochs: int = option(60, "maximum epochs", check=at_least(1), type=int)
+    lr: float = option(1e-3, "AdamW learning rate", check=Check(lambda v: v > 0, "positive"), type=float)
+    weight_decay: float = option(1e-2, "AdamW weight decay", type=float)
+    patience: int = option(15, "stop once no trait has improved its validation --select score for this many epochs",
+                           check=at_least(1), type=int)
+    min_crop: float = option(1.0, "train on a random share in [MIN_CROP, 1] of each clip's frames, drawn anew every epoch "
+                             "(augmentation; 1: whole clips)", check=Check(lambda v: 0 < v <= 1, "in (0, 1]"), type=float)
+    lr_patience: int = option(2, "halve the learning rate after this many epochs in which no trait improved its "
+                              "validation score (0: never)", check=at_least(0), type=int)
+    max_frames: int = option(700, "training window: longer clips are randomly cropped", check=at_least(8), type=int)
+    split: str | None = option(None, "reuse a split manifest (default: make one, seeded, saved as split.json)",
+                               metavar="JSON")
+    val_fraction: float = option(0.15, "share of source videos for validation", type=float)
+    test_fraction: float = option(0.15, "share of source videos held out for testing", type=float)
+    folds: int | None = option(None, "k-fold cross-validation instead of one split: K runs in OUT/fold_1..K, each holding "
+                               "out a fold of whole source videos, scored beside the baselines; writes "
+                               "oof_predictions.csv, cv_report.json/.md, folds.json (docs/crossval.md)",
+                               check=Check(lambda v: v >= 2, "at least 2 (e.g. 5); omit it to train on one "
+                                           "train/validation/test split"), type=int, metavar="K")
+    loss: str = option("ordinal", "ordinal (default): CORN, which knows the levels are ordered; ce: cross-entropy over "
+                       "the five levels (a retrain keeps its parent's)", choices=LOSSES)
+    target: str = option("levels", "levels: one of five levels per trait; continuous: one score in [0, 1] per trait, "
+                         "trained on the raw labels (levels are the rounded scores)", choices=TARGETS)
+    select: str = option("loss", "which epoch becomes best.safetensors: lowest validation loss, highest QWK or macro-F1",
+                         choices=SELECTIONS)
+    calibrate: bool = option(True, "skip fitting one temperature per trait on the validation split after training",
+                             flag="--no-calibrate", action="store_false")
+    resume: bool = option(False, "continue the run in --out from its last checkpoint", action="store_true")
+    record_samples: bool = option(False, "write the clip ids each rank trained on (checks DDP sharding)",
+                                  action="store_true")
 
     def __post_init__(self) -> None:
-        _require(self.target in TARGETS, f"--target {self.target!r} is not one of {', '.join(TARGETS)}")
-        _require(self.loss in LOSSES, f"--loss {self.loss!r} is not one of {', '.join(LOSSES)}")
-        _require(self.select in SELECTIONS, f"--select {self.select!r} is not one of {', '.join(SELECTIONS)}")
-        _require(self.epochs >= 1, f"--epochs {self.epochs} must be at least 1")
-        _require(self.lr > 0, f"--lr {self.lr} must be positive (e.g. 1e-3)")
-        _require(self.patience >= 1, f"--patience {self.patience} must be at least 1")
-        _require(self.lr_patience >= 0, f"--lr-patience {self.lr_patience} must be 0 (never) or more")
-        _require(0 < self.min_crop <= 1, f"--min-crop {self.min_crop} must be in (0, 1] (1: whole clips)")
-        _require(self.max_frames >= 8, f"--max-frames {self.max_frames} must be at least 8 (default 700)")
+        check_options(self)
         _require(0 < self.val_fraction < 1 and 0 <= self.test_fraction < 1 and self.val_fraction + self.test_fraction < 1,
                  "--val-fraction and --test-fraction must be in [0, 1) and leave training clips (defaults 0.15, 0.15)")
-        _require(self.folds is None or self.folds >= 2, f"--folds {self.folds} must be at least 2 (e.g. 5); omit it to "
-                 "train on one train/validation/test split")
         _require(self.folds is None or self.split is None, "--folds makes a split for every fold; drop --split (or --folds)")
         _require(self.folds is None or not self.resume, "--folds runs cannot be resumed; drop --resume and choose a new --out")
 
@@ -199,14 +217,16 @@ def default(options: type, name: str, command: str | None = None) -> Any:
 class RetrainOptions:
     """What makes a run a fine-tuning run: the parent checkpoint, replay against forgetting, a frozen encoder."""
 
-    weights: str = ""
-    replay_data: list[str] = field(default_factory=list)
-    replay_fraction: float = 0.0
-    freeze_encoder: bool = False
+    weights: str = option("", "checkpoint to fine-tune", parse_default=shipped_weights)
+    replay_data: list[str] = option([], "original training data to mix in against forgetting (only its training split "
+                                    "is used)", nargs="+", metavar="PATH")
+    replay_fraction: float = option(0.0, "share of each epoch's clips taken from --replay-data",
+                                    check=Check(lambda v: 0 <= v < 1, "in [0, 1) (e.g. 0.3)"), type=float)
+    freeze_encoder: bool = option(False, "train only the model's declared head", action="store_true")
 
     def __post_init__(self) -> None:
+        check_options(self)
         _require(bool(self.weights), "retrain needs --weights: the checkpoint to fine-tune (e.g. weights/cnn.safetensors)")
-        _require(0 <= self.replay_fraction < 1, f"--replay-fraction {self.replay_fraction} must be in [0, 1) (e.g. 0.3)")
         _require(self.replay_fraction == 0 or bool(self.replay_data),
                  "--replay-fraction needs --replay-data: the original training data to mix in")
 
@@ -231,17 +251,21 @@ class TestOptions:
 
     __test__ = False  # not a pytest test class
 
-    weights: str = ""
-    out: str = ""
-    split: str | None = None
-    subset: str = "test"
-    train_data: list[str] | None = None
-    n_boot: int = 1000
-    importance: bool = False
+    weights: str = option("", "checkpoint (.safetensors, run directory or original .pt); or one or more cross-validation "
+                          "run directories (train --folds, same folds), whose networks and baselines are reported per "
+                          "fold", parse_default=shipped_weights, nargs="+", metavar="PATH")
+    out: str = option("", "results directory (default: outputs/<model>-test-<time>)", parse_default=None)
+    split: str | None = option(None, "split manifest (default: the one stored in the checkpoint)", metavar="JSON")
+    subset: str = option("test", "which part of the split to evaluate ('all' only for data the model never saw)",
+                         choices=SUBSETS)
+    train_data: list[str] | None = option(None, "training data for the baselines when --data holds none", nargs="+",
+                                          metavar="PATH")
+    n_boot: int = option(1000, "bootstrap resamples for the 95%% CI", flag="--bootstrap", check=at_least(0), type=int)
+    importance: bool = option(False, "also rank AUs per trait by attribution and permutation importance (importance.md, "
+                              "importance.png)", action="store_true")
 
     def __post_init__(self) -> None:
-        _require(self.subset in SUBSETS, f"--subset {self.subset!r} is not one of {', '.join(SUBSETS)}")
-        _require(self.n_boot >= 0, f"--bootstrap {self.n_boot} must be 0 or more")
+        check_options(self)
 
 
 @dataclass
@@ -259,20 +283,24 @@ class TestConfig:
 class DeployOptions:
     """Where deploy writes, and how it walks the input."""
 
-    weights: str = ""
-    out: str = ""
-    per_frame: str | None = None
-    force: bool = False
-    predict_short: bool = False
-    shard: str | None = None
-    chunk_rows: int = 500_000
-    explain: str | None = None
-    explain_plots: int = 10
-    runtime: str = "auto"
+    weights: str = option("", "checkpoint (.safetensors, run directory or original .pt)", parse_default=shipped_weights)
+    out: str = option("", "per-clip CSV (default: outputs/<model>-deploy-<time>.csv)", parse_default=None)
+    per_frame: str | None = option(None, "also write the input rows with the five trait columns filled", metavar="CSV")
+    force: bool = option(False, "overwrite existing output files", action="store_true")
+    predict_short: bool = option(False, "predict clips below --min-frames too (status short_predicted)",
+                                 action="store_true")
+    shard: str | None = option(None, "process only every N-th clip starting at K (for N parallel processes)",
+                               metavar="K/N")
+    chunk_rows: int = option(500_000, "frames read per chunk (bounds memory)", check=at_least(1), type=int)
+    explain: str | None = option(None, "also write per-clip explanations (attention, integrated gradients) to "
+                                 "DIR/explanations.npz, and PNGs of the first clips", metavar="DIR")
+    explain_plots: int = option(10, "with --explain: PNGs of the first N explained clips", type=int, metavar="N")
+    runtime: str = option("auto", "what runs the model: auto = ONNX Runtime on CPU when installed and fp32 without "
+                          "--explain (faster, no torch import; the graph is exported once per checkpoint), else torch",
+                          choices=RUNTIMES)
 
     def __post_init__(self) -> None:
-        _require(self.chunk_rows >= 1, f"--chunk-rows {self.chunk_rows} must be at least 1")
-        _require(self.runtime in RUNTIMES, f"--runtime {self.runtime!r} is not one of {', '.join(RUNTIMES)}")
+        check_options(self)
 
 
 @dataclass
@@ -285,27 +313,52 @@ class DeployConfig:
     deploy: DeployOptions
 
 
+@dataclass
+class AnalysisOptions:
+    """What au_analysis correlates the AU statistics with, where it writes, and its bootstrap."""
+
+    predictions: str | None = option(None, "a deploy per-clip CSV: correlate with its predictions instead of labels "
+                                     "(clips are matched by ID; unpredicted clips are left out)", metavar="CSV")
+    prediction_values: str = option("level", "with --predictions: the predicted level columns or the expected "
+                                    "<trait>_score", choices=PREDICTION_KINDS)
+    out: str = option("", "output directory (default: outputs/au-analysis-<time>)", parse_default=None)
+    force: bool = option(False, "overwrite existing output files", action="store_true")
+    n_boot: int = option(1000, "bootstrap resamples", flag="--bootstrap", check=at_least(0), type=int)
+    seed: int = option(0, "bootstrap seed", type=int)
+
+    def __post_init__(self) -> None:
+        check_options(self)
+
+
+@dataclass
+class AnalysisConfig:
+    """One au_analysis run."""
+
+    data: DataOptions
+    analysis: AnalysisOptions
+
+
 C = TypeVar("C")
 
 
 def _part_types(config_class: type) -> dict[str, type]:
     hints = {"data": DataOptions, "run": RunOptions, "train": TrainOptions, "retrain": RetrainOptions,
-             "test": TestOptions, "deploy": DeployOptions}
+             "test": TestOptions, "deploy": DeployOptions, "analysis": AnalysisOptions}
     return {f.name: hints[f.name] for f in fields(config_class) if f.name in hints}
 
 
 def command_of(config_class: type, retrain: bool = False) -> str:
-    """The command a config class serves: train, retrain, test or deploy (keys of ``COMMAND_DEFAULTS``)."""
+    """The command a config class serves: train, retrain, test, deploy or analyse (keys of ``COMMAND_DEFAULTS``)."""
     if config_class is TrainConfig:
         return "retrain" if retrain else "train"
-    return {TestConfig: "test", DeployConfig: "deploy"}[config_class]
+    return {TestConfig: "test", DeployConfig: "deploy", AnalysisConfig: "analyse"}[config_class]
 
 
-def build_config(config_class: type[C], family: str, retrain: bool = False, **flat: Any) -> C:
+def build_config(config_class: type[C], family: str | None = None, retrain: bool = False, **flat: Any) -> C:
     """A composed config from flat option names (as the flags give them): each name goes to the part that owns it;
     options not given take the command's defaults (a retrain: 30 epochs at 3e-4, as its script)."""
     parts = {}
-    left = {**COMMAND_DEFAULTS[command_of(config_class, retrain)], **flat}
+    left = {**COMMAND_DEFAULTS.get(command_of(config_class, retrain), {}), **flat}
     for name, part in _part_types(config_class).items():
         if name == "retrain" and not retrain:
             continue
@@ -313,7 +366,7 @@ def build_config(config_class: type[C], family: str, retrain: bool = False, **fl
         parts[name] = part(**{k: left.pop(k) for k in list(left) if k in known})
     if left:
         raise PerfexError(f"unknown option(s) {', '.join(sorted(left))} for {config_class.__name__}")
-    return config_class(family=family, **parts)
+    return config_class(**({} if family is None else {"family": family}), **parts)
 
 
 def flatten(config: object) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -16,33 +16,12 @@ from ...core.schema import FILE_COLUMN, ID_COLUMN, TRAITS
 from ...core.tables import atomic_output
 from .page import PLOTTED_AUS, write_page
 from ...checkpoint.provenance import MANIFEST, describe_inputs, make_study_id, write_json
+from .options import SelectConfig
 from .scale import scale_values
 from .select import choose, read_predictions
 from .sheets import parse_raters, rater_order, sheet_name, sheet_text
 
 SERIES_POINTS = 240
-
-
-@dataclass
-class SelectConfig:
-    """Options of one ``user_study.py select`` run."""
-
-    predictions: str
-    data: list[str]
-    out: str
-    raters: str
-    n: int = 40
-    strategy: str = "uncertain"
-    uncertainty: str = "entropy"
-    per_source: int | None = None
-    scale: str = "grid"
-    label_binning: str = "round"
-    seed: int = 0
-    page: bool = False
-    videos: str | None = None
-    force: bool = False
-    nan_policy: str = "error"
-    min_confidence: float = 0.8
 
 
 def _check_out(out: Path, force: bool) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,28 +13,13 @@ from ...core.schema import ID_COLUMN, N_LEVELS, TRAITS
 from ...core.tables import refuse_overwrite
 from .agreement import leave_one_out_r, trait_agreement
 from ...checkpoint.provenance import MANIFEST, read_manifest, sha256, sidecar_path, write_json
+from .options import AGGREGATES, CollectConfig
 from .report import write_report
 from .retrain_data import check_inputs, write_retrain_csv
 from .scale import to_unit
 from .sheets import read_sheet
 
-AGGREGATES = ("mean", "median")
 RETRAIN_NAME = "retrain.csv.gz"
-
-
-@dataclass
-class CollectConfig:
-    """Options of one ``user_study.py collect`` run."""
-
-    study: str
-    out: str
-    sheets: list[str] | None = None
-    aggregate: str = "mean"
-    bootstrap: int = 1000
-    min_rater_r: float = 0.3
-    drop_flagged: bool = False
-    seed: int = 0
-    force: bool = False
 
 
 def read_sheets(study_dir: Path, manifest: dict, sheets: list[str] | None) -> tuple[list[str], np.ndarray, dict[str, str]]:
