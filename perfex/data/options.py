@@ -19,9 +19,7 @@ from models.registry import families
 from ..core.errors import PerfexError
 from ..core.paths import WEIGHTS_DIR
 from .readers.formats import confidence_help, titles
-
-NAN_POLICIES = ("error", "drop-frames", "interpolate")
-NORMALIZATIONS = ("global", "clip-median")
+from .readers.options import NAN_POLICIES, NORMALIZATIONS  # the readers' vocabularies, defined once there
 LABEL_BINNINGS = ("round", "floor", "quantile")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
