@@ -1,6 +1,6 @@
 """Retrain the multi-scale 1D-CNN (run with --help for options)."""
 
-from perfex.cli import main
+from perfex.cli.scripts import main
 
 if __name__ == "__main__":
     main("retrain", model="cnn")

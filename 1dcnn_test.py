@@ -1,6 +1,6 @@
 """Test the multi-scale 1D-CNN (run with --help for options)."""
 
-from perfex.cli import main
+from perfex.cli.scripts import main
 
 if __name__ == "__main__":
     main("test", model="cnn")

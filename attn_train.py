@@ -1,6 +1,6 @@
 """Train the hybrid attention network (run with --help for options)."""
 
-from perfex.cli import main
+from perfex.cli.scripts import main
 
 if __name__ == "__main__":
     main("train", model="attn")

@@ -1,6 +1,6 @@
 """Correlate per-clip AU statistics with the Big Five traits (run with --help for options)."""
 
-from perfex.analysis.command import main
+from perfex.cli.analysis import main
 
 if __name__ == "__main__":
     main()

@@ -1,6 +1,6 @@
 """Augment PerFeX clips as the original did, with provenance (run with --help for options)."""
 
-from perfex.cli import main
+from perfex.cli.scripts import main
 
 if __name__ == "__main__":
     main("augment")

@@ -1,6 +1,6 @@
 """User study: select clips to rate, a rating page, and collect ratings into retrain data (see --help)."""
 
-from perfex.study.cli import main
+from perfex.cli.study import main
 
 if __name__ == "__main__":
     main()

@@ -74,8 +74,8 @@ def _child(queue: mp.Queue, name: str, kwargs: dict) -> None:
         import numpy  # noqa: F401  (imports count as baseline, not as the measurement)
         import pyarrow.csv  # noqa: F401
 
-        import perfex.deploy  # noqa: F401
-        import perfex.readers.loading  # noqa: F401
+        import perfex.infer.deploy  # noqa: F401
+        import perfex.data.readers.loading  # noqa: F401
 
         import torch  # noqa: F401
 
@@ -110,7 +110,7 @@ def bare_read(path: str) -> dict:
 
 
 def load(path: str, cache_dir: str | None = None) -> dict:
-    from perfex.readers import load_clips
+    from perfex.data.readers import load_clips
 
     started = time.perf_counter()
     clips = load_clips([path], cache_dir=cache_dir)
@@ -122,9 +122,9 @@ def load(path: str, cache_dir: str | None = None) -> dict:
 
 
 def deploy_run(family: str, path: str, out: str, chunk_rows: int, weights: str | None = None) -> dict:
-    """``perfex.deploy.deploy`` in this process (for its peak memory): shipped weights, fp32, deploy's defaults."""
-    from perfex.deploy import deploy
-    from perfex.options import DeployConfig, build_config
+    """``perfex.infer.deploy.deploy`` in this process (for its peak memory): shipped weights, fp32, deploy's defaults."""
+    from perfex.infer.deploy import deploy
+    from perfex.data.options import DeployConfig, build_config
 
     config = build_config(DeployConfig, family, weights=weights or str(shipped_weights(family)), data=[path], out=out,
                           force=True, device="cpu", chunk_rows=chunk_rows, progress=False, precision="fp32")
@@ -138,7 +138,7 @@ MEASUREMENTS = {"bare_read": bare_read, "load": load, "deploy": deploy_run}
 
 def dataset(cache: Path, clips: int, seed: int, labeled: bool = True) -> Path:
     """A cached PerFeX CSV of ``clips`` clips of 300-600 frames (mean ~450, as First Impressions)."""
-    from perfex.synth import generate_perfex, write_table
+    from perfex.data.synth import generate_perfex, write_table
 
     path = cache / f"perfex_{clips}clips_seed{seed}{'' if labeled else '_unlabeled'}.csv"
     if not path.exists():
@@ -166,8 +166,8 @@ def training_throughput(family: str, clips, n_clips: int, batch_size: int, pad_t
     import torch
 
     from models import create_model
-    from perfex.batches import collate, training_batches
-    from perfex.train import trait_loss
+    from perfex.data.batches import collate, training_batches
+    from perfex.train.loop import trait_loss
 
     torch.manual_seed(0)
     model = create_model(family)
@@ -196,7 +196,7 @@ def inference_throughput(family: str, clips, n_clips: int) -> dict:
     import numpy as np
 
     from models import create_model
-    from perfex.predict import predict_probs
+    from perfex.infer.predict import predict_probs
 
     model = create_model(family).eval()
     index = np.arange(n_clips)
@@ -254,7 +254,7 @@ def batch1_inference(model, clips, n_clips: int, pad_to: int = 700) -> dict:
     import numpy as np
     import torch
 
-    from perfex.batches import collate
+    from perfex.data.batches import collate
 
     n = min(n_clips, len(clips))
     sizes = np.minimum(clips.lengths[:n], pad_to)
@@ -274,8 +274,8 @@ def precision_comparison(model, clips, batch_size: int = 64) -> dict:
     clips whose predicted level changes for any trait, and the speed-up fp32 time / bf16 time."""
     import numpy as np
 
-    from perfex.options import DataOptions
-    from perfex.predict import predict_probs
+    from perfex.data.options import DataOptions
+    from perfex.infer.predict import predict_probs
 
     keep = np.flatnonzero(clips.lengths >= DataOptions().min_frames)
     for bf16 in (False, True):
@@ -376,8 +376,8 @@ def train_section(families: list[str], clips, train_clips: int) -> tuple[Rows, d
 
 def precision_section(families: list[str], inputs: dict) -> tuple[Rows, dict]:
     """fp32 against bf16 on the shipped weights, for each input; the verdict on bf16 as the CPU default."""
-    from perfex.checkpoint import load_checkpoint
-    from perfex.compute import AUTO_CPU_PRECISION, cpu_supports_bf16
+    from perfex.checkpoint.io import load_checkpoint
+    from perfex.core.compute import AUTO_CPU_PRECISION, cpu_supports_bf16
 
     if not cpu_supports_bf16():
         return [("bf16 default on CPU", "no (this CPU has no native bf16 kernels)", "not measured")], {"supported": False}
@@ -403,7 +403,7 @@ DEPLOY_RUNS = (("onnxruntime", "fp32", False, 1), ("onnxruntime", "fp32", True, 
 def deploy_section(families: list[str], clips, small: Path, big: Path, cache: Path, precisions: list[str]) -> tuple[Rows, dict]:
     """Fresh-process deploy per runtime and precision against the original's load-and-group and batch-1 inference;
     10x memory."""
-    from perfex.checkpoint import load_checkpoint
+    from perfex.checkpoint.io import load_checkpoint
 
     original = ORIGINAL_LOAD_GROUP_SECONDS * int(clips.offsets[-1]) / ORIGINAL_LOAD_GROUP_ROWS
     rows: Rows = []
@@ -449,7 +449,7 @@ def memory_rows(family: str, entry: dict, small: Path, big: Path, cache: Path) -
 def compilers_section(families: list[str], clips) -> tuple[Rows, dict]:
     """torch.compile and ONNX Runtime against eager on the deploy clips (see bench/compilers.py)."""
     from compilers import compare_compilers, compiler_rows
-    from perfex.checkpoint import load_checkpoint
+    from perfex.checkpoint.io import load_checkpoint
 
     rows: Rows = []
     results: dict = {}
@@ -485,8 +485,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import torch
 
-    from perfex.compute import cpu_supports_bf16
-    from perfex.readers import load_clips
+    from perfex.core.compute import cpu_supports_bf16
+    from perfex.data.readers import load_clips
 
     clips_n = 10_000 if args.full else args.clips
     families = [f for f in args.models.split(",") if f]
@@ -523,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
 def machine() -> dict:
     import torch
 
-    from perfex.compute import cpu_supports_bf16
+    from perfex.core.compute import cpu_supports_bf16
 
     return {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
             "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "cpu_bf16": cpu_supports_bf16(),

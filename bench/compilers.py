@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from perfex.clips import ClipSet
-from perfex.compute import cpu_supports_bf16
-from perfex.predict import predict_probs
+from perfex.core.clips import ClipSet
+from perfex.core.compute import cpu_supports_bf16
+from perfex.infer.predict import predict_probs
 
 
 class OrtModel(nn.Module):

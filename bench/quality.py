@@ -2,7 +2,7 @@
 
 For each data kind (``documented``: the generator's documented links; ``timing``: traits that change only the
 order, co-occurrence and regularity of events, invisible to per-clip means/stds; ``mixed``: each trait drawn from
-``--seed`` to be timing-linked, statistics-linked or unlinked, see ``perfex.synth.mixed_roles``) it generates
+``--seed`` to be timing-linked, statistics-linked or unlinked, see ``perfex.data.synth.mixed_roles``) it generates
 (cached) a training pool and a separate, source-video-disjoint test set, trains every system at each training size
 and prints one table per size with bootstrap 95% intervals over source videos, then each trait's accuracy, Pearson r
 and QWK and, on timing and mixed data, whether each network meets its per-trait target. Writes JSON and a
@@ -35,15 +35,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from models.registry import families  # noqa: E402
-from perfex.calibration import apply_temperatures, calibration_report, fit_temperatures, reliability_diagram  # noqa: E402
-from perfex.clips import ClipSet  # noqa: E402
-from perfex.errors import PerfexError  # noqa: E402
-from perfex.metrics import clip_summary_features  # noqa: E402
-from perfex.readers import load_clips  # noqa: E402
-from perfex.losses import level_probabilities  # noqa: E402
-from perfex.schema import AU_INTENSITY_COLUMNS, TRAITS  # noqa: E402
-from perfex.splits import group_keys  # noqa: E402
-from perfex.synth import generate_perfex, mixed_roles, write_table  # noqa: E402
+from perfex.train.calibration import apply_temperatures, calibration_report, fit_temperatures, reliability_diagram  # noqa: E402
+from perfex.core.clips import ClipSet  # noqa: E402
+from perfex.core.errors import PerfexError  # noqa: E402
+from perfex.core.metrics import clip_summary_features  # noqa: E402
+from perfex.data.readers import load_clips  # noqa: E402
+from perfex.train.losses import level_probabilities  # noqa: E402
+from perfex.core.schema import AU_INTENSITY_COLUMNS, TRAITS  # noqa: E402
+from perfex.data.splits import group_keys  # noqa: E402
+from perfex.data.synth import generate_perfex, mixed_roles, write_table  # noqa: E402
 
 METRICS = ("accuracy", "f1_macro", "qwk", "off_by_one", "mae_levels", "one_minus_mae", "ccc")
 POOL_VAL_CAPACITY = 300
@@ -200,7 +200,7 @@ def au_columns(clips: ClipSet, user: str) -> dict[str, int]:
 
 
 def planted_statistics(clips: ClipSet) -> np.ndarray:
-    """[N, 6] hand-made statistics of the timing links ``perfex.synth`` plants (data/README.md section 3):
+    """[N, 6] hand-made statistics of the timing links ``perfex.data.synth`` plants (data/README.md section 3):
     AU06-AU12 co-occurrence, blink-interval CV, and the order of AU01->AU12, AU01->AU10, AU04->AU15, AU12->AU26."""
     au = au_columns(clips, "planted statistics")
     rows = []
@@ -328,8 +328,8 @@ NON_NETWORKS = {**BASELINES, **PEERS}
 # ----- networks -----
 def train_with_engine(family: str, pool_path: Path, manifest_path: Path, run_dir: Path, epochs: int, seed: int, options: dict) -> Path:
     """THE one call into the training engine; returns the selected checkpoint. Adapt here when the trainer changes."""
-    from perfex.options import TrainConfig, build_config
-    from perfex.train import fit
+    from perfex.data.options import TrainConfig, build_config
+    from perfex.train.loop import fit
 
     settings = {"seed": seed, **options}  # --train-option seed=N varies the networks' training seed, not the data
     fit(build_config(TrainConfig, family, data=[str(pool_path)], out=str(run_dir), split=str(manifest_path), epochs=epochs,
@@ -363,7 +363,7 @@ def run_directory(family: str, kind: str, size: int, args: argparse.Namespace, o
 
 def train_network(family: str, sets: dict, args: argparse.Namespace, options: dict) -> tuple[np.ndarray, dict]:
     """Train through the engine (cached per setting), predict the test clips; temperatures fitted on validation."""
-    from perfex.checkpoint import load_checkpoint
+    from perfex.checkpoint.io import load_checkpoint
 
     run_dir, setting = run_directory(family, sets["kind"], sets["size"], args, options)
     weights = run_dir / "run" / "best.safetensors"
@@ -583,7 +583,8 @@ def trait_checks(results: dict, roles: dict) -> dict:
         if role == "timing":
             best = max(peers, key=lambda name: scores[name]["pearson_r"], default=None)
             above_floor = best is not None and scores[best]["pearson_r"] > TIMING_R_FLOOR
-            metric, reference = "pearson_r", best if above_floor else f"floor {TIMING_R_FLOOR}"
+            floor = f"floor {TIMING_R_FLOOR}" + ("" if peers else "; no peer in this table")
+            metric, reference = "pearson_r", best if above_floor else floor
             target = scores[best]["pearson_r"] if above_floor else TIMING_R_FLOOR
         else:
             metric, reference = "accuracy", "logreg" if "logreg" in scores else "logreg not run"
@@ -604,7 +605,8 @@ def check_lines(checks: dict) -> list[str]:
         symbol = "r" if check["metric"] == "pearson_r" else "accuracy"
         target = "no target" if check["target"] is None else f"{symbol} >= {check['target']:.3f}"
         verdicts = ", ".join(f"{name} {v['value']:.3f} {'yes' if v['met'] else 'NO'}" for name, v in check["networks"].items())
-        lines.append(f"  {label}: {target} ({check['reference']}); {verdicts or 'no networks in this table'}")
+        missing = "no networks in this table" if check["target"] is not None else "no verdict without logreg"
+        lines.append(f"  {label}: {target} ({check['reference']}); {verdicts or missing}")
         for name, v in check["networks"].items():
             networks[name] = networks.get(name, True) and v["met"]
     if networks:

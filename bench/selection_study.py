@@ -23,10 +23,10 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 import quality  # noqa: E402
 from models.registry import families  # noqa: E402
-from perfex import train as engine  # noqa: E402
-from perfex.checkpoint import load_checkpoint  # noqa: E402
-from perfex.metrics import trait_metrics  # noqa: E402
-from perfex.options import TrainConfig, build_config  # noqa: E402
+from perfex.train import loop as engine  # noqa: E402
+from perfex.checkpoint.io import load_checkpoint  # noqa: E402
+from perfex.core.metrics import trait_metrics  # noqa: E402
+from perfex.data.options import TrainConfig, build_config  # noqa: E402
 
 
 def keep_every_epoch() -> None:

@@ -1,6 +1,6 @@
 """PerFeX: Big Five personality traits from facial Action Unit time series."""
 
 from .api import Model, create_model, load_clips, load_model
+from .core import __version__
 
-__version__ = "0.1.0"
 __all__ = ["Model", "__version__", "create_model", "load_clips", "load_model"]

@@ -17,10 +17,10 @@ if TYPE_CHECKING:
 
     from models import TraitModel
 
-    from .clips import ClipSet
-    from .engine import Engine
-    from .metadata import CheckpointMeta
-    from .options import DeployConfig
+    from .core.clips import ClipSet
+    from .infer.engine import Engine
+    from .checkpoint.metadata import CheckpointMeta
+    from .data.options import DeployConfig
 
 PathLike = Union[str, Path]
 DATAFRAME_NAME = "dataframe"  # the input name (clip ID of an extractor frame table) a DataFrame is read under
@@ -46,7 +46,7 @@ class Model:
         py-feat or LibreFace frame table, read as the clip ``dataframe``).
 
         >>> import pandas as pd, perfex
-        >>> from perfex.paths import DATA_DIR, WEIGHTS_DIR
+        >>> from perfex.core.paths import DATA_DIR, WEIGHTS_DIR
         >>> frames = pd.read_csv(DATA_DIR / "openface_deploy" / "cyIVkcs6vIe.000.csv.gz")
         >>> perfex.load_model(WEIGHTS_DIR / "attn.safetensors").predict(frames)[["ID", "status", "n_frames"]]
                   ID status  n_frames
@@ -54,10 +54,10 @@ class Model:
         """
         import pandas as pd
 
-        from .clip_rows import CLIP_COLUMNS, join_rows
-        from .deploy import ChunkPredictor, predicted_rows, readable_chunks
-        from .deploy_input import input_chunks
-        from .readers import find_inputs
+        from .infer.clip_rows import CLIP_COLUMNS, join_rows
+        from .infer.deploy import ChunkPredictor, predicted_rows, readable_chunks
+        from .infer.deploy_input import input_chunks
+        from .data.readers import find_inputs
 
         with _input_paths(data) as paths:
             config = replace(self.config, data=replace(self.config.data, data=paths))
@@ -71,16 +71,16 @@ def load_model(weights: PathLike, **options: object) -> Model:
     ``options`` are deploy's, by name (``runtime="torch"``, ``min_frames=20``, ``predict_short=True``, ...).
 
     >>> import perfex
-    >>> from perfex.paths import DATA_DIR, WEIGHTS_DIR
+    >>> from perfex.core.paths import DATA_DIR, WEIGHTS_DIR
     >>> model = perfex.load_model(WEIGHTS_DIR / "cnn.safetensors")
     >>> table = model.predict(DATA_DIR / "deploy.csv.gz")
     >>> len(table), int((table["status"] == "ok").sum()), table.columns[7]
     (40, 36, 'extroversion')
     """
-    from .deploy import load_engine
-    from .deploy_input import reading_meta
-    from .metadata import resolve_weights
-    from .options import DeployConfig, build_config
+    from .infer.deploy import load_engine
+    from .infer.deploy_input import reading_meta
+    from .checkpoint.metadata import resolve_weights
+    from .data.options import DeployConfig, build_config
 
     path = resolve_weights(weights)
     family = _family(path)
@@ -91,10 +91,10 @@ def load_model(weights: PathLike, **options: object) -> Model:
 
 def _family(weights: Path) -> str:
     """``cnn`` or ``attn``: from the JSON beside the weights, or from an original ``.pt`` file's architecture."""
-    from .metadata import LEGACY_SUFFIXES, read_config
+    from .checkpoint.metadata import LEGACY_SUFFIXES, read_config
 
     if weights.suffix in LEGACY_SUFFIXES:
-        from .checkpoint import load_checkpoint
+        from .checkpoint.io import load_checkpoint
 
         return load_checkpoint(weights)[1].family
     return read_config(weights).family
@@ -134,11 +134,11 @@ def load_clips(path: PathLike | Sequence[PathLike], **options: object) -> ClipSe
     readers' (``labels``, ``features``, ``nan_policy``, ``min_confidence``, ...).
 
     >>> import perfex
-    >>> from perfex.paths import DATA_DIR
+    >>> from perfex.core.paths import DATA_DIR
     >>> clips = perfex.load_clips(DATA_DIR / "deploy.csv.gz")
     >>> len(clips), clips.n_features
     (40, 17)
     """
-    from .readers import load_clips as load
+    from .data.readers import load_clips as load
 
     return load(path, **options)

@@ -19,7 +19,7 @@ def pytest_configure(config):
 @pytest.fixture(scope="session")
 def learnable_csv(tmp_path_factory) -> Path:
     """A labelled PerFeX CSV with a strong planted signal (wide trait spread), short clips for speed."""
-    from perfex.synth import generate_perfex, write_table
+    from perfex.data.synth import generate_perfex, write_table
 
     path = tmp_path_factory.mktemp("data") / "train.csv.gz"
     write_table(generate_perfex(240, seed=11, spread=3.0, min_frames=90, max_frames=150), path)
@@ -32,7 +32,7 @@ def deploy_csv(tmp_path_factory) -> Path:
     import numpy as np
     import pandas as pd
 
-    from perfex.synth import generate_perfex, write_table
+    from perfex.data.synth import generate_perfex, write_table
 
     parts = [generate_perfex(6, seed=5, labeled=False, min_frames=100, max_frames=200),
              generate_perfex(2, seed=6, labeled=False, min_frames=10, max_frames=30, id_start=100),

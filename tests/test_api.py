@@ -12,8 +12,8 @@ from helpers import REPO, run_script
 
 import perfex
 import perfex.api
-from perfex.clip_rows import CLIP_COLUMNS
-from perfex.errors import PerfexError
+from perfex.infer.clip_rows import CLIP_COLUMNS
+from perfex.core.errors import PerfexError
 
 pytestmark = pytest.mark.e2e
 
@@ -72,7 +72,7 @@ def test_predict_without_a_readable_clip_and_unknown_options_fail_in_one_line(tm
 
 def test_create_model_and_load_clips_are_the_registry_and_the_readers():
     from models import create_model
-    from perfex.readers import load_clips
+    from perfex.data.readers import load_clips
 
     assert type(perfex.create_model("attn")) is type(create_model("attn"))
     clips = perfex.load_clips(SAMPLE)

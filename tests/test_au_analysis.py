@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from perfex.analysis.clip_stats import clip_au_statistics
-from perfex.analysis.command import run
-from perfex.clips import ClipSet
-from perfex.errors import PerfexError
+from perfex.tools.analysis.clip_stats import clip_au_statistics
+from perfex.cli.analysis import run
+from perfex.core.clips import ClipSet
+from perfex.core.errors import PerfexError
 from helpers import REPO, run_script
 
 pytestmark = pytest.mark.e2e

@@ -4,11 +4,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from perfex.augment import AugmentConfig, augment_table, augmentation_rows
-from perfex.clips import ClipSet
-from perfex.errors import PerfexError
-from perfex.splits import group_keys, make_split, source_video, split_indices, check_disjoint
-from perfex.tables import group_rows
+from perfex.data.augment import AugmentConfig, augment_table, augmentation_rows
+from perfex.core.clips import ClipSet
+from perfex.core.errors import PerfexError
+from perfex.data.splits import group_keys, make_split, source_video, split_indices, check_disjoint
+from perfex.core.tables import group_rows
 
 pytestmark = pytest.mark.e2e
 
@@ -103,8 +103,8 @@ def test_split_rejects_data_from_unknown_videos():
 
 def test_data_augmentation_script_output_loads_and_splits_with_copies_beside_their_source(tmp_path):
     from helpers import run_script
-    from perfex.readers import load_clips
-    from perfex.synth import generate_perfex, write_table
+    from perfex.data.readers import load_clips
+    from perfex.data.synth import generate_perfex, write_table
 
     source = tmp_path / "train.csv"
     write_table(generate_perfex(30, seed=2, min_frames=120, max_frames=260), source)
@@ -127,14 +127,14 @@ def test_data_augmentation_script_output_loads_and_splits_with_copies_beside_the
 
 def test_validation_and_test_score_original_clips_only(tmp_path):
     """Trained on augmented data, evaluation sides hold no augmented copies; the test report counts those set aside."""
-    from perfex.evaluation import evaluate_checkpoint
-    from perfex.options import TestConfig, TrainConfig, build_config
-    from perfex.prepare import originals_only_in_evaluation
-    from perfex.synth import generate_perfex, write_table
-    from perfex.train import fit
-    from perfex.readers import load_clips
-    from perfex.augment import AugmentConfig, augment_files
-    from perfex.checkpoint import read_config
+    from perfex.evaluate.evaluation import evaluate_checkpoint
+    from perfex.data.options import TestConfig, TrainConfig, build_config
+    from perfex.data.prepare import originals_only_in_evaluation
+    from perfex.data.synth import generate_perfex, write_table
+    from perfex.train.loop import fit
+    from perfex.data.readers import load_clips
+    from perfex.data.augment import AugmentConfig, augment_files
+    from perfex.checkpoint.io import read_config
 
     source = tmp_path / "train.csv"
     write_table(generate_perfex(40, seed=3, min_frames=120, max_frames=220), source)

@@ -22,14 +22,14 @@ def bench():
 
 @pytest.fixture(scope="module")
 def clips():
-    from perfex.readers import load_clips
+    from perfex.data.readers import load_clips
 
     return load_clips([REPO / "data" / "deploy.csv.gz"]).subset(np.arange(8))
 
 
 @pytest.fixture(scope="module")
 def cnn():
-    from perfex.checkpoint import load_checkpoint
+    from perfex.checkpoint.io import load_checkpoint
 
     return load_checkpoint(REPO / "weights" / "cnn.safetensors", family="cnn")[0]
 
@@ -68,7 +68,7 @@ def test_onnx_runtime_matches_eager(clips, cnn, tmp_path):
     sys.path.insert(0, str(REPO / "bench"))
     from compilers import onnx_model
 
-    from perfex.predict import predict_probs
+    from perfex.infer.predict import predict_probs
 
     eager, _ = predict_probs(cnn, clips)
     exported, _ = predict_probs(onnx_model(cnn, tmp_path), clips)

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from perfex.calibration import (apply_temperatures, brier_score, calibration_report, expected_calibration_error,
+from perfex.train.calibration import (apply_temperatures, brier_score, calibration_report, expected_calibration_error,
                                 fit_temperatures, ranked_probability_score, reliability_diagram)
-from perfex.errors import PerfexError
+from perfex.core.errors import PerfexError
 
 pytestmark = pytest.mark.unit
 

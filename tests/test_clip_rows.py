@@ -7,10 +7,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from perfex.clip_rows import CLIP_COLUMNS, PROB_COLUMNS, join_rows, trait_levels, unreadable_rows, write_rows
-from perfex.readers import Unreadable
-from perfex.readers.arrowcsv import numbers
-from perfex.schema import TRAITS
+from perfex.infer.clip_rows import CLIP_COLUMNS, PROB_COLUMNS, join_rows, trait_levels, unreadable_rows, write_rows
+from perfex.data.readers import Unreadable
+from perfex.data.readers.parsers.arrowcsv import numbers
+from perfex.core.schema import TRAITS
 
 pytestmark = pytest.mark.unit
 

@@ -7,15 +7,15 @@ import pandas as pd
 import pytest
 
 from helpers import run_script
-from perfex.cli import run_test
-from perfex.clips import ClipSet
-from perfex.crossval import assign_folds, check_cv_dir, fold_manifest, run_crossval
-from perfex.crossval_report import HEADLINE, merge_cv_runs
-from perfex.errors import PerfexError
-from perfex.metrics import BASELINE_NAMES
-from perfex.options import TrainConfig, build_config
-from perfex.schema import TRAITS
-from perfex.splits import group_keys, source_video, split_indices
+from perfex.cli.scripts import run_test
+from perfex.core.clips import ClipSet
+from perfex.evaluate.crossval import assign_folds, check_cv_dir, fold_manifest, run_crossval
+from perfex.evaluate.crossval_report import HEADLINE, merge_cv_runs
+from perfex.core.errors import PerfexError
+from perfex.core.metrics import BASELINE_NAMES
+from perfex.data.options import TrainConfig, build_config
+from perfex.core.schema import TRAITS
+from perfex.data.splits import group_keys, source_video, split_indices
 
 pytestmark = pytest.mark.e2e
 
@@ -26,7 +26,7 @@ TINY = ("--folds", str(FOLDS), "--epochs", "1", "--max-frames", "32", "--batch-s
 @pytest.fixture(scope="module")
 def cv_csv(tmp_path_factory):
     """30 short labelled clips of 13 source videos."""
-    from perfex.synth import generate_perfex, write_table
+    from perfex.data.synth import generate_perfex, write_table
 
     path = tmp_path_factory.mktemp("cv") / "small.csv.gz"
     write_table(generate_perfex(30, seed=4, min_frames=50, max_frames=80, clips_per_person=(1, 3)), path)

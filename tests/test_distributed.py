@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from helpers import REPO, run_script
-from perfex.checkpoint import load_checkpoint, read_config
-from perfex.distributed import Context
-from perfex.readers import load_clips
-from perfex.splits import load_manifest, split_indices
-from perfex.options import RunOptions
-from perfex.train import scores_of, validation_predictions
+from perfex.checkpoint.io import load_checkpoint, read_config
+from perfex.core.distributed import Context
+from perfex.data.readers import load_clips
+from perfex.data.splits import load_manifest, split_indices
+from perfex.data.options import RunOptions
+from perfex.train.loop import scores_of, validation_predictions
 
 pytestmark = pytest.mark.e2e
 

@@ -1,4 +1,4 @@
-"""Metrics, baselines, bootstrap, report tables and plots of perfex.evaluate / perfex.plots."""
+"""Metrics, baselines, bootstrap, report tables and plots of perfex.evaluate / perfex.core.plots."""
 
 from __future__ import annotations
 
@@ -13,12 +13,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from perfex import metrics as evaluate
-from perfex import report, windows
-from perfex.clips import ClipSet
-from perfex.errors import PerfexError
-from perfex.plots import plot_confusion_matrices, plot_confusion_matrix_per_trait, plot_training_curves
-from perfex.schema import TRAITS
+from perfex.core import metrics as evaluate
+from perfex.core import windows
+from perfex.evaluate import report
+from perfex.core.clips import ClipSet
+from perfex.core.errors import PerfexError
+from perfex.core.plots import plot_confusion_matrices, plot_confusion_matrix_per_trait, plot_training_curves
+from perfex.core.schema import TRAITS
 
 from helpers import REAL
 
@@ -321,7 +322,7 @@ def test_training_curves_from_records_or_frame(tmp_path):
 
 
 def test_importing_metrics_does_not_import_matplotlib():
-    code = "import sys, perfex.metrics; print('matplotlib' in sys.modules)"
+    code = "import sys, perfex.core.metrics; print('matplotlib' in sys.modules)"
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                             cwd=Path(__file__).resolve().parents[1])
     assert output.stdout.strip() == "False"

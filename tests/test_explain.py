@@ -10,21 +10,22 @@ import torch
 from sklearn.metrics import cohen_kappa_score
 
 from models import create_model
-from perfex.batches import collate
-from perfex.clips import ClipSet
-from perfex.clip_rows import trait_levels
-from perfex.deploy import ChunkPredictor
-from perfex.torch_engine import torch_engine
-from perfex.options import DeployConfig, build_config
-from perfex.errors import PerfexError
+from perfex.data.batches import collate
+from perfex.core.clips import ClipSet
+from perfex.infer.clip_rows import trait_levels
+from perfex.infer.deploy import ChunkPredictor
+from perfex.infer.torch_engine import torch_engine
+from perfex.data.options import DeployConfig, build_config
+from perfex.core.errors import PerfexError
+from perfex.evaluate.importance import model_importance, write_importance
 from perfex.explain import (ExplanationWriter, attribution_importance, explain_batch, explain_clips, load_explanations,
-                            model_importance, permutation_importance, write_importance)
+                            permutation_importance)
 from perfex.explain.importance import _scores
-from perfex.readers import load_clips
-from perfex.predict import predict_probs
-from perfex.schema import TRAITS
-from perfex.splits import group_keys
-from perfex.synth import generate_perfex
+from perfex.data.readers import load_clips
+from perfex.infer.predict import predict_probs
+from perfex.core.schema import TRAITS
+from perfex.data.splits import group_keys
+from perfex.data.synth import generate_perfex
 
 pytestmark = pytest.mark.e2e
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from helpers import REPO, run_script
 
-from perfex.errors import PerfexError
-from perfex.metrics import bootstrap_interval, bootstrap_rows
+from perfex.core.errors import PerfexError
+from perfex.core.metrics import bootstrap_interval, bootstrap_rows
 
 pytestmark = pytest.mark.e2e
 
@@ -70,7 +70,7 @@ def test_weights_of_another_model_beside_a_config_fail_in_one_line_naming_the_te
 
 
 def test_load_checkpoint_names_the_first_tensor_whose_shape_differs(tmp_path):
-    from perfex.checkpoint import load_checkpoint
+    from perfex.checkpoint.io import load_checkpoint
 
     weights = mismatched_checkpoint(tmp_path, "cnn", "cnn", head_hidden=64)
     with pytest.raises(PerfexError) as raised:
@@ -116,8 +116,8 @@ def reader_threads() -> list[threading.Thread]:
 
 def test_deploy_phases_stop_the_reader_when_the_engine_fails_and_when_done(tmp_path):
     """A reader thread still inside Arrow when the interpreter exits aborts it: deploy waits for its reader."""
-    from perfex.deploy import deploy
-    from perfex.options import DeployConfig, build_config
+    from perfex.infer.deploy import deploy
+    from perfex.data.options import DeployConfig, build_config
 
     def config(weights, out):
         return build_config(DeployConfig, "cnn", weights=str(weights), data=[str(REPO / "data" / "deploy.csv.gz")],
@@ -135,8 +135,8 @@ def test_original_pt_weights_are_read_with_what_their_loaded_metadata_says(tmp_p
     import torch
 
     from models import create_model
-    from perfex.checkpoint import legacy_meta
-    from perfex.deploy_input import reading_meta
+    from perfex.checkpoint.io import legacy_meta
+    from perfex.infer.deploy_input import reading_meta
 
     for family in ("cnn", "attn"):
         model = create_model(f"legacy_{family}")
@@ -151,7 +151,7 @@ def test_whole_file_reads_give_arrow_threads_no_python_handler(tmp_path, monkeyp
     """Arrow's threads drop a Python row handler late; during interpreter shutdown that aborts the process."""
     import pyarrow.csv as pacsv
 
-    from perfex.readers import load_clips
+    from perfex.data.readers import load_clips
 
     calls = []
     read_csv = pacsv.read_csv

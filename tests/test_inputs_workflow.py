@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from helpers import REAL, run_script
-from perfex.checkpoint import read_config
-from perfex.schema import TRAITS
+from perfex.checkpoint.io import read_config
+from perfex.core.schema import TRAITS
 from test_readers_extractors import write_pyfeat
 from test_readers_folders import write_openface
 

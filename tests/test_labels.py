@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from perfex.errors import PerfexError
-from perfex.labels import load_pickle_restricted, parse_quantile_edges, read_labels, scores_to_levels
-from perfex.schema import TRAITS
+from perfex.core.errors import PerfexError
+from perfex.data.labels import load_pickle_restricted, parse_quantile_edges, read_labels, scores_to_levels
+from perfex.core.schema import TRAITS
 
 from helpers import REAL
 

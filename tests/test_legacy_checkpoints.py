@@ -10,9 +10,9 @@ import torch
 from helpers import run_script
 from models.legacy import LEGACY_MODELS, legacy_state_dict_shapes
 from models.registry import family_of, script_prefix
-from perfex.readers import load_clips
+from perfex.data.readers import load_clips
 import torch.nn.functional as F
-from perfex.schema import TRAITS
+from perfex.core.schema import TRAITS
 
 pytestmark = pytest.mark.e2e
 
@@ -53,7 +53,7 @@ def test_deploy_runs_original_weights_batched_with_identical_outputs(original, d
     assert result.returncode == 0, result.stderr
     table = pd.read_csv(out)
     assert len(table) == 10
-    from perfex.checkpoint import load_checkpoint
+    from perfex.checkpoint.io import load_checkpoint
 
     model, meta = load_checkpoint(path)
     assert meta.model == kind and meta.legacy is True
@@ -64,7 +64,7 @@ def test_deploy_runs_original_weights_batched_with_identical_outputs(original, d
     np.testing.assert_allclose(got, reference, atol=2e-5)
 
     converted_dir = tmp_path / "converted"
-    result = run_script("-m", "perfex.convert_legacy", str(path), str(converted_dir))
+    result = run_script("-m", "perfex.checkpoint.convert_legacy", str(path), str(converted_dir))
     assert result.returncode == 0, result.stderr
     converted = converted_dir / (path.stem + ".safetensors")
     config = __import__("json").loads(converted.with_suffix(".json").read_text())
@@ -110,7 +110,7 @@ def test_a_pickle_that_is_not_a_plain_state_dict_is_refused(deploy_csv, tmp_path
     assert "this must never run" not in result.stdout
     not_a_dict = tmp_path / "list.pt"
     torch.save([torch.zeros(2)], not_a_dict)
-    result = run_script("-m", "perfex.convert_legacy", str(not_a_dict), str(tmp_path / "c"))
+    result = run_script("-m", "perfex.checkpoint.convert_legacy", str(not_a_dict), str(tmp_path / "c"))
     assert result.returncode == 2 and "not a state dict" in result.stderr
 
 

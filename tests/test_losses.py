@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from perfex.errors import PerfexError
-from perfex.losses import cross_entropy, level_probabilities, trait_loss
+from perfex.core.errors import PerfexError
+from perfex.train.losses import cross_entropy, level_probabilities, trait_loss
 
 pytestmark = pytest.mark.unit
 

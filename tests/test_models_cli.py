@@ -13,7 +13,7 @@ pytestmark = pytest.mark.e2e
 
 
 def test_freeze_encoder_retrains_only_the_head_of_original_weights(learnable_csv, tmp_path):
-    from perfex.checkpoint import load_checkpoint
+    from perfex.checkpoint.io import load_checkpoint
 
     source = tmp_path / "cnn_180.pt"
     torch.save(original_state_dict("legacy_cnn"), source)

@@ -81,7 +81,7 @@ def test_the_cnn_pools_the_spread_and_peak_of_each_channel_over_time_as_well_as_
 
 
 def test_a_stored_config_that_predates_an_option_keeps_the_behaviour_it_was_trained_with():
-    from perfex.metadata import with_options_added_later
+    from perfex.checkpoint.metadata import with_options_added_later
 
     assert CNNConfig().pooling == "mean+std+max"
     assert with_options_added_later("cnn", {"kernels": [3], "statistics_path": True}) == {

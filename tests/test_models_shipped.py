@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from perfex.checkpoint import read_config
+from perfex.checkpoint.io import read_config
 
 from models import model_from_config
 

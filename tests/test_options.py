@@ -6,11 +6,11 @@ import shutil
 import pytest
 
 from helpers import REPO, run_script
-from perfex.checkpoint import read_config
-from perfex import cli
-from perfex.errors import PerfexError
-from perfex.metadata import SCHEMA_VERSION, CheckpointMeta
-from perfex.options import (DataOptions, DeployConfig, RunOptions, TestConfig, TrainConfig, build_config, flatten,
+from perfex.checkpoint.io import read_config
+from perfex.cli import scripts as cli
+from perfex.core.errors import PerfexError
+from perfex.checkpoint.metadata import SCHEMA_VERSION, CheckpointMeta
+from perfex.data.options import (DataOptions, DeployConfig, RunOptions, TestConfig, TrainConfig, build_config, flatten,
                             read_run_config, save_run_config)
 
 pytestmark = pytest.mark.e2e
@@ -123,8 +123,8 @@ def test_config_replays_a_saved_run_and_given_flags_win(learnable_csv, tmp_path)
 
 def test_test_reuses_the_checkpoints_labels_table(tmp_path):
     """An OpenFace-trained model tested with its defaults finds its labels (it once failed: 'clips have no labels')."""
-    from perfex.evaluation import evaluate_checkpoint
-    from perfex.train import fit
+    from perfex.evaluate.evaluation import evaluate_checkpoint
+    from perfex.train.loop import fit
 
     inputs = tmp_path / "openface"
     shutil.copytree(REPO / "data" / "openface_deploy", inputs)
@@ -144,15 +144,15 @@ def test_deploy_imports_nothing_it_does_not_use_and_help_needs_no_torch(tmp_path
     import sys
 
     unused = "sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'scipy', 'matplotlib', 'pandas'})"
-    probe = f"import sys, perfex.deploy; print({unused})"
+    probe = f"import sys, perfex.infer.deploy; print({unused})"
     assert subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True).stdout.strip() == "[]"
     out = tmp_path / "out.csv"
-    probe = ("import sys; from perfex.deploy import deploy; from perfex.options import DeployConfig, build_config\n"
+    probe = ("import sys; from perfex.infer.deploy import deploy; from perfex.data.options import DeployConfig, build_config\n"
              "for i, data in enumerate(['data/deploy.csv.gz', 'data/openface_deploy']):\n"
              "    deploy(build_config(DeployConfig, 'cnn', data=[data], weights='weights/cnn.safetensors', "
              f"out=r'{out}' + str(i), progress=False))\n"
              f"print({unused})")
     done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True)
     assert done.stdout.strip().splitlines()[-1] == "[]", done.stderr  # not even while reading and writing
-    probe = "import sys; from perfex import cli; cli.deploy_parser('cnn'); cli.train_parser('attn', True); print('torch' in sys.modules)"
+    probe = "import sys; from perfex.cli import scripts as cli; cli.deploy_parser('cnn'); cli.train_parser('attn', True); print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True).stdout.strip() == "False"

@@ -5,7 +5,6 @@ import inspect
 import os
 import re
 import runpy
-import shutil
 import subprocess
 import sys
 import tomllib
@@ -13,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO
+from helpers import REPO, pip_install_project
 
-import perfex.analysis.command
-import perfex.cli
-import perfex.study.cli
+import perfex.cli.analysis
+import perfex.cli.scripts
+import perfex.cli.study
 from models.registry import families, script_prefix
-from perfex import command
+from perfex.cli import command
 
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 DOCS = [REPO / "README.md", REPO / "CHANGELOG.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -28,7 +27,7 @@ SCRIPTS = {  # script -> the perfex command line that runs the same thing
        for name in ("train", "retrain", "test", "deploy") for model in families()},
     "data_augmentation.py": ["augment"], "au_analysis.py": ["analyse"], "user_study.py": ["study"],
 }
-ENTRY_POINTS = (perfex.cli, perfex.analysis.command, perfex.study.cli)  # the modules whose main the scripts call
+ENTRY_POINTS = (perfex.cli.scripts, perfex.cli.analysis, perfex.cli.study)  # the modules whose main the scripts call
 
 
 # ---------------------------------------------------------------- the perfex command
@@ -77,7 +76,7 @@ def test_perfex_command_calls_what_the_script_calls(script, monkeypatch):
 def test_model_may_come_anywhere_and_in_either_spelling(monkeypatch):
     calls = _recorded_calls(monkeypatch)
     assert command.main(["deploy", "--data", "a.csv", "--model=attn", "--force"]) == 0
-    assert calls == [("perfex.cli", {"command": "deploy", "model": "attn", "argv": ["--data", "a.csv", "--force"]})]
+    assert calls == [("perfex.cli.scripts", {"command": "deploy", "model": "attn", "argv": ["--data", "a.csv", "--force"]})]
 
 
 @pytest.mark.unit
@@ -115,9 +114,9 @@ def test_command_help_is_the_scripts_help(name, family, capsys, monkeypatch):
     assert done.value.code == 0
     shown = capsys.readouterr().out
     assert shown.startswith(f"usage: perfex {name} --model {family} ")
-    parser = {"train": lambda: perfex.cli.train_parser(family, False), "retrain": lambda: perfex.cli.train_parser(family, True),
-              "test": lambda: perfex.cli.test_parser(family), "deploy": lambda: perfex.cli.deploy_parser(family)}[name]
-    monkeypatch.setattr(sys, "argv", [f"{perfex.cli.SCRIPT_PREFIX[family]}_{name}.py"])
+    parser = {"train": lambda: perfex.cli.scripts.train_parser(family, False), "retrain": lambda: perfex.cli.scripts.train_parser(family, True),
+              "test": lambda: perfex.cli.scripts.test_parser(family), "deploy": lambda: perfex.cli.scripts.deploy_parser(family)}[name]
+    monkeypatch.setattr(sys, "argv", [f"{perfex.cli.scripts.SCRIPT_PREFIX[family]}_{name}.py"])
     script_help = parser().format_help()
     # the same text after the usage block (whose line wrapping depends on the program name)
     assert shown.split("\n\n", 1)[1] == script_help.split("\n\n", 1)[1]
@@ -143,13 +142,13 @@ def test_other_commands_show_their_scripts_help(name, capsys):
 @pytest.mark.e2e
 def test_python_m_perfex_command_answers_help_without_importing_torch():
     probe = ("import runpy, sys; sys.argv = ['perfex', '--help']\n"
-             "try: runpy.run_module('perfex.command', run_name='__main__')\n"
+             "try: runpy.run_module('perfex.cli.command', run_name='__main__')\n"
              "except SystemExit as e: print('exit', e.code, 'torch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("exit 0 False")
     assert all(f"\n  {name} " in result.stdout for name in command.COMMANDS)
-    direct = subprocess.run([sys.executable, "-m", "perfex.command", "train"], cwd=REPO, capture_output=True, text=True,
+    direct = subprocess.run([sys.executable, "-m", "perfex.cli.command", "train"], cwd=REPO, capture_output=True, text=True,
                             timeout=120)
     assert direct.returncode == 2 and direct.stderr.count("\n") == 1
 
@@ -161,17 +160,9 @@ def test_python_m_perfex_command_answers_help_without_importing_torch():
 def test_pip_install_gives_the_perfex_command_and_the_package_data(tmp_path):
     """pip install of the project (no dependencies): the console script runs from another folder, the rating
     page's template is installed, the licence is in the metadata."""
-    source = tmp_path / "source"
-    source.mkdir()
-    for name in ("pyproject.toml", "README.md", "LICENSE"):
-        shutil.copy(REPO / name, source / name)
-    for package in ("perfex", "models"):
-        shutil.copytree(REPO / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
-    target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
-                    "--target", str(target), str(source)], check=True, capture_output=True, text=True, timeout=300)
-    assert (target / "perfex" / "study" / "rate_template.html").is_file()
-    assert (target / "perfex" / "command.py").is_file()
+    target = pip_install_project(tmp_path)
+    assert (target / "perfex" / "tools" / "study" / "rate_template.html").is_file()
+    assert (target / "perfex" / "cli" / "command.py").is_file()
     info = next(target.glob("perfex-*.dist-info"))
     assert "MIT" in (info / "METADATA").read_text()
     assert any(p.name == "LICENSE" for p in info.rglob("*"))
@@ -211,7 +202,7 @@ def test_requirements_and_pyproject_name_the_same_packages_and_versions():
 def test_extras_and_entry_point():
     project = PYPROJECT["project"]
     assert set(project["optional-dependencies"]) == {"onnx", "explain", "study", "test", "bench"}
-    assert project["scripts"] == {"perfex": "perfex.command:main"}
+    assert project["scripts"] == {"perfex": "perfex.cli.command:main"}
     assert "onnxruntime" in " ".join(project["dependencies"])
     # the package never imports the benchmark's peers
     for path in (REPO / "perfex").rglob("*.py"):

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from perfex.clips import ClipSet
-from perfex.errors import PerfexError
-from perfex.schema import AU_INTENSITY_COLUMNS
+from perfex.core.clips import ClipSet
+from perfex.core.errors import PerfexError
+from perfex.core.schema import AU_INTENSITY_COLUMNS
 
 pytestmark = pytest.mark.unit
 
@@ -144,7 +144,7 @@ def test_time_series_peers_give_level_probabilities_and_learn_a_planted_rhythm(q
 
 def _results(per_trait: dict[str, list[tuple[float, float]]], networks: tuple[str, ...]) -> dict:
     """Bench-shaped results: ``per_trait[system]`` lists (accuracy, r) in TRAITS order."""
-    from perfex.schema import TRAITS
+    from perfex.core.schema import TRAITS
 
     results = {}
     for system, values in per_trait.items():
@@ -156,7 +156,7 @@ def _results(per_trait: dict[str, list[tuple[float, float]]], networks: tuple[st
 
 
 def test_trait_checks_hold_timing_traits_to_the_better_peer_and_the_others_to_logreg(quality, capsys):
-    from perfex.synth import mixed_roles
+    from perfex.data.synth import mixed_roles
 
     roles = mixed_roles(0)  # extroversion none, neuroticism and agreeableness statistics, the other two timing
     results = _results({
@@ -186,8 +186,8 @@ def test_trait_checks_without_peers_logreg_or_networks_say_so(quality):
     assert set(roles.values()) == {("timing", 1.0)} and quality.trait_roles("documented", 0) is None
     checks = quality.trait_checks(_results({"majority": [(0.6, 0.0)] * 5}, networks=()), quality.trait_roles("mixed", 0))
     lines = quality.check_lines(checks)
-    assert "  openness [timing x1.37]: r >= 0.250 (floor 0.25); no networks in this table" in lines
-    assert "  extroversion [none]: no target (logreg not run); no networks in this table" in lines
+    assert "  openness [timing x1.37]: r >= 0.250 (floor 0.25; no peer in this table); no networks in this table" in lines
+    assert "  extroversion [none]: no target (logreg not run); no verdict without logreg" in lines
 
 
 def test_unknown_kind_is_a_one_line_error_naming_the_valid_ones(quality, tmp_path, capsys):

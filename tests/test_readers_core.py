@@ -9,13 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import perfex.readers.openface
-import perfex.readers.perfex_long
-from perfex.errors import PerfexError
-from perfex.readers import ReadOptions, detect_format, expand_inputs, iter_clip_chunks, load_clips
-from perfex.readers.arrowcsv import fits_one_chunk
-from perfex.readers.formats import FORMATS
-from perfex.schema import AU_INTENSITY_COLUMNS, AU_PRESENCE_COLUMNS, CONTEXT_COLUMNS, EMOTION_COLUMNS, FPS, TRAITS
+import perfex.data.readers.parsers.openface
+import perfex.data.readers.parsers.perfex_long
+from perfex.core.errors import PerfexError
+from perfex.data.readers import ReadOptions, detect_format, expand_inputs, iter_clip_chunks, load_clips
+from perfex.data.readers.parsers.arrowcsv import fits_one_chunk
+from perfex.data.readers.formats import FORMATS
+from perfex.core.schema import AU_INTENSITY_COLUMNS, AU_PRESENCE_COLUMNS, CONTEXT_COLUMNS, EMOTION_COLUMNS, FPS, TRAITS
 
 from helpers import REAL
 
@@ -414,8 +414,8 @@ def test_cache_round_trip_skips_parsing(tmp_path, monkeypatch):
     def no_parsing(*args, **kwargs):
         raise AssertionError("parsed although the cache holds the file")
 
-    monkeypatch.setattr(perfex.readers.perfex_long, "read_perfex", no_parsing)
-    monkeypatch.setattr(perfex.readers.openface, "read_openface", no_parsing)
+    monkeypatch.setattr(perfex.data.readers.parsers.perfex_long, "read_perfex", no_parsing)
+    monkeypatch.setattr(perfex.data.readers.parsers.openface, "read_openface", no_parsing)
     second = load_clips(inputs, cache_dir=cache)
     for name in ("ids", "files", "offsets", "features", "times", "scores", "levels", "source_ids", "augmentation",
                  "dropped_frames"):

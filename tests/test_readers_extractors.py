@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from perfex.errors import PerfexError
-from perfex.readers import (INTENSITY, PROBABILITY, ReadOptions, center_on_clip_median, check_compatible, clip_medians,
+from perfex.core.errors import PerfexError
+from perfex.data.readers import (INTENSITY, PROBABILITY, ReadOptions, center_on_clip_median, check_compatible, clip_medians,
                             detect_format, iter_clip_chunks, load_clips, read, resolve_features)
-from perfex.schema import AU_INTENSITY_COLUMNS, TRAITS
+from perfex.core.schema import AU_INTENSITY_COLUMNS, TRAITS
 
 from helpers import REAL
 
@@ -218,9 +218,9 @@ def test_cache_keeps_provenance_and_face_clips(tmp_path):
 
 
 def test_load_labelled_takes_a_runs_flags_and_the_checkpoints_extractor(tmp_path):
-    from perfex.metadata import CheckpointMeta
-    from perfex.options import DataOptions
-    from perfex.prepare import load_labelled
+    from perfex.checkpoint.metadata import CheckpointMeta
+    from perfex.data.options import DataOptions
+    from perfex.data.prepare import load_labelled
 
     write_pyfeat(tmp_path / "aaaaaaaaaaa.000.csv", [0, 1, 2])
     pd.DataFrame({"File": ["aaaaaaaaaaa.000.mp4"], **{t: [0.5] for t in TRAITS}}).to_csv(tmp_path / "l.csv", index=False)

@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from perfex.errors import PerfexError
-from perfex.readers import ReadOptions, Unreadable, expand_inputs, find_inputs, iter_clip_chunks, load_clips
-from perfex.schema import AU_INTENSITY_COLUMNS, TRAITS
+from perfex.core.errors import PerfexError
+from perfex.data.readers import ReadOptions, Unreadable, expand_inputs, find_inputs, iter_clip_chunks, load_clips
+from perfex.core.schema import AU_INTENSITY_COLUMNS, TRAITS
 
 pytestmark = pytest.mark.unit
 

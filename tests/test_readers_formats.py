@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from helpers import REPO
-from perfex.errors import PerfexError
-from perfex.readers import load_clips
-from perfex.readers.formats import FORMATS, INTENSITY, Extractor, InputFormat, format_of, is_long, register_format, titles
+from perfex.core.errors import PerfexError
+from perfex.data.readers import load_clips
+from perfex.data.readers.formats import FORMATS, INTENSITY, Extractor, InputFormat, format_of, is_long, register_format, titles
 
 pytestmark = pytest.mark.unit
 
@@ -39,7 +39,7 @@ def test_messages_list_the_registered_formats():
 def test_a_registered_format_is_detected_and_read(tmp_path, monkeypatch):
     """What docs/formats.md asks of a new format: a header test, a reader, what it records; nothing else to edit."""
     toy = InputFormat("toy", "Toy", Extractor("toy1", "Toy 1", INTENSITY, {"AU01_r": "smile"}),
-                      lambda names: "toy_frame" in names, "perfex.readers.libreface:read_libreface")
+                      lambda names: "toy_frame" in names, "perfex.data.readers.parsers.libreface:read_libreface")
     monkeypatch.setitem(FORMATS, "toy", toy)
     with pytest.raises(PerfexError, match="registered twice"):
         register_format(toy)

@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from perfex.per_frame import PerFrameWriter, per_frame_columns
-from perfex.readers import ReadOptions, find_inputs, iter_clip_chunks
-from perfex.schema import AU_INTENSITY_COLUMNS, TRAITS
+from perfex.infer.per_frame import PerFrameWriter, per_frame_columns
+from perfex.data.readers import ReadOptions, find_inputs, iter_clip_chunks
+from perfex.core.schema import AU_INTENSITY_COLUMNS, TRAITS
 
 pytestmark = pytest.mark.unit
 

@@ -7,7 +7,10 @@ import pytest
 
 from helpers import REPO
 from models.registry import MODELS, ModelEntry, families, family_of, register, script_prefix
-from perfex import cli, command, metadata, options
+from perfex.checkpoint import metadata
+from perfex.cli import command
+from perfex.cli import scripts as cli
+from perfex.data import options
 
 pytestmark = pytest.mark.unit
 
@@ -46,6 +49,6 @@ def test_a_model_is_registered_once():
 
 
 def test_reading_the_registry_imports_no_torch():
-    code = "import sys, models, perfex.metadata, perfex.command; print('torch' in sys.modules)"
+    code = "import sys, models, perfex.checkpoint.metadata, perfex.cli.command; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"

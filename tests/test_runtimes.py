@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from models import create_model, families
-from perfex.checkpoint import read_config
-from perfex.deploy import deploy
-from perfex.onnx_engine import export_path
-from perfex.onnx_export import export_probabilities
-from perfex.options import DeployConfig, build_config
-from perfex.schema import TRAITS
+from perfex.checkpoint.io import read_config
+from perfex.infer.deploy import deploy
+from perfex.infer.onnx_engine import export_path
+from perfex.infer.onnx_export import export_probabilities
+from perfex.data.options import DeployConfig, build_config
+from perfex.core.schema import TRAITS
 
 from helpers import REPO
 
@@ -88,7 +88,7 @@ def test_export_is_cached_by_content_and_the_cached_path_never_imports_torch(dep
     copy.write_bytes(weights.read_bytes()[:-1] + bytes([weights.read_bytes()[-1] ^ 1]))
     copy.with_suffix(".json").write_bytes(weights.with_suffix(".json").read_bytes())
     assert export_path(copy) != cached  # other weights, other export
-    probe = ("import sys; from perfex.deploy import deploy; from perfex.options import DeployConfig, build_config\n"
+    probe = ("import sys; from perfex.infer.deploy import deploy; from perfex.data.options import DeployConfig, build_config\n"
              f"s = deploy(build_config(DeployConfig, 'cnn', weights=r'{weights}', data=[r'{deploy_csv}'], "
              f"out=r'{tmp_path / 'second.csv'}', progress=False))\n"
              "print(s['runtime'], 'torch' in sys.modules)")
@@ -115,7 +115,7 @@ def test_reasons_against_onnxruntime_are_checked_in_order_and_only_as_needed(tmp
     """Original .pt weights have no JSON beside them: the exporter check (which hashes both) must not run for them."""
     import importlib.util
 
-    from perfex.onnx_engine import why_not_onnxruntime
+    from perfex.infer.onnx_engine import why_not_onnxruntime
 
     weights = tmp_path / "cnn_180.pt"
     weights.write_bytes(b"not read")

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from perfex.schema import AU_INTENSITY_COLUMNS, AU_PRESENCE_COLUMNS, CONTEXT_COLUMNS, EMOTION_COLUMNS, TRAITS
-from perfex.synth import (TRAIT_MEANS, clip_aus, generate_clips, generate_openface_dir, generate_perfex, openface_header, sample_traits,
+from perfex.core.schema import AU_INTENSITY_COLUMNS, AU_PRESENCE_COLUMNS, CONTEXT_COLUMNS, EMOTION_COLUMNS, TRAITS
+from perfex.data.synth import (TRAIT_MEANS, clip_aus, generate_clips, generate_openface_dir, generate_perfex, openface_header, sample_traits,
                           write_table)
 
 pytestmark = pytest.mark.unit
@@ -130,7 +130,7 @@ def test_timing_variant_hides_traits_from_clip_means_and_stds_but_not_from_timin
 def test_documented_variant_is_the_default_and_unknown_variants_are_refused():
     import pytest
 
-    from perfex.errors import PerfexError
+    from perfex.core.errors import PerfexError
 
     _, _, default = generate_clips(2, seed=1, min_frames=40, max_frames=50)
     _, _, documented = generate_clips(2, seed=1, min_frames=40, max_frames=50, variant="documented")
@@ -140,7 +140,7 @@ def test_documented_variant_is_the_default_and_unknown_variants_are_refused():
 
 
 def test_mixed_roles_give_one_unlinked_trait_and_both_kinds_of_link_for_every_seed():
-    from perfex.synth import MIXED_STRENGTHS, mixed_roles
+    from perfex.data.synth import MIXED_STRENGTHS, mixed_roles
 
     assignments = set()
     for seed in range(300):
@@ -180,7 +180,7 @@ def clip_summaries(aus: list[np.ndarray]) -> np.ndarray:
 
 
 def test_mixed_variant_shows_statistics_traits_in_clip_means_and_stds_and_hides_the_others():
-    from perfex.synth import mixed_roles
+    from perfex.data.synth import mixed_roles
 
     roles = mixed_roles(0)
     assert [role for role, _ in roles.values()] == ["none", "statistics", "statistics", "timing", "timing"]
@@ -199,7 +199,7 @@ def test_mixed_variant_shows_statistics_traits_in_clip_means_and_stds_and_hides_
 
 
 def test_every_mixed_slot_links_its_trait_through_timing_alone_or_through_statistics():
-    from perfex.synth import AU_BASELINE, clip_aus_mixed
+    from perfex.data.synth import AU_BASELINE, clip_aus_mixed
 
     rng = np.random.default_rng(5)
     traits = sample_traits(1500, rng, 2.0, np.eye(5))
@@ -219,7 +219,7 @@ def test_every_mixed_slot_links_its_trait_through_timing_alone_or_through_statis
 
 
 def test_mixed_variant_takes_its_roles_from_the_roles_seed():
-    from perfex.synth import mixed_roles
+    from perfex.data.synth import mixed_roles
 
     assert mixed_roles(5) != mixed_roles(6)
     _, _, own = generate_clips(3, seed=5, min_frames=300, max_frames=320, variant="mixed")

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from models.registry import families
-from perfex.selection import TraitSelection, paired_standard_errors, trait_scores
+from perfex.train.selection import TraitSelection, paired_standard_errors, trait_scores
 
 pytestmark = pytest.mark.e2e
 
@@ -83,7 +83,7 @@ def test_trait_scores_are_per_trait_log_likelihoods_or_agreement():
 def timing_only_table(n_clips: int, seed: int) -> pd.DataFrame:
     """A PerFeX long table whose extroversion is the order of two AU pulses (AU01 then AU12 or the reverse), invisible
     to per-clip means and standard deviations; the other four traits are noise."""
-    from perfex.schema import AU_INTENSITY_COLUMNS, TRAITS
+    from perfex.core.schema import AU_INTENSITY_COLUMNS, TRAITS
 
     rng = np.random.default_rng(seed)
     frames, rows = 60, []
@@ -107,10 +107,10 @@ def timing_only_table(n_clips: int, seed: int) -> pd.DataFrame:
 def test_training_keeps_the_deep_path_only_for_the_trait_whose_timing_it_reads(tmp_path):
     """Trait 0 is timing only, traits 1-4 noise: the kept checkpoint opens trait 0's gate, and every closed trait
     predicts exactly what the statistics start predicts; metrics.csv and the checkpoint record the gates."""
-    from perfex.checkpoint import load_checkpoint
-    from perfex.options import TrainConfig, build_config
-    from perfex.schema import TRAITS
-    from perfex.train import fit
+    from perfex.checkpoint.io import load_checkpoint
+    from perfex.data.options import TrainConfig, build_config
+    from perfex.core.schema import TRAITS
+    from perfex.train.loop import fit
 
     data = tmp_path / "timing.csv.gz"
     timing_only_table(480, seed=0).to_csv(data, index=False)
@@ -145,9 +145,9 @@ def test_gated_checkpoint_deploys_the_same_on_torch_and_onnx_runtime(tmp_path):
     """The gates live in the checkpoint's metadata; the ONNX export bakes them in, so both runtimes agree."""
     onnxruntime = pytest.importorskip("onnxruntime")
     from models import config_to_dict, create_model
-    from perfex.checkpoint import load_checkpoint, save_checkpoint
-    from perfex.metadata import CheckpointMeta
-    from perfex.onnx_export import export_probabilities
+    from perfex.checkpoint.io import load_checkpoint, save_checkpoint
+    from perfex.checkpoint.metadata import CheckpointMeta
+    from perfex.infer.onnx_export import export_probabilities
 
     torch.manual_seed(0)
     for family in families():
@@ -171,8 +171,8 @@ def test_gated_checkpoint_deploys_the_same_on_torch_and_onnx_runtime(tmp_path):
 
 
 def test_min_crop_trains_on_random_shares_of_each_clip():
-    from perfex.batches import training_batches
-    from perfex.clips import ClipSet
+    from perfex.data.batches import training_batches
+    from perfex.core.clips import ClipSet
 
     lengths = np.array([100, 200, 300, 400])
     clips = ClipSet(ids=np.arange(4), files=np.array([f"{i}.mp4" for i in range(4)], dtype=object),
@@ -188,7 +188,7 @@ def test_min_crop_trains_on_random_shares_of_each_clip():
 
 def test_cnn_branches_double_their_dilation_and_old_configs_keep_one():
     from models import create_model
-    from perfex.metadata import with_options_added_later
+    from perfex.checkpoint.metadata import with_options_added_later
 
     model = create_model("cnn")
     assert [conv.dilation[0] for conv in model.second] == [1, 2, 4, 8]

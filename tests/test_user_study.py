@@ -9,15 +9,15 @@ import pandas as pd
 import pytest
 from helpers import run_script
 
-from perfex.errors import PerfexError
-from perfex.schema import N_LEVELS, TRAITS
-from perfex.study.agreement import icc2k, ordinal_alpha
-from perfex.study.build import SelectConfig, create_study
-from perfex.study.collect import CollectConfig, collect
-from perfex.study.provenance import study_for
-from perfex.study.select import PROB_COLUMNS, choose
-from perfex.study.sheets import parse_raters
-from perfex.synth import generate_perfex, write_table
+from perfex.core.errors import PerfexError
+from perfex.core.schema import N_LEVELS, TRAITS
+from perfex.tools.study.agreement import icc2k, ordinal_alpha
+from perfex.tools.study.build import SelectConfig, create_study
+from perfex.tools.study.collect import CollectConfig, collect
+from perfex.checkpoint.provenance import study_for
+from perfex.tools.study.select import PROB_COLUMNS, choose
+from perfex.tools.study.sheets import parse_raters
+from perfex.data.synth import generate_perfex, write_table
 
 pytestmark = pytest.mark.e2e
 
@@ -244,7 +244,7 @@ def test_loop_retrain_csv_holds_the_rated_frames_with_the_raters_mean(loop):
 
 def test_loop_retrain_checkpoint_lineage_names_the_study(loop):
     """The retrain checkpoint's lineage records the study its data came from."""
-    from perfex.checkpoint import read_config
+    from perfex.checkpoint.io import read_config
 
     root, manifest, retrain = loop
     assert retrain.returncode == 0, retrain.stderr
@@ -295,8 +295,8 @@ def test_blank_sheets_and_existing_outputs_are_refused(small_study, tmp_path):
 
 
 def test_openface_inputs_become_perfex_rows_with_integer_ids(tmp_path):
-    from perfex.readers import load_clips
-    from perfex.synth import generate_openface_dir
+    from perfex.data.readers import load_clips
+    from perfex.data.synth import generate_openface_dir
 
     generate_openface_dir(tmp_path / "of", 3, seed=2, min_frames=60, max_frames=80)
     clips = load_clips([tmp_path / "of"])

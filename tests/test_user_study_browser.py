@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 from test_user_study import GRID, fake_predictions
 
-from perfex.schema import TRAITS
-from perfex.study.build import SelectConfig, create_study
-from perfex.study.collect import CollectConfig, collect
-from perfex.synth import generate_perfex, write_table
+from perfex.core.schema import TRAITS
+from perfex.tools.study.build import SelectConfig, create_study
+from perfex.tools.study.collect import CollectConfig, collect
+from perfex.data.synth import generate_perfex, write_table
 
 pytestmark = pytest.mark.e2e
 

@@ -77,8 +77,8 @@ def test_a_fresh_model_starts_as_the_logistic_regression_of_its_output(output):
     """Epoch 0 is the statistics path fitted as logistic regression (CORN's conditional ones for an ordinal model):
     the deep path adds nothing yet, and the start is as accurate as logistic regression on mean-only signal."""
     from models import create_model
-    from perfex.clips import ClipSet
-    from perfex.statistics_init import start_from_statistics
+    from perfex.core.clips import ClipSet
+    from perfex.train.statistics_init import start_from_statistics
 
     x, _, levels = mean_only_data(900, seed=3)
     n, frames, n_features = x.shape

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from perfex.windows import shared_times
+from perfex.core.windows import shared_times
 
 pytestmark = pytest.mark.unit
 

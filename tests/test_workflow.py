@@ -8,12 +8,12 @@ import pytest
 
 from helpers import run_script
 from models.registry import families, script_prefix
-from perfex.checkpoint import file_sha256, load_checkpoint, read_config
-from perfex.deploy import CLIP_COLUMNS, deploy
-from perfex.evaluation import evaluate_checkpoint
-from perfex.options import DeployConfig, TestConfig, TrainConfig, build_config
-from perfex.schema import TRAITS
-from perfex.train import fit
+from perfex.checkpoint.io import file_sha256, load_checkpoint, read_config
+from perfex.infer.deploy import CLIP_COLUMNS, deploy
+from perfex.evaluate.evaluation import evaluate_checkpoint
+from perfex.data.options import DeployConfig, TestConfig, TrainConfig, build_config
+from perfex.core.schema import TRAITS
+from perfex.train.loop import fit
 
 pytestmark = pytest.mark.e2e
 
@@ -210,7 +210,7 @@ def test_openface_input_errors_exit_with_status_2_not_an_abort(tmp_path):
 def test_retrained_checkpoint_reports_what_retraining_gained_and_lost(cnn_run, learnable_csv, tmp_path):
     """Tested with its defaults, a retrain on other data reports its own split and the parent's test split beside the
     parent's figures; testing it on the parent's data finds the parent's split through the lineage."""
-    from perfex.synth import generate_perfex, write_table
+    from perfex.data.synth import generate_perfex, write_table
 
     study = tmp_path / "study.csv"
     write_table(generate_perfex(60, seed=21, spread=3.0, min_frames=90, max_frames=150, id_start=5000), study)
@@ -245,7 +245,7 @@ def test_explanations_never_change_predictions_and_importance_joins_the_report(c
 def test_continuous_targets_train_test_and_deploy(tmp_path):
     """--target continuous: one score per trait from the raw labels; test reports score metrics beside ridge regression;
     deploy writes the scores and marks the levels as rounded scores."""
-    from perfex.synth import generate_perfex, write_table
+    from perfex.data.synth import generate_perfex, write_table
 
     frame = generate_perfex(120, seed=31, spread=3.0, min_frames=60, max_frames=90)
     rng = np.random.default_rng(0)
@@ -270,7 +270,7 @@ def test_continuous_targets_train_test_and_deploy(tmp_path):
 def test_read_ahead_keeps_order_raises_where_the_reader_failed_and_lets_go_of_its_thread():
     import threading
 
-    from perfex.deploy_input import read_ahead
+    from perfex.infer.deploy_input import read_ahead
 
     def items():
         yield from range(5)

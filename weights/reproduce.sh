@@ -6,15 +6,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH=.
 
-python -m perfex.synth perfex --clips 360 --seed 1 --spread 2.5 --min-frames 150 --max-frames 300 --out data/train.csv.gz
-python -m perfex.synth perfex --clips 80 --seed 2 --spread 2.5 --min-frames 150 --max-frames 300 --id-start 10000 --out data/user_study.csv.gz
-python -m perfex.synth perfex --clips 36 --seed 3 --spread 2.5 --min-frames 150 --max-frames 459 --id-start 20000 --no-labels \
+python -m perfex.data.synth perfex --clips 360 --seed 1 --spread 2.5 --min-frames 150 --max-frames 300 --out data/train.csv.gz
+python -m perfex.data.synth perfex --clips 80 --seed 2 --spread 2.5 --min-frames 150 --max-frames 300 --id-start 10000 --out data/user_study.csv.gz
+python -m perfex.data.synth perfex --clips 36 --seed 3 --spread 2.5 --min-frames 150 --max-frames 459 --id-start 20000 --no-labels \
     --extra-lengths 20,35,900,1500 --out data/deploy.csv.gz
-python -m perfex.synth openface --clips 6 --seed 4 --spread 2.5 --min-frames 150 --max-frames 300 --out data/openface_deploy \
+python -m perfex.data.synth openface --clips 6 --seed 4 --spread 2.5 --min-frames 150 --max-frames 300 --out data/openface_deploy \
     --labels-out data/openface_labels.csv
 
 # the release training set: 3,000 clips of 1,000 other people (regenerated here with a fixed seed, never committed)
-python -m perfex.synth perfex --clips 3000 --seed 5 --spread 2.5 --min-frames 150 --max-frames 300 --id-start 30000 \
+python -m perfex.data.synth perfex --clips 3000 --seed 5 --spread 2.5 --min-frames 150 --max-frames 300 --id-start 30000 \
     --out runs/release-data/train3000.csv.gz
 
 # every registered model with scripts, as "name script_prefix" lines (models/registry.py)

@@ -1,12 +1,11 @@
-"""Explanations: integrated-gradients attributions, attention weights, their storage and plots, AU importance."""
+"""Explanations: integrated-gradients attributions, attention weights, their storage and plots, AU importance (the test report's section: perfex.evaluate.importance)."""
 
 from .attributions import N_STEPS, TARGET, default_baseline, explain_batch, has_attention
 from .clips import ClipExplanations, explain_clips
 from .importance import attribution_importance, permutation_importance
 from .plots import plot_clip_explanation, plot_importance
-from .report import importance_markdown, model_importance, write_importance
 from .writer import ExplanationWriter, Explanations, load_explanations
 
 __all__ = ["N_STEPS", "TARGET", "ClipExplanations", "ExplanationWriter", "Explanations", "attribution_importance",
-           "default_baseline", "explain_batch", "explain_clips", "has_attention", "importance_markdown", "load_explanations",
-           "model_importance", "permutation_importance", "plot_clip_explanation", "plot_importance", "write_importance"]
+           "default_baseline", "explain_batch", "explain_clips", "has_attention", "load_explanations",
+           "permutation_importance", "plot_clip_explanation", "plot_importance"]

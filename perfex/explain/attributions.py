@@ -15,7 +15,7 @@ import torch
 from captum.attr import IntegratedGradients
 from torch import nn
 
-from ..schema import TRAITS
+from ..core.schema import TRAITS
 
 N_STEPS = 32
 BATCH_SIZE = 4  # windows per integrated-gradients batch: each is expanded n_steps times; small batches run fastest on CPUs

@@ -9,9 +9,9 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ..batches import collate
-from ..windows import inference_windows
-from ..clips import ClipSet
+from ..data.batches import collate
+from ..core.windows import inference_windows
+from ..core.clips import ClipSet
 from .attributions import BATCH_SIZE, N_STEPS, explain_batch, has_attention
 
 

@@ -7,10 +7,10 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from ..clips import ClipSet
-from ..errors import PerfexError
-from ..metrics import bootstrap_interval
-from ..schema import N_LEVELS, TRAITS
+from ..core.clips import ClipSet
+from ..core.errors import PerfexError
+from ..core.metrics import bootstrap_interval
+from ..core.schema import N_LEVELS, TRAITS
 
 PERMUTATION_MODES = ("shuffle", "mean")
 _QWK_WEIGHTS = (np.subtract.outer(np.arange(N_LEVELS), np.arange(N_LEVELS)) ** 2 / (N_LEVELS - 1) ** 2).ravel()

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..plots import new_figure, save_figure
-from ..schema import TRAITS
+from ..core.plots import new_figure, save_figure
+from ..core.schema import TRAITS
 
 
 def _overlay_alpha(values: np.ndarray) -> np.ndarray:

@@ -9,10 +9,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..clips import ClipSet
-from ..errors import PerfexError
-from ..schema import N_LEVELS, TRAITS
-from ..tables import atomic_output, refuse_overwrite
+from ..core.clips import ClipSet
+from ..core.errors import PerfexError
+from ..core.schema import N_LEVELS, TRAITS
+from ..core.tables import atomic_output, refuse_overwrite
 from .attributions import BATCH_SIZE, N_STEPS, TARGET
 from .clips import ClipExplanations, explain_clips
 from .plots import plot_clip_explanation

@@ -1,0 +1,1 @@
+"""One parser per input format (registered by name in ../formats.py) and the parsing they share."""

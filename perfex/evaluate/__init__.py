@@ -1,0 +1,1 @@
+"""Testing a model: evaluation, the Markdown report, AU importance, cross-validation."""

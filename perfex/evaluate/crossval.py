@@ -1,0 +1,170 @@
+"""K-fold cross-validation by source video (``train --folds K``): every fold is a normal training run.
+
+``run_crossval(config)`` reads top to bottom: load the clips, deal whole source videos into K folds, write each fold's
+split manifest (its held-out fold is the manifest's ``test`` part), train each fold through ``fit``, predict its
+held-out clips beside the baselines, then write the out-of-fold predictions and the report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..checkpoint.io import load_checkpoint
+from ..core.clips import ClipSet
+from ..core.compute import resolve_precision
+from .crossval_report import FoldResult, cv_report, pooled, score_fold, write_report
+from ..core.distributed import pick_device
+from ..core.errors import PerfexError
+from .evaluation import strict_json
+from ..core.metrics import BASELINE_NAMES, baseline_predictions, clip_summary_features
+from ..data.options import TrainConfig, flatten, save_run_config
+from ..infer.predict import predict_probs
+from ..data.prepare import originals_only_in_evaluation, training_clips
+from .report import fmt
+from ..core.schema import N_LEVELS, TRAITS
+from ..data.splits import SPLIT_NAMES, group_keys, make_split, save_manifest, split_indices
+from ..train.loop import fit
+from ..core.windows import expected_scores
+
+STRATIFIED_BY = "each video's mean trait level, rounded"
+
+
+def check_cv_dir(out: Path) -> None:
+    """A run directory is never overwritten, and a cross-validation run cannot be resumed."""
+    held = [out / "folds.json", out / "last.safetensors", *out.glob("fold_*/last.safetensors")]
+    if any(path.exists() for path in held):
+        raise PerfexError(f"{out} already holds a run; choose another --out (a cross-validation run cannot be resumed)")
+
+
+def assign_folds(clips: ClipSet, keys: np.ndarray, n_folds: int, seed: int) -> dict[str, int]:
+    """Fold (1..K) of every source video: videos in order of stratum (rounded mean trait level), largest first, ties
+    in seeded random order; each goes to the fold holding the fewest clips of its stratum, then the fewest clips."""
+    videos, video_of_clip = np.unique(keys, return_inverse=True)
+    if n_folds > len(videos):
+        raise PerfexError(f"--folds {n_folds} is more than the {len(videos)} source videos in the data; use at most "
+                          f"{len(videos)} (each fold holds out whole videos)")
+    sizes = np.bincount(video_of_clip)
+    strata = np.rint(np.bincount(video_of_clip, weights=clips.levels.mean(axis=1)) / sizes).astype(np.int64)
+    order = np.random.default_rng(seed).permutation(len(videos))
+    order = order[np.lexsort((-sizes[order], strata[order]))]
+    filled = np.zeros((n_folds, N_LEVELS))  # clips per fold and stratum
+    assignment = {}
+    for video in order:
+        fold = min(range(n_folds), key=lambda f: (filled[f, strata[video]], filled[f].sum()))
+        filled[fold, strata[video]] += sizes[video]
+        assignment[str(videos[video])] = fold + 1
+    return assignment
+
+
+def fold_manifest(clips: ClipSet, keys: np.ndarray, fold_of_clip: np.ndarray, fold: int, config: TrainConfig) -> dict:
+    """The split manifest of one fold's run: the fold's videos are ``test``; a seeded ``--val-fraction`` of the other
+    folds' videos is ``val``, the rest ``train``."""
+    val_fraction, n_folds = config.train.val_fraction, config.train.folds
+    others = clips.subset(np.flatnonzero(fold_of_clip != fold))
+    manifest = make_split(others, (1 - val_fraction, val_fraction, 0.0), seed=config.run.seed + fold)
+    if not manifest["train"]:
+        raise PerfexError(f"--folds {n_folds} leaves fold {fold} only {len(manifest['val'])} training video(s), all taken "
+                          "for validation; use fewer --folds or a smaller --val-fraction")
+    manifest["test"] = sorted(set(keys[fold_of_clip == fold]))
+    n_videos = sum(len(manifest[name]) for name in SPLIT_NAMES)
+    return {**manifest, "fractions": [len(manifest[name]) / n_videos for name in SPLIT_NAMES], "fold": fold, "folds": n_folds}
+
+
+def folds_record(clips: ClipSet, keys: np.ndarray, fold_of_clip: np.ndarray, config: TrainConfig) -> dict:
+    """The fold assignment as ``folds.json`` stores it: the videos and clip ids of every fold."""
+    folds = [{"fold": fold, "videos": sorted(set(keys[fold_of_clip == fold])), "clips": clips.ids[fold_of_clip == fold].tolist()}
+             for fold in range(1, config.train.folds + 1)]
+    return {"format": "perfex-folds", "version": 1, "seed": config.run.seed, "group_by": "source video",
+            "stratified_by": STRATIFIED_BY, "folds": folds}
+
+
+def predict_held_out(run_dir: Path, clips: ClipSet, index: np.ndarray, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Level probabilities and expected scores of the fold's best (calibrated) weights on its held-out clips."""
+    device = pick_device(config.run.device)
+    model, _ = load_checkpoint(run_dir / "best.safetensors", map_location=str(device))
+    bf16 = resolve_precision(config.run.precision, device) == "bf16"
+    probs, _ = predict_probs(model, clips, index, batch_size=config.run.batch_size * 2, device=device, bf16=bf16)
+    return probs, expected_scores(probs)
+
+
+def run_fold(clips: ClipSet, fold_of_clip: np.ndarray, fold: int, manifest: dict, config: TrainConfig) -> FoldResult:
+    """Train the fold's network in ``OUT/fold_k`` on its manifest, then score it and the baselines on the held-out fold."""
+    run_dir = Path(config.train.out) / f"fold_{fold}"
+    save_manifest(manifest, run_dir / "split.json")
+    trained = fit(replace(config, train=replace(config.train, out=str(run_dir), split=str(run_dir / "split.json"), folds=None)))
+    parts, _ = originals_only_in_evaluation(clips, split_indices(clips, manifest))
+    held_out, training = parts["test"], np.flatnonzero(fold_of_clip != fold)
+    predictions = {config.family: predict_held_out(run_dir, clips, held_out, config)}
+    predictions.update(baseline_predictions(clips.levels[training], clips.scores[training],
+                                            clip_summary_features(clips.subset(training)),
+                                            clip_summary_features(clips.subset(held_out)), config.run.seed))
+    info = {"fold": fold, "run_dir": run_dir.name, "n_test_videos": len(manifest["test"]), "n_test_clips": len(held_out),
+            "n_train_clips": len(parts["train"]), "n_val_clips": len(parts["val"])}
+    return score_fold(fold, held_out, predictions, clips.levels, clips.scores, info, trained["best_epoch"])
+
+
+def fold_line(result: FoldResult, config: TrainConfig) -> str:
+    """The log's one line about a finished fold."""
+    info, accuracy = result.info, {name: m["mean"]["accuracy"] for name, m in result.metrics.items()}
+    baselines = ", ".join(f"{name} {fmt(accuracy[name])}" for name in BASELINE_NAMES)
+    return (f"fold {result.fold}/{config.train.folds}: {info['n_test_clips']} held-out clip(s) of {info['n_test_videos']} "
+            f"video(s); {config.family} accuracy {fmt(accuracy[config.family])}, QWK "
+            f"{fmt(result.metrics[config.family]['mean']['qwk'])} (best epoch {result.best_epoch}); baselines' accuracy: "
+            f"{baselines} [{config.train.out}/{info['run_dir']}]")
+
+
+def oof_table(clips: ClipSet, keys: np.ndarray, fold_of_clip: np.ndarray, results: list[FoldResult],
+              network: str) -> pd.DataFrame:
+    """One row per held-out clip in data order: true levels, the network's level and expected score, and each
+    baseline's level per trait (levels as grid values 0, .25, ... 1, like predictions.csv)."""
+    index, probs, scores = pooled(results, network)
+    order = np.argsort(index)
+    index, probs, scores = index[order], probs[order], scores[order]
+    baselines = {name: pooled(results, name)[1][order].argmax(axis=2) for name in BASELINE_NAMES}
+    table = pd.DataFrame({"ID": clips.ids[index], "File": clips.files[index], "source_video": keys[index],
+                          "fold": fold_of_clip[index]})
+    for t, trait in enumerate(TRAITS):
+        table[f"{trait}_true"] = clips.levels[index, t] / (N_LEVELS - 1)
+        table[f"{trait}_pred"] = probs[:, t].argmax(axis=1) / (N_LEVELS - 1)
+        table[f"{trait}_score"] = scores[:, t]
+        for name, levels in baselines.items():
+            table[f"{trait}_{name}"] = levels[:, t] / (N_LEVELS - 1)
+    return table
+
+
+def run_crossval(config: TrainConfig) -> dict:
+    """Train a network per fold in ``OUT/fold_k``; write ``folds.json``, ``oof_predictions.csv`` and ``cv_report.json``
+    and ``.md`` in ``OUT``; print the report."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise PerfexError("--folds trains its folds one after another in one process; start it with python, not torchrun")
+    out, n_folds = Path(config.train.out), config.train.folds
+    check_cv_dir(out)
+    clips, skipped = training_clips(config, None, lambda message: None)
+    keys = group_keys(clips)
+    assignment = assign_folds(clips, keys, n_folds, config.run.seed)
+    fold_of_clip = np.array([assignment[key] for key in keys])
+    manifests = [fold_manifest(clips, keys, fold_of_clip, fold, config) for fold in range(1, n_folds + 1)]
+    record = folds_record(clips, keys, fold_of_clip, config)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "folds.json").write_text(json.dumps(strict_json(record), indent=1) + "\n")
+    save_run_config(config, out / "run_config.json")
+    print(f"cross-validation: {n_folds} folds of {len(assignment)} source videos ({len(clips)} clips) -> {out}")
+    results = []
+    for fold, manifest in enumerate(manifests, start=1):
+        results.append(run_fold(clips, fold_of_clip, fold, manifest, config))
+        print(fold_line(results[-1], config))
+    oof_table(clips, keys, fold_of_clip, results, config.family).to_csv(out / "oof_predictions.csv", index=False)
+    settings = {"folds": n_folds, "seed": config.run.seed, "val_fraction": config.train.val_fraction,
+                "stratified_by": STRATIFIED_BY, "n_videos": len(assignment), "n_clips": len(clips),
+                "n_skipped_short": len(skipped), "baselines_fitted_on": "all clips of the other folds",
+                "options": flatten(config)}
+    report = cv_report(config.family, results, clips.levels, clips.scores, settings, record)
+    markdown = write_report(out, report)
+    print(f"\n{markdown}\nwrote {out}/oof_predictions.csv, cv_report.json, cv_report.md, folds.json and fold_1..{n_folds}/")
+    return report

@@ -1,0 +1,1 @@
+"""Prediction: the engines (torch, ONNX Runtime), windowed batches, deploy and its outputs."""

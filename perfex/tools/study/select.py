@@ -1,0 +1,109 @@
+"""Choose which deployed clips people rate: most uncertain (active learning), spread over predicted levels, or random."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ...infer.clip_rows import PROB_COLUMNS
+from ...core.errors import PerfexError
+from ...core.schema import FILE_COLUMN, ID_COLUMN, N_LEVELS, TRAITS
+from ...data.splits import source_video
+
+STRATEGIES = ("uncertain", "stratified", "random")
+UNCERTAINTIES = ("entropy", "margin")
+PREDICTED = ("ok", "windowed", "short_predicted")
+
+
+def read_predictions(path: str | Path) -> pd.DataFrame:
+    """The predicted clips of a deploy per-clip CSV (statuses without a prediction are left out)."""
+    path = Path(path)
+    if not path.is_file():
+        raise PerfexError(f"{path} does not exist; pass the per-clip CSV written by *_deploy.py --out")
+    try:
+        frame = pd.read_csv(path, dtype={ID_COLUMN: str, FILE_COLUMN: str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise PerfexError(f"{path} could not be read as CSV ({str(err).splitlines()[0]}); pass a deploy per-clip CSV") from None
+    missing = [c for c in (ID_COLUMN, FILE_COLUMN, "status", *TRAITS, *PROB_COLUMNS) if c not in frame.columns]
+    if missing:
+        raise PerfexError(f"{path} lacks the deploy columns {', '.join(missing[:6])}; pass the per-clip CSV of *_deploy.py")
+    frame = frame[frame["status"].isin(PREDICTED)].reset_index(drop=True)
+    if frame.empty:
+        raise PerfexError(f"{path} holds no predicted clip (every status is too_short or no_frames)")
+    return frame
+
+
+def probabilities(frame: pd.DataFrame) -> np.ndarray:
+    """Predicted level probabilities [clips, traits, levels]."""
+    return frame[PROB_COLUMNS].to_numpy(dtype=np.float64).reshape(len(frame), len(TRAITS), N_LEVELS)
+
+
+def uncertainty(probs: np.ndarray, kind: str) -> np.ndarray:
+    """Per clip, averaged over traits: normalised entropy, or 1 - (top probability - runner-up); 1 = knows nothing."""
+    if kind == "entropy":
+        p = np.clip(probs, 1e-12, 1.0)
+        per_trait = -(p * np.log(p)).sum(axis=2) / np.log(probs.shape[2])
+    else:
+        top = np.sort(probs, axis=2)
+        per_trait = 1.0 - (top[:, :, -1] - top[:, :, -2])
+    return per_trait.mean(axis=1)
+
+
+def _take(order: np.ndarray, sources: np.ndarray, n: int, per_source: int | None) -> list[int]:
+    """The first ``n`` clips of ``order`` with at most ``per_source`` per source video."""
+    taken, used = [], {}
+    for index in order:
+        if per_source is not None and used.get(sources[index], 0) >= per_source:
+            continue
+        used[sources[index]] = used.get(sources[index], 0) + 1
+        taken.append(int(index))
+        if len(taken) == n:
+            break
+    return taken
+
+
+def _stratified(levels: np.ndarray, sources: np.ndarray, n: int, per_source: int | None, rng: np.random.Generator) -> list[int]:
+    """Greedy: each pick is the clip whose predicted levels are least covered so far, summed over traits."""
+    counts = np.zeros((len(TRAITS), N_LEVELS))
+    taken, used = [], {}
+    free = np.ones(len(levels), dtype=bool)
+    tiebreak = rng.random(len(levels))
+    while len(taken) < n and free.any():
+        cost = counts[np.arange(len(TRAITS)), levels].sum(axis=1) + tiebreak
+        index = int(np.argmin(np.where(free, cost, np.inf)))
+        free[index] = False
+        if per_source is not None and used.get(sources[index], 0) >= per_source:
+            continue
+        used[sources[index]] = used.get(sources[index], 0) + 1
+        counts[np.arange(len(TRAITS)), levels[index]] += 1
+        taken.append(index)
+    return taken
+
+
+def choose(frame: pd.DataFrame, strategy: str, n: int, *, per_source: int | None = None, kind: str = "entropy",
+           seed: int = 0) -> tuple[list[int], list[str]]:
+    """Rows of ``frame`` to rate and why each was chosen."""
+    if n < 1:
+        raise PerfexError(f"--n {n}: pick at least one clip")
+    rng = np.random.default_rng(seed)
+    sources = np.array([source_video(f) for f in frame[FILE_COLUMN]], dtype=object)
+    if strategy == "uncertain":
+        score = uncertainty(probabilities(frame), kind)
+        taken = _take(np.argsort(-score, kind="stable"), sources, n, per_source)
+        reasons = [f"uncertain: {kind} {score[i]:.3f} (rank {r + 1})" for r, i in enumerate(taken)]
+    elif strategy == "stratified":
+        levels = np.rint(frame[list(TRAITS)].to_numpy(dtype=np.float64) * (N_LEVELS - 1)).astype(np.int64)
+        taken = _stratified(levels, sources, n, per_source, rng)
+        reasons = ["stratified: predicted levels " + " ".join(f"{t[0]}{levels[i, k]}" for k, t in enumerate(TRAITS))
+                   for i in taken]
+    elif strategy == "random":
+        taken = _take(rng.permutation(len(frame)), sources, n, per_source)
+        reasons = ["random draw"] * len(taken)
+    else:
+        raise PerfexError(f"unknown --strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
+    if len(taken) < n:
+        limit = f" with --per-source {per_source}" if per_source is not None else ""
+        raise PerfexError(f"only {len(taken)} predicted clips can be chosen{limit}; lower --n to {len(taken)} or relax --per-source")
+    return taken, reasons

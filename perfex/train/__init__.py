@@ -1,0 +1,1 @@
+"""Fitting a model: the training loop (loop.py), losses, the statistics start, selection, calibration."""

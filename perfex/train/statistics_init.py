@@ -1,0 +1,138 @@
+"""Start a model where logistic regression on clip AU mean/std ends: the statistics path fitted, the deep path silent.
+
+The statistics path is a linear map of the clip's masked per-feature mean/std (of the normalised input); here it
+gets the weights of one multinomial logistic regression per trait (for CORN outputs, the four conditional binary
+ones "level > k given level >= k"), the regularisation chosen by validation log-loss, and the deep head's output
+layer starts at zero. Training then adds what the time course reveals, and model selection can always fall back
+on the starting point (epoch 0).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..core.clips import ClipSet
+from ..core.metrics import clip_summary_features
+from ..core.schema import N_LEVELS, TRAITS
+
+C_CANDIDATES = (0.01, 0.1, 1.0)
+RIDGE_ALPHAS = (1.0, 10.0, 100.0)
+ABSENT_LEVEL_BIAS = -8.0  # a level no training clip has gets a logit far below the others
+
+
+def normalised_statistics(model: nn.Module, clips: ClipSet) -> np.ndarray:
+    """What the statistics path sees: per-clip mean and std of the model-normalised input, [N, 2F]."""
+    summary = clip_summary_features(clips)
+    mean, std = model.feature_mean.cpu().numpy().astype(np.float64), model.feature_std.cpu().numpy().astype(np.float64)
+    n = clips.n_features
+    return np.concatenate([(summary[:, :n] - mean) / std, summary[:, n:] / std], axis=1)
+
+
+def _softmax_weights(x: np.ndarray, y: np.ndarray, c: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """One multinomial logistic regression (inverse regularisation ``c``): weights [levels, 2F], biases [levels]."""
+    from sklearn.linear_model import LogisticRegression
+
+    weight, bias = np.zeros((N_LEVELS, x.shape[1])), np.full(N_LEVELS, ABSENT_LEVEL_BIAS)
+    present = np.unique(y)
+    if len(present) < 2:
+        bias[present] = 0.0
+        return weight, bias
+    fitted = LogisticRegression(C=c, max_iter=2000, random_state=seed).fit(x, y)
+    two = len(fitted.classes_) == 2  # sklearn keeps one row for two classes; split it evenly between them
+    weight[fitted.classes_] = np.vstack([-fitted.coef_[0] / 2, fitted.coef_[0] / 2]) if two else fitted.coef_
+    bias[fitted.classes_] = np.array([-fitted.intercept_[0] / 2, fitted.intercept_[0] / 2]) if two else fitted.intercept_
+    return weight, bias
+
+
+def _corn_weights(x: np.ndarray, y: np.ndarray, c: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """CORN's conditional logistic regressions: row k predicts "level > k" from the clips with level >= k (the last
+    row is unused); where one answer is certain, a large constant logit."""
+    from sklearn.linear_model import LogisticRegression
+
+    weight, bias = np.zeros((N_LEVELS, x.shape[1])), np.zeros(N_LEVELS)
+    for k in range(N_LEVELS - 1):
+        rows = y >= k
+        above = y[rows] > k
+        if above.all() or not above.any():
+            bias[k] = -ABSENT_LEVEL_BIAS if above.any() else ABSENT_LEVEL_BIAS
+            continue
+        fitted = LogisticRegression(C=c, max_iter=2000, random_state=seed).fit(x[rows], above)
+        weight[k], bias[k] = fitted.coef_[0], fitted.intercept_[0]
+    return weight, bias
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    """[N, L] logits -> [N, L] probabilities."""
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def _corn_decode(logits: np.ndarray) -> np.ndarray:
+    """NumPy twin of ``models.outputs.corn_probabilities`` for one trait: [N, L] logits -> [N, L] probabilities."""
+    above = np.cumprod(1 / (1 + np.exp(-logits[:, :-1])), axis=1)
+    return np.hstack([np.ones((len(logits), 1)), above]) - np.hstack([above, np.zeros((len(logits), 1))])
+
+
+FITS = {"softmax": (_softmax_weights, _softmax), "corn": (_corn_weights, _corn_decode)}
+
+
+def _fit_trait(x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, seed: int,
+               output: str) -> tuple[np.ndarray, np.ndarray]:
+    """Weights [levels, 2F] and biases [levels] of one trait's logistic regression for ``output`` (softmax or CORN),
+    C by validation log-loss."""
+    fit, decode = FITS[output]
+    best, best_loss = None, np.inf
+    for c in C_CANDIDATES:
+        weight, bias = fit(x, y, c, seed)
+        probs = decode(x_val @ weight.T + bias)
+        loss = -np.log(np.clip(probs[np.arange(len(y_val)), y_val], 1e-6, None)).mean() if len(y_val) else 0.0
+        if loss < best_loss:
+            best, best_loss = (weight, bias), loss
+    return best
+
+
+@torch.no_grad()
+def start_from_statistics(model: nn.Module, clips: ClipSet, train: np.ndarray, val: np.ndarray, seed: int) -> bool:
+    """Fit the statistics path as logistic regression (CORN's conditional ones for ``corn`` outputs; ridge regression
+    on the logit of the score for continuous targets) and silence the deep head; False without a statistics path."""
+    if model.statistics is None:
+        return False
+    statistics = normalised_statistics(model, clips)
+    model.statistics.set_statistics_normalization(statistics[train])
+    standardised = (statistics - model.statistics.stat_mean.cpu().numpy()) / model.statistics.stat_std.cpu().numpy()
+    if model.config.output == "score":
+        weight, bias = _fit_scores(standardised[train], clips.scores[train], standardised[val], clips.scores[val])
+        return _install(model, weight, bias)
+    weight = np.zeros((len(TRAITS) * N_LEVELS, statistics.shape[1]))
+    bias = np.zeros(len(TRAITS) * N_LEVELS)
+    for t in range(len(TRAITS)):
+        rows = slice(t * N_LEVELS, (t + 1) * N_LEVELS)
+        weight[rows], bias[rows] = _fit_trait(standardised[train], clips.levels[train, t], standardised[val],
+                                              clips.levels[val, t], seed, model.config.output)
+    return _install(model, weight, bias)
+
+
+def _install(model: nn.Module, weight: np.ndarray, bias: np.ndarray) -> bool:
+    """Statistics path = the fitted linear model; the deep head's output layer starts at zero."""
+    model.statistics.linear.weight.copy_(torch.as_tensor(weight, dtype=torch.float32))
+    model.statistics.linear.bias.copy_(torch.as_tensor(bias, dtype=torch.float32))
+    nn.init.zeros_(model.head[-1].weight)
+    nn.init.zeros_(model.head[-1].bias)
+    return True
+
+
+def _fit_scores(x: np.ndarray, scores: np.ndarray, x_val: np.ndarray, val_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Continuous targets: one ridge regression per trait on the logit of the score (alpha by validation error)."""
+    from sklearn.linear_model import Ridge
+
+    weight, bias = np.zeros((scores.shape[1], x.shape[1])), np.zeros(scores.shape[1])
+    logit = lambda s: np.log(np.clip(s, 0.02, 0.98) / (1 - np.clip(s, 0.02, 0.98)))  # noqa: E731
+    for t in range(scores.shape[1]):
+        known, known_val = np.isfinite(scores[:, t]), np.isfinite(val_scores[:, t])
+        fits = [Ridge(alpha=a).fit(x[known], logit(scores[known, t])) for a in RIDGE_ALPHAS]
+        errors = [np.mean((1 / (1 + np.exp(-f.predict(x_val[known_val]))) - val_scores[known_val, t]) ** 2) for f in fits]
+        best = fits[int(np.argmin(errors))]
+        weight[t], bias[t] = best.coef_, best.intercept_
+    return weight, bias
