@@ -58,7 +58,8 @@ def test_predict_takes_paths_lists_and_frame_tables_alike():
     from_frames = model.predict(pd.read_csv(openface / "cyIVkcs6vIe.000.csv.gz"))
     assert from_frames["ID"].tolist() == ["dataframe"]
     probabilities = [c for c in CLIP_COLUMNS if c.startswith("p_")]
-    np.testing.assert_array_equal(from_frames[probabilities].to_numpy(), from_folder[probabilities].to_numpy()[:1])
+    # one clip alone or batched beside a longer one: other tensor shapes, so the convolutions may round differently
+    np.testing.assert_allclose(from_frames[probabilities].to_numpy(), from_folder[probabilities].to_numpy()[:1], atol=1e-6)
 
 
 def test_predict_without_a_readable_clip_and_unknown_options_fail_in_one_line(tmp_path):

@@ -70,6 +70,7 @@ def test_weights_of_another_model_beside_a_config_fail_in_one_line_naming_the_te
 
 
 def test_load_checkpoint_names_the_first_tensor_whose_shape_differs(tmp_path):
+    from models import create_model
     from perfex.checkpoint.io import load_checkpoint
 
     weights = mismatched_checkpoint(tmp_path, "cnn", "cnn", head_hidden=64)
@@ -77,7 +78,8 @@ def test_load_checkpoint_names_the_first_tensor_whose_shape_differs(tmp_path):
         load_checkpoint(weights)
     message = str(raised.value)
     assert message.startswith(f"{weights} does not fit the cnn model described by x.json: ")
-    assert "tensor head.0.weight should be [64, 1024] but is [128, 1024]" in message and "\n" not in message
+    pooled = create_model("cnn").head[0].in_features
+    assert f"tensor head.0.weight should be [64, {pooled}] but is [128, {pooled}]" in message and "\n" not in message
 
 
 @pytest.mark.parametrize("inputs", ["file", "folder"])
