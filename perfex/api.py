@@ -5,7 +5,6 @@ Importing this module (and ``perfex``) imports neither torch nor the readers; ea
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -103,6 +102,8 @@ def _family(weights: Path) -> str:
 @contextmanager
 def _input_paths(data: PathLike | Sequence[PathLike] | pd.DataFrame) -> Iterator[list[str]]:
     """The input paths; a DataFrame is written to a temporary CSV (read by the same readers as files), then removed."""
+    import tempfile
+
     import pandas as pd
 
     if isinstance(data, (str, Path)):
