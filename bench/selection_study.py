@@ -16,6 +16,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,8 +34,8 @@ def keep_every_epoch() -> None:
     """Copy each epoch's last.safetensors (and its JSON) to epoch_NNN.* as the trainer writes it."""
     save = engine.Trainer._save
 
-    def save_and_keep(self, epoch: int, scores: dict, improved: bool) -> None:
-        save(self, epoch, scores, improved)
+    def save_and_keep(self, epoch: int, scores: dict, improved: bool, gates: np.ndarray) -> None:
+        save(self, epoch, scores, improved, gates)
         for suffix in (".safetensors", ".json"):
             shutil.copy(self.out / f"last{suffix}", self.out / f"epoch_{epoch:03d}{suffix}")
 

@@ -121,6 +121,7 @@ def test_training_keeps_the_deep_path_only_for_the_trait_whose_timing_it_reads(t
     assert {f"deep_{t}" for t in TRAITS} | {f"val_loss_{t}" for t in TRAITS} | {"val_gated_loss"} <= set(history.columns)
     meta = json.loads((run / "best.json").read_text())
     assert meta["deep_gates"][0] == 1.0, history.filter(like="deep_")
+    assert json.loads((run / "last.json").read_text())["deep_gates"] is None  # the model as trained: every gate open
     assert sum(meta["deep_gates"]) < 5  # noise traits pass one standard error now and then; never all of them
     losses = history[[f"val_loss_{t}" for t in TRAITS]].to_numpy()
     improved = losses < np.minimum.accumulate(np.vstack([np.full(5, np.inf), losses[:-1]]), axis=0)

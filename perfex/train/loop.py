@@ -20,28 +20,28 @@ from tqdm import tqdm
 
 from models import config_to_dict, create_model
 
-from ..core import distributed
-from ..data.batches import collate, rank_share, training_batches
-from .calibration import fit_temperatures
-from .calibration import negative_log_likelihood as mean_negative_log_likelihood
 from ..checkpoint.io import (check_features, file_sha256, load_checkpoint, load_optimizer, resolve_weights, save_checkpoint,
-                         save_optimizer)
+                             save_optimizer)
+from ..checkpoint.metadata import CheckpointMeta, DataRecord, Lineage
+from ..checkpoint.provenance import study_for
+from ..core import distributed
 from ..core.clips import ClipSet
 from ..core.compute import resolve_precision, show_progress
 from ..core.errors import PerfexError
 from ..core.metrics import trait_metrics
-from ..checkpoint.metadata import CheckpointMeta, DataRecord, Lineage
-from ..data.options import RunOptions, TrainConfig, save_run_config
 from ..core.paths import portable_path
-from .losses import MODEL_OUTPUT, score_loss, trait_loss
-from ..infer.predict import predict_probs, window_logits
-from ..data.prepare import PreparedData, prepare_training_data
 from ..core.schema import TRAITS
-from .selection import SelectionState, TraitSelection
-from ..data.splits import group_keys, manifest_hash, save_manifest
-from .statistics_init import start_from_statistics
-from ..checkpoint.provenance import study_for
 from ..core.windows import expected_scores
+from ..data.batches import collate, rank_share, training_batches
+from ..data.options import RunOptions, TrainConfig, save_run_config
+from ..data.prepare import PreparedData, prepare_training_data
+from ..data.splits import group_keys, manifest_hash, save_manifest
+from ..infer.predict import predict_probs, window_logits
+from .calibration import fit_temperatures
+from .calibration import negative_log_likelihood as mean_negative_log_likelihood
+from .losses import MODEL_OUTPUT, score_loss, trait_loss
+from .selection import EpochVerdict, SelectionState, TraitSelection
+from .statistics_init import start_from_statistics
 
 EpochHook = Callable[[int, dict], None]
 
@@ -74,6 +74,11 @@ def validation_predictions(context: distributed.Context, model: nn.Module, clips
     parts = distributed.gather_objects(context, (share, probs))
     order = np.concatenate([p[0] for p in parts])
     return np.concatenate([p[1] for p in parts])[np.argsort(order)], np.sort(order)
+
+
+def gate_list(gates: np.ndarray) -> list[float] | None:
+    """Gates as stored in a checkpoint's metadata: None when every gate is open (as before gates existed)."""
+    return None if (np.asarray(gates) == 1).all() else [float(g) for g in gates]
 
 
 def scores_of(probs: np.ndarray, levels: np.ndarray, scores: np.ndarray, output: str) -> dict:
@@ -159,8 +164,8 @@ class Trainer:
         freeze = config.retrain is not None and config.retrain.freeze_encoder
         params = self.model.freeze_encoder() if freeze else list(self.model.parameters())
         if start_is_candidate:  # the statistics path stays the fitted logistic regression: a closed gate is the start
-            params = [p for p in params if all(p is not q for q in self.model.statistics.parameters())]
             self.model.statistics.requires_grad_(False)
+            params = [p for p in params if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=config.train.lr, weight_decay=config.train.weight_decay)
         self.bf16 = resolve_precision(config.run.precision, context.device) == "bf16"
         self.engine = self.model
@@ -271,7 +276,7 @@ class Trainer:
         started = time.perf_counter()
         return self._evaluate(epoch, self._train_epoch(epoch), started)
 
-    def _log_epoch(self, row: dict, scores: dict, verdict) -> None:
+    def _log_epoch(self, row: dict, scores: dict, verdict: EpochVerdict) -> None:
         name = self.config.train.select
         per_trait = " ".join(f"{t[:4]} {scores['val_per_trait_accuracy'][t]:.2f}/{row[f'val_{name}_{t}']:.3f}"
                              f"{'*' if better else ''}{'+deep' if row[f'deep_{t}'] else ''}"
@@ -316,7 +321,8 @@ class Trainer:
             with open(self.out / f"samples_rank{self.context.rank}.txt", "a") as handle:
                 handle.write(" ".join(str(self.data.clips.ids[i]) for i in share) + "\n")
 
-    def _meta(self, epoch: int, scores: dict, gates: np.ndarray | None = None) -> CheckpointMeta:
+    def _meta(self, epoch: int, scores: dict) -> CheckpointMeta:
+        """The metadata of the model as it is now (its current deep-path gates included)."""
         model, clips, parent = self.model, self.data.clips, self.parent
         legacy = bool(parent and parent.meta.legacy)
         lineage = Lineage(study=self.study)
@@ -334,7 +340,7 @@ class Trainer:
             data=DataRecord(files=[portable_path(p) for p in data.data], labels=portable_path(data.labels) if data.labels else None,
                             fingerprint=data_fingerprint(clips), n_train_clips=len(self.data.parts["train"])),
             epoch=epoch, metrics=scores, lineage=lineage, run_config=asdict(self.config),
-            deep_gates=None if gates is None or (gates == 1).all() else [float(g) for g in gates],
+            deep_gates=gate_list(model.deep_gate.cpu().numpy()),
         )
 
     def _write_run_files(self) -> None:
@@ -352,15 +358,16 @@ class Trainer:
                     writer.writerow([skipped.ids[i], skipped.files[i], skipped.lengths[i],
                                      f"fewer than {self.config.data.min_frames} frames"])
 
-    def _save(self, epoch: int, scores: dict, improved: bool, gates: np.ndarray | None = None) -> None:
+    def _save(self, epoch: int, scores: dict, improved: bool, gates: np.ndarray) -> None:
         if not self.context.is_main:
             return
-        save_checkpoint(self.model, self.out / "last.safetensors", self._meta(epoch, scores))
+        meta = self._meta(epoch, scores)
+        save_checkpoint(self.model, self.out / "last.safetensors", meta)
         save_optimizer(self.optimizer, self.out / "last.optim.safetensors",
                        {"epoch": epoch, "best_score": self.best_score, "best_epoch": self.best_epoch,
                         "selection": self.selection.state.as_dict(), "history": self.history})
         if improved:
-            save_checkpoint(self.model, self.out / "best.safetensors", self._meta(epoch, scores, gates))
+            save_checkpoint(self.model, self.out / "best.safetensors", replace(meta, deep_gates=gate_list(gates)))
         with open(self.out / "metrics.csv", "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(self.history[0]))
             writer.writeheader()

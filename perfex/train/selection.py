@@ -116,8 +116,8 @@ class TraitSelection:
         else:
             z = self.gain_z(probs, per_trait, levels, scores, groups, seed)
             gates = (z > GATE_STANDARD_ERRORS).astype(np.float64)
-        reference = self.start_scores if self.start_scores is not None else per_trait
-        score = float(np.where(gates > 0, per_trait, reference).sum()) if self.start_probs is not None else float(per_trait.sum())
+        closed = self.start_scores if self.start_scores is not None else per_trait  # a closed gate scores as the start
+        score = float(np.where(gates > 0, per_trait, closed).sum())
         state = self.state
         improved = state.best_score is None or score > state.best_score
         if improved:
