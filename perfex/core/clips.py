@@ -6,7 +6,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .schema import AU_INTENSITY_COLUMNS, TRAITS
+from .schema import AU_INTENSITY_COLUMNS
+from .targets import BIG_FIVE, Targets
 
 
 @dataclass(frozen=True)
@@ -26,8 +27,9 @@ class Provenance:
 class ClipSet:
     """Clips stored contiguously: clip ``i`` is ``features[offsets[i]:offsets[i+1]]``.
 
-    ``levels`` holds trait classes 0..4 (``-1`` where a clip has no label); ``scores`` the
-    original trait values in [0, 1] (NaN where unlabeled). ``times`` are seconds since clip start.
+    ``targets`` names the label columns; ``levels [N, targets]`` holds each level target's class 0..K-1 (``-1`` where
+    a clip has no label; 0 for a labelled continuous target) and ``scores [N, targets]`` the label values (on the level
+    grid, or a continuous target's value in its own units; NaN where unlabelled). ``times`` are seconds since clip start.
     """
 
     ids: np.ndarray
@@ -44,6 +46,7 @@ class ClipSet:
     label_binning: str | None = None
     origin: list[str] = field(default_factory=list)
     provenance: Provenance | None = None
+    targets: Targets = BIG_FIVE
 
     def __post_init__(self) -> None:
         n = len(self.ids)
@@ -72,7 +75,7 @@ class ClipSet:
 
     @property
     def has_labels(self) -> bool:
-        """True when every clip carries all five trait levels."""
+        """True when every clip carries a label for every target."""
         return self.levels is not None and len(self) > 0 and bool((self.levels >= 0).all())
 
     def clip(self, i: int) -> np.ndarray:
@@ -134,6 +137,8 @@ def concat_clipsets(parts: list[ClipSet]) -> ClipSet:
         raise ValueError("concat_clipsets needs at least one ClipSet")
     first = parts[0]
     for part in parts[1:]:
+        if part.targets.names != first.targets.names:
+            raise ValueError("cannot join clip sets labelled with different targets")
         if part.feature_names != first.feature_names:
             raise ValueError("cannot join clip sets with different feature columns")
         if part.provenance != first.provenance and None not in (part.provenance, first.provenance):
@@ -147,7 +152,7 @@ def concat_clipsets(parts: list[ClipSet]) -> ClipSet:
         if all(a is None for a in arrays):
             return None
         return np.concatenate(
-            [a if a is not None else np.full((len(p), len(TRAITS)), fill) for a, p in zip(arrays, parts)]
+            [a if a is not None else np.full((len(p), len(first.targets)), fill) for a, p in zip(arrays, parts)]
         )
 
     ids = np.concatenate([p.ids for p in parts])
@@ -169,11 +174,12 @@ def concat_clipsets(parts: list[ClipSet]) -> ClipSet:
         label_binning=",".join(sorted(binnings)) if binnings else None,
         origin=[o for p in parts for o in p.origin],
         provenance=next((p.provenance for p in parts if p.provenance is not None), None),
+        targets=first.targets,
     )
 
 
-def empty_levels(n: int) -> np.ndarray:
-    """A [n, 5] level array meaning 'unlabeled'."""
-    return np.full((n, len(TRAITS)), -1, dtype=np.int64)
+def empty_levels(n: int, n_targets: int = len(BIG_FIVE)) -> np.ndarray:
+    """A [n, targets] level array meaning 'unlabeled'."""
+    return np.full((n, n_targets), -1, dtype=np.int64)
 
 
