@@ -10,7 +10,7 @@ from torch import nn
 
 from .common import frame_mask
 from .errors import ModelConfigError
-from .outputs import decode_levels
+from .outputs import decode_levels, decode_targets
 from .wide import StatisticsPath
 
 
@@ -22,7 +22,9 @@ class TraitModel(nn.Module):
     (``statistics_path``: a linear map of the clip's masked per-feature mean/std, beside the deep path). Each trait's
     deep logits are scaled by its gate (``set_deep_gates``: 1 = on, 0 = that trait reads the statistics path alone).
     ``head`` is an ``nn.Sequential`` ending in the output Linear. ``level_probabilities`` turns logits into [B, traits, levels]
-    probabilities, with the per-trait temperatures set by calibration and the config's ``output`` decode.
+    probabilities, with the per-trait temperatures set by calibration and the config's ``output`` decode. A config with
+    ``target_levels`` lays its logits out target by target (``widths``) and decodes each target on its own: its levels'
+    probabilities, or a continuous target's value in column 0 (``models.outputs.decode_targets``).
     """
 
     name: ClassVar[str] = ""
@@ -43,10 +45,21 @@ class TraitModel(nn.Module):
         self.statistics = StatisticsPath(config.n_features, self.n_logits) if config.statistics_path else None
 
     @property
+    def target_levels(self) -> tuple[int, ...] | None:
+        """Per target its level count (0: continuous), or None for ``n_traits`` uniform targets."""
+        return getattr(self.config, "target_levels", None)
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        """Logits per target: K for K levels, 1 for a continuous target or a ``score`` output."""
+        if self.target_levels is not None:
+            return tuple(max(levels, 1) for levels in self.target_levels)
+        return (1 if self.config.output == "score" else self.config.n_levels,) * self.config.n_traits
+
+    @property
     def n_logits(self) -> int:
-        """Logits the model outputs: ``n_outputs`` when set, else one per trait (``score``) or per trait and level."""
-        per_trait = 1 if self.config.output == "score" else self.config.n_levels
-        return getattr(self.config, "n_outputs", None) or self.config.n_traits * per_trait
+        """Logits the model outputs: ``n_outputs`` when set, else the sum of the targets' widths."""
+        return getattr(self.config, "n_outputs", None) or sum(self.widths)
 
     def set_temperatures(self, temperatures: Any) -> None:
         """Per-trait temperatures that divide each trait's logits before decoding (1 = uncalibrated)."""
@@ -61,10 +74,17 @@ class TraitModel(nn.Module):
         """The deep path's ``[B, n_logits]`` logits with each trait's gate applied (unchanged when every gate is 1)."""
         if not self.gated:
             return logits
-        return logits * self.deep_gate.repeat_interleave(self.n_logits // self.config.n_traits).to(logits.dtype)
+        if self.target_levels is None:
+            return logits * self.deep_gate.repeat_interleave(self.n_logits // self.config.n_traits).to(logits.dtype)
+        gates = torch.cat([self.deep_gate[i : i + 1].expand(width) for i, width in enumerate(self.widths)])
+        return logits * gates.to(logits.dtype)
 
     def level_probabilities(self, logits: torch.Tensor) -> torch.Tensor:
-        """``[B, traits * levels]`` logits -> ``[B, traits, levels]`` probabilities (temperatures applied)."""
+        """``[B, traits * levels]`` logits -> ``[B, traits, levels]`` probabilities (temperatures applied); with
+        ``target_levels``, each target decoded on its own (a continuous target's value in column 0, never scaled)."""
+        if self.target_levels is not None:
+            temperature = torch.cat([self.temperature[i : i + 1].expand(width) for i, width in enumerate(self.widths)])
+            return decode_targets(logits.float() / temperature, self.target_levels, self.config.output)
         per_trait = logits.float().view(-1, self.config.n_traits, self.n_logits // self.config.n_traits)
         return decode_levels(per_trait / self.temperature[None, :, None], self.config.output, self.config.n_levels)
 

@@ -56,3 +56,22 @@ def check_choice(config: Any, name: str, choices: tuple[str, ...]) -> None:
     value = getattr(config, name)
     if value not in choices:
         raise ModelConfigError(f"{config.model} option {name} must be one of {', '.join(choices)}, not {value!r}")
+
+
+def check_target_levels(config: Any) -> None:
+    """``target_levels``: None (``n_traits`` targets of ``n_levels`` each) or one entry per target, K >= 2 ordered
+    levels or 0 for a continuous score; when given it sets ``n_traits`` and ``n_levels`` (the widest target)."""
+    value = config.target_levels
+    if value is None:
+        return
+    items = tuple(value) if isinstance(value, (list, tuple)) else ()
+    if not items or not all(_whole(v) and (v == 0 or v >= 2) for v in items):
+        raise ModelConfigError(f"{config.model} option target_levels must list, per target, a level count >= 2 or 0 "
+                               f"(continuous), not {value!r}; leave it unset for {config.n_traits} targets of "
+                               f"{config.n_levels} levels")
+    if config.output == "score":
+        raise ModelConfigError(f"{config.model} option output 'score' predicts one score per trait in [0, 1] and "
+                               "takes no target_levels; use softmax or corn with target_levels")
+    config.target_levels = items
+    config.n_traits = len(items)
+    config.n_levels = max(max(items), 1)

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from .base import TraitModel
-from .checks import check_choice, check_fraction, check_outputs, check_positive, int_tuple
+from .checks import check_choice, check_fraction, check_outputs, check_positive, check_target_levels, int_tuple
 from .common import POOLINGS, masked_mean, masked_mean_and_std, relu_conv_over_time
 from .errors import ModelConfigError
 from .outputs import OUTPUTS
@@ -37,6 +37,8 @@ class CNNConfig:
     n_outputs: int | None = None  # None: n_traits * n_levels logits
     statistics_path: bool = True  # a linear path from the clip's masked AU mean/std to the logits, beside the deep path
     output: str = "softmax"  # how logits become level probabilities: softmax, corn (ordinal) or score (one per trait)
+    target_levels: tuple[int, ...] | None = None  # per target: K levels, or 0 for a continuous score (None: n_traits
+    # targets of n_levels each); when set it fixes n_traits and n_levels
 
     def __post_init__(self) -> None:
         self.kernels = int_tuple(self, "kernels")
@@ -54,6 +56,7 @@ class CNNConfig:
                        "max_frames")
         check_fraction(self, "dropout")
         check_outputs(self)
+        check_target_levels(self)
         check_choice(self, "output", OUTPUTS)
         check_choice(self, "pooling", CNN_POOLINGS)
 

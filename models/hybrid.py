@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from .base import TraitModel
-from .checks import check_choice, check_fraction, check_outputs, check_positive, int_tuple
+from .checks import check_choice, check_fraction, check_outputs, check_positive, check_target_levels, int_tuple
 from .common import POOLINGS, SqueezeExcite, relu_conv_over_time, sinusoidal_embedding, zero_padded_mean
 from .errors import ModelConfigError
 from .outputs import OUTPUTS
@@ -36,6 +36,8 @@ class HybridConfig:
     n_outputs: int | None = None  # None: n_traits * n_levels logits
     statistics_path: bool = True  # a linear path from the clip's masked AU mean/std to the logits, beside the deep path
     output: str = "softmax"  # how logits become level probabilities: softmax, corn (ordinal) or score (one per trait)
+    target_levels: tuple[int, ...] | None = None  # per target: K levels, or 0 for a continuous score (None: n_traits
+    # targets of n_levels each); when set it fixes n_traits and n_levels
 
     def __post_init__(self) -> None:
         self.conv_channels, self.conv_kernels = int_tuple(self, "conv_channels"), int_tuple(self, "conv_kernels")
@@ -53,6 +55,7 @@ class HybridConfig:
             raise ModelConfigError(f"attn option fps must be a positive number of frames per second, not {self.fps!r}; "
                                    "use e.g. 30")
         check_outputs(self)
+        check_target_levels(self)
         check_choice(self, "output", OUTPUTS)
         check_choice(self, "attention_pooling", POOLINGS)
 

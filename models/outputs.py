@@ -1,4 +1,5 @@
-"""How logits become level probabilities: softmax per trait, CORN's conditional ordinal decode, or one score per trait.
+"""How logits become level probabilities: softmax per trait, CORN's conditional ordinal decode, or one score per trait;
+and, for targets of different kinds (``decode_targets``), each target's own decode side by side.
 
 A ``score`` model outputs one logit per trait; its score ``s = sigmoid(logit)`` in [0, 1] becomes the two-level
 distribution on the neighbouring levels whose expected score is exactly ``s`` (so the most likely level is the
@@ -35,3 +36,17 @@ def decode_levels(per_trait: torch.Tensor, output: str, n_levels: int = 5) -> to
     if output == "score":
         return score_probabilities(torch.sigmoid(per_trait[..., 0]), n_levels)
     return corn_probabilities(per_trait) if output == "corn" else per_trait.softmax(dim=-1)
+
+
+def decode_targets(logits: torch.Tensor, target_levels: tuple[int, ...], output: str) -> torch.Tensor:
+    """Logits ``[B, sum of widths]`` laid out target by target (K logits for K levels, one for a continuous score) ->
+    ``[B, targets, L]``: each level target's probabilities zero-padded to L (the widest target), each continuous
+    target's value in column 0."""
+    width = max(max(target_levels), 1)
+    rows, start = [], 0
+    for levels in target_levels:
+        chunk = logits[:, start : start + max(levels, 1)]
+        start += max(levels, 1)
+        row = chunk if levels == 0 else decode_levels(chunk[:, None, :], output)[:, 0]
+        rows.append(F.pad(row, (0, width - row.shape[1])))
+    return torch.stack(rows, dim=1)

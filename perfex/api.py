@@ -53,7 +53,7 @@ class Model:
         """
         import pandas as pd
 
-        from .infer.clip_rows import CLIP_COLUMNS, join_rows
+        from .infer.clip_rows import clip_columns, join_rows
         from .infer.deploy import ChunkPredictor, predicted_rows, readable_chunks
         from .infer.deploy_input import input_chunks
         from .data.readers import find_inputs
@@ -62,7 +62,7 @@ class Model:
             config = replace(self.config, data=replace(self.config.data, data=paths))
             chunks = readable_chunks(input_chunks(config, self.meta, find_inputs(paths)))
             rows = [rows for _, rows in predicted_rows(chunks, ChunkPredictor(self.engine, config), (0, 1))]
-        return pd.DataFrame(join_rows(rows), columns=CLIP_COLUMNS)
+        return pd.DataFrame(join_rows(rows), columns=clip_columns(self.engine.targets))
 
 
 def load_model(weights: PathLike, **options: object) -> Model:

@@ -15,6 +15,7 @@ from models.registry import MODELS, family_of, options_added_later
 
 from ..core.errors import PerfexError
 from ..core.schema import AU_INTENSITY_COLUMNS, LEVEL_GRID, TRAITS
+from ..core.targets import Targets
 
 FORMAT = "perfex-checkpoint"
 SCHEMA_VERSION = 2
@@ -60,6 +61,7 @@ class CheckpointMeta:
     metrics: dict[str, Any] = field(default_factory=dict)
     temperatures: list[float] | None = None  # one per trait, fitted on the validation split; None: uncalibrated
     deep_gates: list[float] | None = None  # one per trait: 1 deep path on, 0 statistics path alone; None: all on
+    targets: list[dict[str, Any]] | None = None  # --targets as trained (name, levels, center/scale); None: the Big Five
     lineage: Lineage = field(default_factory=Lineage)
     run_config: dict[str, Any] | None = None
     source: dict[str, str] | None = None  # original .pt checkpoints: file name, sha256, architecture
@@ -92,6 +94,11 @@ class CheckpointMeta:
         values["data"] = DataRecord(**values["data"]) if values.get("data") else None
         values["lineage"] = Lineage(**values.get("lineage") or {})
         return cls(**values)
+
+    @property
+    def target_set(self) -> Targets:
+        """What the model predicts: the recorded targets, or the Big Five at five levels (every earlier checkpoint)."""
+        return Targets.from_list(self.targets)
 
     @property
     def family(self) -> str:

@@ -1,4 +1,5 @@
-"""Metrics, bootstrap intervals and trivial baselines for 5-trait x 5-level predictions."""
+"""Metrics, bootstrap intervals and trivial baselines, target by target: K ordered levels (the Big Five's five by
+default), binary, or continuous."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import numpy as np
 from .clips import ClipSet
 from .errors import PerfexError
 from .schema import N_LEVELS, TRAITS
+from .targets import BIG_FIVE, Target, Targets
 from .windows import expected_scores
 
 N_TRAITS = len(TRAITS)
@@ -19,7 +21,14 @@ METRIC_NAMES = (
     "accuracy", "precision_macro", "recall_macro", "f1_macro", "roc_auc_ovr_macro", "mae", "one_minus_mae", "pearson_r",
     "qwk", "off_by_one_accuracy", "mae_levels", "ccc", "rmse",
 )
+BINARY_METRIC_NAMES = ("accuracy", "roc_auc", "f1_macro", "brier", "precision_macro", "recall_macro", "pearson_r")
+CONTINUOUS_METRIC_NAMES = ("mae", "pearson_r", "ccc", "r2", "rmse")
+METRICS_BY_KIND = {"ordinal": METRIC_NAMES, "binary": BINARY_METRIC_NAMES, "continuous": CONTINUOUS_METRIC_NAMES}
+HEADLINE_METRICS = {"ordinal": ("accuracy", "qwk"), "binary": ("accuracy", "roc_auc"), "continuous": ("pearson_r", "mae")}
 BASELINE_NAMES = ("majority", "train_mean", "logreg_au_stats", "ridge_au_stats")
+# which baselines apply to a target of each kind (the others predict nothing for it)
+BASELINES_BY_KIND = {"ordinal": BASELINE_NAMES, "binary": ("majority", "logreg_au_stats"),
+                     "continuous": ("train_mean", "ridge_au_stats")}
 BASELINE_DESCRIPTIONS = {
     "majority": "majority level of the training clips",
     "train_mean": "training mean score",
@@ -28,39 +37,46 @@ BASELINE_DESCRIPTIONS = {
 }
 
 
-def _check_levels(levels: np.ndarray, name: str) -> np.ndarray:
-    """``levels`` as an int64 [N, 5] array of classes 0..4, or a PerfexError naming ``name``."""
+def _check_levels(levels: np.ndarray, name: str, targets: Targets = BIG_FIVE) -> np.ndarray:
+    """``levels`` as an int64 [N, targets] array of classes 0..K-1 (any value for a continuous target), or a
+    PerfexError naming ``name``."""
     levels = np.asarray(levels)
-    if levels.ndim != 2 or levels.shape[1] != N_TRAITS:
-        raise PerfexError(f"{name} has shape {levels.shape}; expected [n_clips, {N_TRAITS}] trait levels in {TRAITS} order")
+    if levels.ndim != 2 or levels.shape[1] != len(targets):
+        raise PerfexError(f"{name} has shape {levels.shape}; expected [n_clips, {len(targets)}] levels in the order "
+                          f"{', '.join(targets.names)}")
     if len(levels) == 0:
         raise PerfexError(f"{name} holds no clips; evaluate on a non-empty labelled set")
-    bad = np.argwhere((levels < 0) | (levels >= N_LEVELS) | (levels != np.round(levels)))
+    top = np.array([t.levels if not t.continuous else np.iinfo(np.int64).max for t in targets])
+    bad = np.argwhere((levels < 0) | (levels >= top) | (levels != np.round(levels)))
     if len(bad):
         row, trait = bad[0]
         raise PerfexError(
-            f"{name} row {row} has {TRAITS[trait]} level {levels[row, trait]}; levels must be integers 0..4 "
-            "(-1 means unlabeled: evaluate only labelled clips)"
+            f"{name} row {row} has {targets.names[trait]} level {levels[row, trait]}; levels must be integers "
+            f"0..{targets[trait].levels - 1} (-1 means unlabeled: evaluate only labelled clips)"
         )
     return levels.astype(np.int64)
 
 
-def _check_probs(probs: np.ndarray, n_clips: int | None = None) -> np.ndarray:
+def _check_probs(probs: np.ndarray, n_clips: int | None = None, targets: Targets = BIG_FIVE) -> np.ndarray:
     probs = np.asarray(probs, dtype=np.float64)
-    if probs.shape[1:] != (N_TRAITS, N_LEVELS) or probs.ndim != 3:
-        raise PerfexError(f"probs has shape {probs.shape}; expected [n_clips, {N_TRAITS}, {N_LEVELS}] level probabilities")
+    if probs.shape[1:] != (len(targets), targets.n_levels) or probs.ndim != 3:
+        raise PerfexError(f"probs has shape {probs.shape}; expected [n_clips, {len(targets)}, {targets.n_levels}] "
+                          "level probabilities")
     if n_clips is not None and len(probs) != n_clips:
         raise PerfexError(f"probs has {len(probs)} clips but the labels have {n_clips}; pass predictions for the same clips")
-    if not np.isfinite(probs).all() or (probs < 0).any():
-        row = int(np.argwhere(~np.isfinite(probs) | (probs < 0))[0, 0])
+    levelled = np.array([not t.continuous for t in targets])
+    not_predicted = np.isnan(probs).all(axis=2, keepdims=True)  # a baseline may predict nothing for a target's kind
+    invalid = (~np.isfinite(probs) & ~not_predicted) | ((probs < 0) & levelled[None, :, None])
+    if invalid.any():
+        row = int(np.argwhere(invalid)[0, 0])
         raise PerfexError(f"probs row {row} holds a negative or non-finite value; pass softmax probabilities, not logits")
     return probs
 
 
-def _check_scores(scores: np.ndarray, n_clips: int, name: str) -> np.ndarray:
+def _check_scores(scores: np.ndarray, n_clips: int, name: str, n_targets: int = N_TRAITS) -> np.ndarray:
     scores = np.asarray(scores, dtype=np.float64)
-    if scores.shape != (n_clips, N_TRAITS):
-        raise PerfexError(f"{name} has shape {scores.shape}; expected [{n_clips}, {N_TRAITS}] trait scores in [0, 1]")
+    if scores.shape != (n_clips, n_targets):
+        raise PerfexError(f"{name} has shape {scores.shape}; expected [{n_clips}, {n_targets}] scores, one per target")
     return scores
 
 
@@ -124,7 +140,8 @@ def _nanmean(values: list[float]) -> float:
     return float(np.mean(finite)) if finite else math.nan
 
 
-def _one_trait_metrics(y_true: np.ndarray, level_probs: np.ndarray, true_score: np.ndarray, pred_score: np.ndarray) -> dict:
+def _one_trait_metrics(y_true: np.ndarray, level_probs: np.ndarray, true_score: np.ndarray, pred_score: np.ndarray,
+                       n_levels: int = N_LEVELS) -> dict:
     from sklearn.metrics import precision_recall_fscore_support
 
     y_pred = level_probs.argmax(axis=1)
@@ -142,7 +159,7 @@ def _one_trait_metrics(y_true: np.ndarray, level_probs: np.ndarray, true_score: 
         "mae": mae,
         "one_minus_mae": 1.0 - mae,
         "pearson_r": _pearson_r(pred_score, true_score),
-        "qwk": quadratic_weighted_kappa(y_true, y_pred),
+        "qwk": quadratic_weighted_kappa(y_true, y_pred, n_levels),
         "off_by_one_accuracy": float(np.mean(np.abs(y_true - y_pred) <= 1)),
         "mae_levels": float(np.mean(np.abs(y_true - y_pred))),
         "ccc": concordance_correlation(pred_score, true_score),
@@ -150,32 +167,77 @@ def _one_trait_metrics(y_true: np.ndarray, level_probs: np.ndarray, true_score: 
     }
 
 
+def _binary_metrics(y_true: np.ndarray, level_probs: np.ndarray) -> dict:
+    """Accuracy, ROC AUC, macro-F1, Brier score, precision, recall and r of P(level 1) for a binary target."""
+    from sklearn.metrics import precision_recall_fscore_support, roc_auc_score
+
+    y_pred = level_probs.argmax(axis=1)
+    p_one = level_probs[:, 1]
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        y_true, y_pred, labels=np.union1d(y_true, y_pred), average="macro", zero_division=0)
+    auc = float(roc_auc_score(y_true, p_one)) if len(np.unique(y_true)) == 2 else math.nan
+    return {"accuracy": float(np.mean(y_true == y_pred)), "roc_auc": auc, "f1_macro": float(f1),
+            "brier": float(np.mean((p_one - y_true) ** 2)), "precision_macro": float(precision),
+            "recall_macro": float(recall), "pearson_r": _pearson_r(p_one, y_true.astype(np.float64))}
+
+
+def _continuous_metrics(true_value: np.ndarray, pred_value: np.ndarray) -> dict:
+    """MAE, Pearson r, Lin's CCC, R² and RMSE of a continuous target, in its own units."""
+    error = pred_value - true_value
+    total = float(((true_value - true_value.mean()) ** 2).sum())
+    return {"mae": float(np.mean(np.abs(error))), "pearson_r": _pearson_r(pred_value, true_value),
+            "ccc": concordance_correlation(pred_value, true_value),
+            "r2": 1.0 - float((error**2).sum()) / total if total > 1e-12 else math.nan,
+            "rmse": float(np.sqrt(np.mean(error**2)))}
+
+
+def _target_metrics(target: Target, y_true: np.ndarray, outputs: np.ndarray, true_score: np.ndarray,
+                    pred_score: np.ndarray) -> dict:
+    """The metrics of one target's kind (NaN for each when nothing was predicted for it)."""
+    if np.isnan(pred_score).all():
+        return dict.fromkeys(METRICS_BY_KIND[target.kind], math.nan)
+    if target.continuous:
+        return _continuous_metrics(true_score, pred_score)
+    if target.levels == 2:
+        return _binary_metrics(y_true, outputs[:, :2])
+    return _one_trait_metrics(y_true, outputs[:, : target.levels], true_score, pred_score, target.levels)
+
+
+def metric_names(targets: Targets) -> tuple[str, ...]:
+    """Every metric some target of ``targets`` has, in a stable order (the Big Five's: ``METRIC_NAMES``)."""
+    names = [name for kind in ("ordinal", "binary", "continuous") if kind in {t.kind for t in targets}
+             for name in METRICS_BY_KIND[kind]]
+    return tuple(dict.fromkeys(names))
+
+
 def trait_metrics(
     true_levels: np.ndarray,
     probs: np.ndarray,
     true_scores: np.ndarray | None = None,
     pred_scores: np.ndarray | None = None,
+    targets: Targets = BIG_FIVE,
 ) -> dict:
-    """Classification and score metrics per trait and averaged over traits (NaN traits left out of the mean).
+    """Metrics per target, by its kind, and averaged over targets (NaN left out of the mean).
 
-    Scores default to ``expected_scores(probs)`` (predicted) and ``levels / 4`` (true; also used where
-    ``true_scores`` is NaN). Returns ``{"per_trait": {trait: {...}}, "mean": {...}, "n_clips": N}``.
+    Scores default to ``targets.scores(probs)`` (predicted) and the level's grid value ``level / (K - 1)`` (true; also
+    used where ``true_scores`` is NaN). Returns ``{"per_trait": {target: {...}}, "mean": {...}, "n_clips": N}``.
     """
-    true_levels = _check_levels(true_levels, "true_levels")
+    true_levels = _check_levels(true_levels, "true_levels", targets)
     n_clips = len(true_levels)
-    probs = _check_probs(probs, n_clips)
-    level_scores = true_levels / (N_LEVELS - 1)
+    probs = _check_probs(probs, n_clips, targets)
+    level_scores = true_levels / np.array([max(t.levels - 1, 1) for t in targets], dtype=np.float64)
     if true_scores is None:
         true_scores = level_scores
     else:
-        true_scores = _check_scores(true_scores, n_clips, "true_scores")
+        true_scores = _check_scores(true_scores, n_clips, "true_scores", len(targets))
         true_scores = np.where(np.isfinite(true_scores), true_scores, level_scores)
-    pred_scores = expected_scores(probs) if pred_scores is None else _check_scores(pred_scores, n_clips, "pred_scores")
+    pred_scores = (targets.scores(probs) if pred_scores is None
+                   else _check_scores(pred_scores, n_clips, "pred_scores", len(targets)))
     per_trait = {
-        trait: _one_trait_metrics(true_levels[:, t], probs[:, t], true_scores[:, t], pred_scores[:, t])
-        for t, trait in enumerate(TRAITS)
+        target.name: _target_metrics(target, true_levels[:, t], probs[:, t], true_scores[:, t], pred_scores[:, t])
+        for t, target in enumerate(targets)
     }
-    mean = {name: _nanmean([per_trait[trait][name] for trait in TRAITS]) for name in METRIC_NAMES}
+    mean = {name: _nanmean([m[name] for m in per_trait.values() if name in m]) for name in metric_names(targets)}
     return {"per_trait": per_trait, "mean": mean, "n_clips": n_clips}
 
 
@@ -221,30 +283,35 @@ def bootstrap_mean_accuracy(
     n_boot: int = 1000,
     seed: int = 0,
     groups: np.ndarray | None = None,
+    targets: Targets = BIG_FIVE,
 ) -> tuple[float, float]:
-    """95% percentile interval of the mean (over traits) accuracy, resampling clips or whole ``groups``."""
-    true_levels = _check_levels(true_levels, "true_levels")
-    pred_levels = _check_levels(pred_levels, "pred_levels")
+    """95% percentile interval of the mean (over level targets) accuracy, resampling clips or whole ``groups``."""
+    true_levels = _check_levels(true_levels, "true_levels", targets)
+    pred_levels = _check_levels(pred_levels, "pred_levels", targets)
     if pred_levels.shape != true_levels.shape:
         raise PerfexError(f"pred_levels has shape {pred_levels.shape} but true_levels {true_levels.shape}; pass the same clips")
     groups = np.arange(len(true_levels)) if groups is None else np.asarray(groups)
     if groups.shape != (len(true_levels),):
         raise PerfexError(f"groups has shape {groups.shape}; expected one source-video key per clip ({len(true_levels)})")
-    correct_per_clip = (true_levels == pred_levels).mean(axis=1)
+    levelled = [t for t, target in enumerate(targets) if not target.continuous]
+    if not levelled:
+        return math.nan, math.nan
+    correct_per_clip = (true_levels[:, levelled] == pred_levels[:, levelled]).mean(axis=1)
     low, high = bootstrap_interval(lambda rows: correct_per_clip[rows].mean(), groups, n_boot, seed)
     return float(low), float(high)
 
 
-def _one_hot(levels: np.ndarray) -> np.ndarray:
-    """[N, 5] levels -> [N, 5, 5] one-hot probabilities."""
-    return np.eye(N_LEVELS)[levels]
+def _one_hot(levels: np.ndarray, n_levels: int = N_LEVELS) -> np.ndarray:
+    """[N, T] levels -> [N, T, L] one-hot probabilities."""
+    return np.eye(n_levels)[levels]
 
 
-def _logreg_level_probs(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, seed: int) -> np.ndarray:
-    """[N_test, 5] level probabilities of a logistic regression; levels absent from training get 0."""
+def _logreg_level_probs(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, seed: int,
+                        n_levels: int = N_LEVELS) -> np.ndarray:
+    """[N_test, L] level probabilities of a logistic regression; levels absent from training get 0."""
     from sklearn.linear_model import LogisticRegression
 
-    probs = np.zeros((len(test_x), N_LEVELS))
+    probs = np.zeros((len(test_x), n_levels))
     present = np.unique(train_y)
     if len(present) == 1:
         probs[:, present[0]] = 1.0
@@ -279,12 +346,16 @@ def baseline_predictions(
     train_features: np.ndarray,
     test_features: np.ndarray,
     seed: int = 0,
+    targets: Targets = BIG_FIVE,
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """``name -> (probs [N, 5, 5], pred_scores [N, 5])`` for the test clips, each baseline fitted on training clips only."""
+    """``name -> (outputs [N, targets, L], pred_scores [N, targets])`` for the test clips, each baseline fitted on
+    training clips only; a baseline that does not apply to a target's kind (``BASELINES_BY_KIND``) predicts NaN for it."""
     from sklearn.preprocessing import StandardScaler
 
-    train_levels = _check_levels(train_levels, "train_levels")
+    train_levels = _check_levels(train_levels, "train_levels", targets)
     train_features, test_features = _check_baseline_features(train_features, test_features, len(train_levels))
+    if not targets.is_big_five:
+        return _target_baselines(train_levels, train_scores, train_features, test_features, seed, targets)
     n_test = len(test_features)
 
     majority = np.array([np.bincount(train_levels[:, t], minlength=N_LEVELS).argmax() for t in range(N_TRAITS)])
@@ -310,17 +381,60 @@ def baseline_predictions(
     }
 
 
-def _ridge_prediction(train_x: np.ndarray, train_scores: np.ndarray, test_x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _ridge_prediction(train_x: np.ndarray, train_scores: np.ndarray, test_x: np.ndarray,
+                      n_levels: int = N_LEVELS) -> tuple[np.ndarray, np.ndarray]:
     """Ridge regression of each trait's score (clipped to [0, 1]) and its two-level probabilities."""
     from sklearn.linear_model import Ridge
 
     scores = np.clip(Ridge(alpha=10.0).fit(train_x, train_scores).predict(test_x), 0, 1)
-    position = scores * (N_LEVELS - 1)
-    lower = np.minimum(np.floor(position), N_LEVELS - 2).astype(np.int64)
-    probs = np.zeros((*scores.shape, N_LEVELS))
+    position = scores * (n_levels - 1)
+    lower = np.minimum(np.floor(position), n_levels - 2).astype(np.int64)
+    probs = np.zeros((*scores.shape, n_levels))
     np.put_along_axis(probs, lower[..., None], (1 - (position - lower))[..., None], axis=-1)
     np.put_along_axis(probs, lower[..., None] + 1, (position - lower)[..., None], axis=-1)
     return probs, scores
+
+
+def _target_baselines(train_levels: np.ndarray, train_scores: np.ndarray | None, train_features: np.ndarray,
+                      test_features: np.ndarray, seed: int, targets: Targets) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``baseline_predictions`` for targets of any kind, target by target."""
+    from sklearn.linear_model import Ridge
+    from sklearn.preprocessing import StandardScaler
+
+    n_test, width = len(test_features), targets.n_levels
+    scores = (np.full(train_levels.shape, np.nan) if train_scores is None
+              else _check_scores(train_scores, len(train_levels), "train_scores", len(targets)))
+    scaler = StandardScaler().fit(train_features)
+    train_x, test_x = scaler.transform(train_features), scaler.transform(test_features)
+    predictions = {name: (np.full((n_test, len(targets), width), np.nan), np.full((n_test, len(targets)), np.nan))
+                   for name in BASELINE_NAMES}
+
+    def put(name: str, t: int, outputs: np.ndarray, values: np.ndarray) -> None:
+        predictions[name][0][:, t] = 0.0
+        predictions[name][0][:, t, : outputs.shape[1]] = outputs
+        predictions[name][1][:, t] = values
+
+    for t, target in enumerate(targets):
+        if target.continuous:
+            known = np.isfinite(scores[:, t])
+            mean = float(scores[known, t].mean())
+            fitted = Ridge(alpha=10.0).fit(train_x[known], scores[known, t]).predict(test_x)
+            for name, values in (("train_mean", np.full(n_test, mean)), ("ridge_au_stats", fitted)):
+                put(name, t, ((values - target.center) / target.scale)[:, None], values)
+            continue
+        y = train_levels[:, t]
+        grid_scores = np.where(np.isfinite(scores[:, t]), scores[:, t], y / (target.levels - 1))
+        majority = int(np.bincount(y, minlength=target.levels).argmax())
+        mean_level = int(np.clip(np.rint(grid_scores.mean() * (target.levels - 1)), 0, target.levels - 1))
+        logreg = _logreg_level_probs(train_x, y, test_x, seed, target.levels)
+        ridge_probs, ridge_scores = _ridge_prediction(train_x, grid_scores[:, None], test_x, target.levels)
+        for name, outputs in (("majority", _one_hot(np.full(n_test, majority), target.levels)),
+                              ("train_mean", _one_hot(np.full(n_test, mean_level), target.levels)),
+                              ("logreg_au_stats", logreg), ("ridge_au_stats", ridge_probs[:, 0])):
+            if name in BASELINES_BY_KIND[target.kind]:
+                values = ridge_scores[:, 0] if name == "ridge_au_stats" else outputs @ target.grid
+                put(name, t, outputs, values)
+    return predictions
 
 
 def evaluate_with_baselines(
@@ -334,15 +448,16 @@ def evaluate_with_baselines(
     groups: np.ndarray | None = None,
     n_boot: int = 1000,
     seed: int = 0,
+    targets: Targets = BIG_FIVE,
 ) -> dict:
-    """The model's metrics with a bootstrap CI of its mean accuracy, beside the three baselines' metrics."""
-    model = trait_metrics(true_levels, probs, true_scores)
-    pred_levels = np.asarray(probs).argmax(axis=2)
-    model["accuracy_ci95"] = list(bootstrap_mean_accuracy(true_levels, pred_levels, n_boot, seed, groups))
+    """The model's metrics with a bootstrap CI of its mean accuracy, beside the baselines' metrics."""
+    model = trait_metrics(true_levels, probs, true_scores, targets=targets)
+    pred_levels = targets.predicted_levels(probs)
+    model["accuracy_ci95"] = list(bootstrap_mean_accuracy(true_levels, pred_levels, n_boot, seed, groups, targets))
     baselines = {
-        name: trait_metrics(true_levels, baseline_probs, true_scores, baseline_scores)
+        name: trait_metrics(true_levels, baseline_probs, true_scores, baseline_scores, targets=targets)
         for name, (baseline_probs, baseline_scores) in baseline_predictions(
-            train_levels, train_scores, train_features, test_features, seed
+            train_levels, train_scores, train_features, test_features, seed, targets
         ).items()
     }
     n_units = len(true_levels) if groups is None else len(np.unique(np.asarray(groups)))

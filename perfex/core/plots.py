@@ -9,9 +9,17 @@ import pandas as pd
 
 from .errors import PerfexError
 from .metrics import confusion_matrices
-from .schema import LEVEL_GRID, N_LEVELS, TRAITS
+from .schema import LEVEL_GRID, TRAITS
+from .targets import BIG_FIVE, Targets
 
 LEVEL_TICK_LABELS = [f"{level}\n({score:g})".replace("0.", ".") for level, score in enumerate(LEVEL_GRID)]
+
+
+def _tick_labels(n_levels: int) -> list[str]:
+    """Level k with its grid value k / (K - 1), as the axes of a confusion matrix show them."""
+    if n_levels == len(LEVEL_GRID):
+        return LEVEL_TICK_LABELS
+    return [f"{level}\n({level / (n_levels - 1):.3g})".replace("0.", ".") for level in range(n_levels)]
 
 
 def new_figure(width: float, height: float):
@@ -42,19 +50,35 @@ def _draw_confusion(ax, counts: np.ndarray, trait: str):
                 ha="center", va="center", color=colour, fontsize=9)
     accuracy = np.trace(counts) / max(int(counts.sum()), 1)
     ax.set_title(f"{trait}\naccuracy {accuracy:.3f}", fontsize=10)
-    ax.set_xticks(range(N_LEVELS), LEVEL_TICK_LABELS, fontsize=8)
-    ax.set_yticks(range(N_LEVELS), LEVEL_TICK_LABELS, fontsize=8)
+    ax.set_xticks(range(len(counts)), _tick_labels(len(counts)), fontsize=8)
+    ax.set_yticks(range(len(counts)), _tick_labels(len(counts)), fontsize=8)
     ax.set_xlabel("predicted level")
     ax.set_ylabel("true level")
     return image
 
 
-def plot_confusion_matrices(true_levels: np.ndarray, pred_levels: np.ndarray, out_path: Path, title: str = "") -> Path:
-    """One PNG with a row-normalised, count-annotated confusion matrix per trait."""
-    counts = confusion_matrices(true_levels, pred_levels)
-    figure = new_figure(4.0 * len(TRAITS), 4.6)
-    axes = figure.subplots(1, len(TRAITS))
-    for ax, trait_counts, trait in zip(axes, counts, TRAITS):
+def _level_confusions(true_levels: np.ndarray, pred_levels: np.ndarray, targets: Targets) -> list[tuple[str, np.ndarray]]:
+    """(name, counts [K, K]) of each level target (continuous targets have none)."""
+    if targets.is_big_five:
+        return list(zip(TRAITS, confusion_matrices(true_levels, pred_levels)))
+    pairs = []
+    for t, target in enumerate(targets):
+        if not target.continuous:
+            counts = np.zeros((target.levels, target.levels), dtype=np.int64)
+            np.add.at(counts, (true_levels[:, t], pred_levels[:, t]), 1)
+            pairs.append((target.name, counts))
+    return pairs
+
+
+def plot_confusion_matrices(true_levels: np.ndarray, pred_levels: np.ndarray, out_path: Path, title: str = "",
+                            targets: Targets = BIG_FIVE) -> Path | None:
+    """One PNG with a row-normalised, count-annotated confusion matrix per level target (None when there is none)."""
+    confusions = _level_confusions(true_levels, pred_levels, targets)
+    if not confusions:
+        return None
+    figure = new_figure(4.0 * len(confusions), 4.6)
+    axes = np.atleast_1d(figure.subplots(1, len(confusions)))
+    for ax, (trait, trait_counts) in zip(axes, confusions):
         image = _draw_confusion(ax, trait_counts, trait)
     figure.colorbar(image, ax=axes, shrink=0.8, label="share of the true level's clips")
     if title:
@@ -63,12 +87,11 @@ def plot_confusion_matrices(true_levels: np.ndarray, pred_levels: np.ndarray, ou
 
 
 def plot_confusion_matrix_per_trait(
-    true_levels: np.ndarray, pred_levels: np.ndarray, out_dir: Path, prefix: str = ""
+    true_levels: np.ndarray, pred_levels: np.ndarray, out_dir: Path, prefix: str = "", targets: Targets = BIG_FIVE
 ) -> list[Path]:
-    """One PNG per trait, ``<out_dir>/<prefix>confusion_<trait>.png``."""
-    counts = confusion_matrices(true_levels, pred_levels)
+    """One PNG per level target, ``<out_dir>/<prefix>confusion_<target>.png``."""
     paths = []
-    for trait_counts, trait in zip(counts, TRAITS):
+    for trait, trait_counts in _level_confusions(true_levels, pred_levels, targets):
         figure = new_figure(4.8, 4.4)
         ax = figure.subplots()
         figure.colorbar(_draw_confusion(ax, trait_counts, trait), ax=ax, shrink=0.8, label="share of the true level's clips")
@@ -87,7 +110,8 @@ def plot_training_curves(history: list[dict] | pd.DataFrame, out_path: Path, bes
         raise PerfexError("training history is empty; train for at least one epoch before plotting curves")
     frame = frame.sort_values("epoch")
     epochs = frame["epoch"].to_numpy()
-    per_trait = [c for c in frame.columns if c.startswith("val_") and c.split("_", 2)[-1] in TRAITS]
+    per_trait = [c for c in frame.columns if c.startswith("val_") and not c.startswith("val_gated_")
+                 and (c.split("_", 2)[-1] in TRAITS or f"deep_{c.split('_', 2)[-1]}" in frame.columns)]
     figure = new_figure(16.5 if per_trait else 11.0, 4.2)
     axes = figure.subplots(1, 3 if per_trait else 2)
     loss_ax, score_ax = axes[0], axes[1]

@@ -31,8 +31,8 @@ class Batch:
 def collate(clips: ClipSet, index: np.ndarray, starts: np.ndarray, lengths: np.ndarray, pad_to: int | None = None) -> Batch:
     """Copy frames ``[starts[i], starts[i]+lengths[i])`` of clips ``index[i]`` into one zero-padded batch."""
     x, times = pad_frames(clips, index, starts, lengths, pad_to)
-    levels = clips.levels[index] if clips.levels is not None else np.full((len(index), 5), -1)
-    scores = clips.scores[index] if clips.scores is not None else np.full((len(index), 5), np.nan)
+    levels = clips.levels[index] if clips.levels is not None else np.full((len(index), len(clips.targets)), -1)
+    scores = clips.scores[index] if clips.scores is not None else np.full((len(index), len(clips.targets)), np.nan)
     return Batch(
         torch.from_numpy(x),
         torch.from_numpy(times),

@@ -18,6 +18,7 @@ from models.registry import families
 
 from ..core.errors import PerfexError
 from ..core.paths import WEIGHTS_DIR
+from ..core.targets import SPEC_HELP, parse_targets
 from .readers.formats import confidence_help, titles
 from .readers.options import NAN_POLICIES, NORMALIZATIONS  # the readers' vocabularies, defined once there
 LABEL_BINNINGS = ("round", "floor", "quantile")
@@ -176,6 +177,9 @@ class TrainOptions:
                        "the five levels (a retrain keeps its parent's)", choices=LOSSES)
     target: str = option("levels", "levels: one of five levels per trait; continuous: one score in [0, 1] per trait, "
                          "trained on the raw labels (levels are the rounded scores)", choices=TARGETS)
+    targets: str | None = option(None, f"what to predict (default: the Big Five at five levels): {SPEC_HELP}; "
+                                 "e.g. deception:2 or extroversion,openness:continuous (docs/targets.md; a retrain "
+                                 "keeps its parent's)", metavar="SPEC")
     select: str = option("loss", "which epoch becomes best.safetensors: lowest validation loss, highest QWK or macro-F1",
                          choices=SELECTIONS)
     calibrate: bool = option(True, "skip fitting one temperature per trait on the validation split after training",
@@ -189,6 +193,9 @@ class TrainOptions:
         _require(0 < self.val_fraction < 1 and 0 <= self.test_fraction < 1 and self.val_fraction + self.test_fraction < 1,
                  "--val-fraction and --test-fraction must be in [0, 1) and leave training clips (defaults 0.15, 0.15)")
         _require(self.folds is None or self.split is None, "--folds makes a split for every fold; drop --split (or --folds)")
+        parse_targets(self.targets)
+        _require(self.targets is None or self.target == "levels",
+                 "--target continuous scores the five traits in [0, 1]; with --targets give NAME:continuous instead")
         _require(self.folds is None or not self.resume, "--folds runs cannot be resumed; drop --resume and choose a new --out")
 
 

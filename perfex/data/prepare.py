@@ -12,6 +12,7 @@ import numpy as np
 
 from ..core.clips import ClipSet, concat_clipsets
 from ..core.errors import PerfexError
+from ..core.targets import BIG_FIVE, Targets, parse_targets
 from ..checkpoint.metadata import CheckpointMeta
 from .options import DataOptions, TrainConfig
 from .readers import ReadOptions, load_clips
@@ -27,6 +28,7 @@ class PreparedData:
     manifest: dict
     skipped: ClipSet
     n_replay: int = 0
+    targets: Targets = BIG_FIVE  # what the run predicts, continuous ones standardised on the training split
 
     def normalization(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-feature mean and std of the training frames (std 1 where a feature is constant)."""
@@ -47,11 +49,27 @@ def read_options(data: DataOptions, features: str | tuple[str, ...], trained: Ch
                        allow_extractor_mismatch=data.allow_extractor_mismatch, tolerate_unreadable=tolerate_unreadable)
 
 
-def load_labelled(paths: Sequence[str], data: DataOptions, trained: CheckpointMeta | None = None) -> ClipSet:
-    """Every clip of ``paths`` with its labels (an unlabelled clip is an error), read with the run's data options
-    (and, given the weights' metadata, as those weights need)."""
+def load_labelled(paths: Sequence[str], data: DataOptions, trained: CheckpointMeta | None = None,
+                  targets: Targets | None = None) -> ClipSet:
+    """Every clip of ``paths`` with its labels for ``targets`` (default: the weights' targets, else the Big Five; an
+    unlabelled clip is an error), read with the run's data options (and, given the weights' metadata, as those weights
+    need)."""
+    targets = targets or (trained.target_set if trained is not None else BIG_FIVE)
     return load_clips(paths, read_options(data, data.features, trained), labels=data.labels,
-                      label_binning=data.label_binning, require_labels=True)
+                      label_binning=data.label_binning, require_labels=True, **({} if targets.is_big_five else {"targets": targets}))
+
+
+def run_targets(config: TrainConfig, parent: CheckpointMeta | None) -> Targets:
+    """What a run predicts: ``--targets`` (default the Big Five), or a retrain's parent's targets (which a different
+    ``--targets`` may not change)."""
+    asked = parse_targets(config.train.targets)
+    if parent is None:
+        return asked
+    inherited = parent.target_set
+    if config.train.targets is not None and asked.spec() != inherited.spec():
+        raise PerfexError(f"--targets {config.train.targets} differs from the checkpoint's ({inherited.spec()}); a retrain "
+                          "predicts what its parent predicts: drop --targets, or train a new model")
+    return inherited
 
 
 def split_off_short(clips: ClipSet, min_frames: int) -> tuple[ClipSet, ClipSet]:
@@ -74,7 +92,7 @@ def training_clips(config: TrainConfig, parent: CheckpointMeta | None, log: Call
     data = config.data
     if config.train.target == "continuous" and data.label_binning is None:
         data = replace(data, label_binning="round")
-    clips = load_labelled(data.data, data, parent)
+    clips = load_labelled(data.data, data, parent, run_targets(config, parent))
     log(f"data: {clips.summary()} from {len(clips.origin)} file(s)")
     clips, skipped = split_off_short(clips, config.data.min_frames)
     if len(skipped):
@@ -99,7 +117,8 @@ def prepare_training_data(config: TrainConfig, parent: CheckpointMeta | None, lo
     if len(parts["train"]) == 0 or len(parts["val"]) == 0:
         raise PerfexError("the split leaves no training or no validation clips; add data or change --val-fraction")
     log(" | ".join(f"{k}: {len(v)} clips" for k, v in parts.items()))
-    prepared = PreparedData(clips, parts, manifest, skipped)
+    targets = parent.target_set if parent is not None else clips.targets.with_standardisation(clips.scores[parts["train"]])
+    prepared = PreparedData(clips, parts, manifest, skipped, targets=targets)
     if config.retrain is not None and config.retrain.replay_fraction > 0:
         prepared = with_replay(prepared, config, parent, log)
     return prepared
@@ -109,7 +128,7 @@ def with_replay(prepared: PreparedData, config: TrainConfig, parent: CheckpointM
                 log: Callable[[str], None]) -> PreparedData:
     """Mix the parent's own training clips (never its val/test clips) into the fine-tuning training split."""
     retrain = config.retrain
-    replay = load_labelled(retrain.replay_data, config.data, parent)
+    replay = load_labelled(retrain.replay_data, config.data, parent, prepared.targets)
     pool = split_indices(replay, parent.split)["train"] if parent is not None and parent.split else np.arange(len(replay))
     pool = pool[replay.lengths[pool] >= config.data.min_frames]
     n_user = len(prepared.parts["train"])
@@ -121,4 +140,5 @@ def with_replay(prepared: PreparedData, config: TrainConfig, parent: CheckpointM
     start = len(prepared.clips)
     parts = dict(prepared.parts, train=np.concatenate([prepared.parts["train"], start + np.arange(n_replay)]))
     log(f"replay: {n_replay} clips from the original training split mixed into {n_user} user-study clips")
-    return PreparedData(concat_clipsets([prepared.clips, replay_part]), parts, prepared.manifest, prepared.skipped, n_replay)
+    return PreparedData(concat_clipsets([prepared.clips, replay_part]), parts, prepared.manifest, prepared.skipped, n_replay,
+                        prepared.targets)

@@ -18,12 +18,12 @@ from ..core.distributed import pick_device
 from ..core.errors import PerfexError
 from ..checkpoint.metadata import CheckpointMeta
 from ..core.metrics import clip_summary_features, evaluate_with_baselines, trait_metrics
+from ..core.targets import BIG_FIVE, Targets
 from ..data.options import DataOptions, TestConfig
 from ..core.paths import locate
 from ..infer.predict import clip_probabilities, predict_probs, window_logits
 from ..data.prepare import load_labelled, originals_only_in_evaluation, split_off_short
 from .report import results_markdown
-from ..core.schema import TRAITS
 from ..data.splits import group_keys, load_manifest, split_indices
 
 
@@ -131,7 +131,7 @@ def forgetting_check(config: TestConfig, chain: list[CheckpointMeta], model: tor
     scores = {}
     for name, net in (("parent", parent_model), ("retrained", model)):
         probs, _ = predict_probs(net, test_clips, batch_size=config.run.batch_size, device=device, bf16=bf16)
-        scores[name] = trait_metrics(test_clips.levels, probs, test_clips.scores)["mean"]
+        scores[name] = trait_metrics(test_clips.levels, probs, test_clips.scores, targets=parent_meta.target_set)["mean"]
     return {"evaluated_on": f"the parent's test split ({len(test_clips)} clips) of {', '.join(map(str, data.data))}",
             "parent_file": str(parent_file), "n_clips": len(test_clips), **scores}
 
@@ -141,7 +141,7 @@ def forgetting_markdown(check: dict) -> str:
     if "skipped" in check:
         return f"Did retraining forget? Not checked: {check['skipped']}.\n"
     rows = [f"| {label} | {check['parent'][key]:.3f} | {check['retrained'][key]:.3f} | {check['retrained'][key] - check['parent'][key]:+.3f} |"
-            for label, key in FORGETTING_METRICS.items()]
+            for label, key in FORGETTING_METRICS.items() if key in check["parent"]]
     return "\n".join([f"Did retraining forget? On {check['evaluated_on']}:", "", "| metric | parent | retrained | change |",
                       "|---|---:|---:|---:|", *rows]) + "\n"
 
@@ -174,23 +174,25 @@ def evaluate_checkpoint(config: TestConfig) -> dict:
     logits, positions = window_logits(model, evaluated, batch_size=run.batch_size, device=device, bf16=bf16,
                                       progress=show_progress(run.progress))
     probs, _ = clip_probabilities(model, logits, positions, len(evaluated))
+    targets = meta.target_set
     results = evaluate_with_baselines(
         evaluated.levels, probs, evaluated.scores, train.levels, train.scores,
         clip_summary_features(train), clip_summary_features(evaluated),
-        groups=group_keys(evaluated), n_boot=test.n_boot, seed=run.seed,
+        groups=group_keys(evaluated), n_boot=test.n_boot, seed=run.seed, targets=targets,
     )
     results.update(evaluated_on=source, weights=str(test.weights), model_name=meta.model, n_baseline_train_clips=len(train),
-                   label_binning={"weights": meta.label_binning, "data": evaluated.label_binning})
-    results["markdown"] = results_markdown(results, meta.model)
-    if meta.temperatures is not None:
-        results["calibration"] = calibration_check(model, evaluated, logits, positions, probs, Path(test.out))
+                   label_binning={"weights": meta.label_binning, "data": evaluated.label_binning},
+                   targets=targets.as_list())
+    results["markdown"] = results_markdown(results, meta.model, targets)
+    if meta.temperatures is not None and not all(t.continuous for t in targets):
+        results["calibration"] = calibration_check(model, evaluated, logits, positions, probs, Path(test.out), targets)
         results["markdown"] += "\n" + calibration_markdown(results["calibration"], meta.temperatures)
     if meta.lineage.parent and not config.data.data and not test.split:
         results["forgetting"] = forgetting_check(config, lineage_chain(meta), model, device, bf16)
         results["markdown"] += "\n" + forgetting_markdown(results["forgetting"])
     if test.importance:
         results["markdown"] += "\n" + importance_section(model, evaluated, config, device, Path(test.out))
-    write_test_outputs(Path(test.out), results, evaluated, probs, f"{meta.model}: {test.subset} split")
+    write_test_outputs(Path(test.out), results, evaluated, probs, f"{meta.model}: {test.subset} split", targets)
     return results
 
 
@@ -206,9 +208,9 @@ def importance_section(model: torch.nn.Module, evaluated: ClipSet, config: TestC
 
 
 def calibration_check(model: torch.nn.Module, evaluated: ClipSet, logits: np.ndarray, positions: np.ndarray,
-                      probs: np.ndarray, out: Path) -> dict:
-    """ECE, Brier, RPS and NLL of the evaluated clips without and with the stored temperatures (the same window
-    logits decoded both ways); a reliability diagram."""
+                      probs: np.ndarray, out: Path, targets: Targets = BIG_FIVE) -> dict:
+    """ECE, Brier, RPS and NLL of the evaluated clips' level targets without and with the stored temperatures (the
+    same window logits decoded both ways); a reliability diagram."""
     from ..train.calibration import calibration_report, reliability_diagram
 
     temperatures = model.temperature.clone()
@@ -216,8 +218,22 @@ def calibration_check(model: torch.nn.Module, evaluated: ClipSet, logits: np.nda
     raw, _ = clip_probabilities(model, logits, positions, len(evaluated))
     model.set_temperatures(temperatures)
     out.mkdir(parents=True, exist_ok=True)
+    if not targets.is_big_five:  # each level target on its own levels; continuous targets have no temperature
+        return _target_calibration(raw, probs, evaluated.levels, targets)
     reliability_diagram({"uncalibrated": raw, "calibrated": probs}, evaluated.levels, out / "reliability.png")
     return {"before": calibration_report(raw, evaluated.levels), "after": calibration_report(probs, evaluated.levels)}
+
+
+def _target_calibration(raw: np.ndarray, probs: np.ndarray, levels: np.ndarray, targets: Targets) -> dict:
+    """``calibration_report`` before and after, averaged over the level targets (each on its own K levels)."""
+    from ..train.calibration import calibration_report
+
+    levelled = [(t, target.levels) for t, target in enumerate(targets) if not target.continuous]
+    check = {}
+    for when, values in (("before", raw), ("after", probs)):
+        reports = [calibration_report(values[:, t : t + 1, :k], levels[:, t : t + 1]) for t, k in levelled]
+        check[when] = {key: float(np.mean([r[key] for r in reports])) for key in reports[0]}
+    return check
 
 
 def calibration_markdown(check: dict, temperatures: list[float]) -> str:
@@ -230,19 +246,23 @@ def calibration_markdown(check: dict, temperatures: list[float]) -> str:
                       "|---|---:|---:|", *rows]) + "\n"
 
 
-def write_test_outputs(out: Path, results: dict, evaluated: ClipSet, probs: np.ndarray, title: str) -> None:
-    """results.json, results.md, predictions.csv (true and predicted levels per clip) and the confusion-matrix PNGs."""
+def write_test_outputs(out: Path, results: dict, evaluated: ClipSet, probs: np.ndarray, title: str,
+                       targets: Targets = BIG_FIVE) -> None:
+    """results.json, results.md, predictions.csv (true and predicted level values, or continuous values, per clip)
+    and the confusion-matrix PNGs of the level targets."""
     from ..core.plots import plot_confusion_matrices, plot_confusion_matrix_per_trait
 
     out.mkdir(parents=True, exist_ok=True)
     stored = {k: v for k, v in results.items() if k != "markdown"}
     (out / "results.json").write_text(json.dumps(strict_json(stored), indent=1, allow_nan=False) + "\n")
     (out / "results.md").write_text(f"Evaluated on {results['evaluated_on']}.\n\n{results['markdown']}\n")
-    predicted = probs.argmax(axis=2)
+    predicted = targets.predicted_levels(probs)
+    values = targets.scores(probs)
     table = pd.DataFrame({"ID": evaluated.ids, "File": evaluated.files})
-    for t, trait in enumerate(TRAITS):
-        table[f"{trait}_true"] = evaluated.levels[:, t] / 4
-        table[f"{trait}_pred"] = predicted[:, t] / 4
+    for t, target in enumerate(targets):
+        continuous = target.continuous
+        table[f"{target.name}_true"] = evaluated.scores[:, t] if continuous else evaluated.levels[:, t] / (target.levels - 1)
+        table[f"{target.name}_pred"] = values[:, t] if continuous else predicted[:, t] / (target.levels - 1)
     table.to_csv(out / "predictions.csv", index=False)
-    plot_confusion_matrices(evaluated.levels, predicted, out / "confusion_matrices.png", title=title)
-    plot_confusion_matrix_per_trait(evaluated.levels, predicted, out)
+    plot_confusion_matrices(evaluated.levels, predicted, out / "confusion_matrices.png", title=title, targets=targets)
+    plot_confusion_matrix_per_trait(evaluated.levels, predicted, out, targets=targets)

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import math
 
-from ..core.metrics import BASELINE_DESCRIPTIONS
+from ..core.metrics import BASELINE_DESCRIPTIONS, BASELINES_BY_KIND, METRICS_BY_KIND
 from ..core.schema import TRAITS
+from ..core.targets import BIG_FIVE, Targets
+
+METRIC_TITLES = {"accuracy": "accuracy", "roc_auc": "ROC AUC", "f1_macro": "macro-F1", "brier": "Brier",
+                 "precision_macro": "precision", "recall_macro": "recall", "pearson_r": "Pearson r", "mae": "MAE",
+                 "ccc": "CCC", "r2": "R²", "rmse": "RMSE", "qwk": "QWK", "roc_auc_ovr_macro": "ROC AUC (OvR macro)",
+                 "off_by_one_accuracy": "off-by-one acc.", "mae_levels": "MAE (levels)", "one_minus_mae": "1-MAE"}
 
 
 def fmt(value: float) -> str:
@@ -17,8 +23,35 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
-def results_markdown(results: dict, model_name: str) -> str:
+def targets_markdown(results: dict, model_name: str, targets: Targets) -> str:
+    """Markdown summary for targets other than the Big Five: per target, the model beside the baselines that apply
+    to its kind, on that kind's metrics; the model's 95% CI of mean accuracy over level targets."""
+    lines = [f"Test set: {results['n_test_clips']} clips. Baselines are fitted on the training clips only.", ""]
+    for target in targets:
+        kind = target.kind
+        header = {"binary": "binary", "ordinal": f"{target.levels} ordered levels", "continuous": "continuous"}[kind]
+        systems = {f"**{model_name}**": results["model"]}
+        systems.update({f"{name} ({BASELINE_DESCRIPTIONS[name]})": results["baselines"][name]
+                        for name in BASELINES_BY_KIND[kind] if name in results["baselines"]})
+        names = METRICS_BY_KIND[kind][:6] if kind == "ordinal" else METRICS_BY_KIND[kind]
+        lines += [f"**{target.name}** ({header}):", ""]
+        lines += markdown_table(["system", *(METRIC_TITLES[n] for n in names)],
+                                [[system, *(fmt(m["per_trait"][target.name][n]) for n in names)]
+                                 for system, m in systems.items()])
+        lines.append("")
+    low, high = results["model"]["accuracy_ci95"]
+    if not math.isnan(low):
+        bootstrap = results.get("bootstrap", {})
+        resampling = f" ({bootstrap['n_boot']} bootstrap resamples of {bootstrap['n_units']} {bootstrap['unit']}s)" if bootstrap else ""
+        lines.append(f"{model_name} mean accuracy over level targets {fmt(results['model']['mean']['accuracy'])}, "
+                     f"95% CI [{fmt(low)}, {fmt(high)}]{resampling}.")
+    return "\n".join(lines) + "\n"
+
+
+def results_markdown(results: dict, model_name: str, targets: Targets = BIG_FIVE) -> str:
     """Markdown summary: model vs baselines on mean metrics, per-trait accuracy and 1-MAE, and the model's 95% CI."""
+    if not targets.is_big_five:
+        return targets_markdown(results, model_name, targets)
     summary_columns = {
         "mean accuracy": "accuracy",
         "macro-F1": "f1_macro",

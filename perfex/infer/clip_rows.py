@@ -9,37 +9,62 @@ import numpy as np
 
 from ..core.clips import ClipSet
 from ..data.readers import Unreadable
-from ..core.schema import FILE_COLUMN, ID_COLUMN, N_LEVELS, TRAITS
-from ..core.windows import expected_scores
+from ..core.schema import FILE_COLUMN, ID_COLUMN
+from ..core.targets import BIG_FIVE, Targets
 
-PROB_COLUMNS = [f"p_{trait}_{level}" for trait in TRAITS for level in range(N_LEVELS)]
-SCORE_COLUMNS = [f"{t}_score" for t in TRAITS]
-CLIP_COLUMNS = [ID_COLUMN, FILE_COLUMN, "n_frames", "n_dropped_frames", "n_windows", "status", "note", *TRAITS,
-                *SCORE_COLUMNS, *PROB_COLUMNS]
+IDENTITY_COLUMNS = [ID_COLUMN, FILE_COLUMN, "n_frames", "n_dropped_frames", "n_windows", "status", "note"]
 FLOAT_FORMAT = "%.6g"
 
-ClipRows = dict[str, np.ndarray]  # column name -> one value per clip, columns in CLIP_COLUMNS order
+ClipRows = dict[str, np.ndarray]  # column name -> one value per clip, columns in clip_columns order
 
 
-def clip_rows(clips: ClipSet, status: np.ndarray, windows: np.ndarray, probs: np.ndarray) -> ClipRows:
-    """The per-clip rows: identity, frame counts, status, levels (level / 4), expected scores, all 25 probabilities."""
+def probability_columns(targets: Targets = BIG_FIVE) -> list[str]:
+    """``p_<target>_<k>`` for every level k of every level target."""
+    return [f"p_{t.name}_{k}" for t in targets if not t.continuous for k in range(t.levels)]
+
+
+def score_columns(targets: Targets = BIG_FIVE) -> list[str]:
+    """``<target>_score`` (the expected level value) of every level target."""
+    return [f"{t.name}_score" for t in targets if not t.continuous]
+
+
+def clip_columns(targets: Targets = BIG_FIVE) -> list[str]:
+    """The per-clip CSV's columns: identity and status, each target's value, the level targets' expected scores and
+    level probabilities."""
+    return [*IDENTITY_COLUMNS, *targets.names, *score_columns(targets), *probability_columns(targets)]
+
+
+PROB_COLUMNS = probability_columns()
+SCORE_COLUMNS = score_columns()
+CLIP_COLUMNS = clip_columns()
+
+
+def clip_rows(clips: ClipSet, status: np.ndarray, windows: np.ndarray, probs: np.ndarray,
+              targets: Targets = BIG_FIVE) -> ClipRows:
+    """The per-clip rows: identity, frame counts, status, each target's value (a level target's most probable level
+    on its grid, a continuous target's value), the level targets' expected scores and level probabilities."""
     n = len(clips)
     predicted = ~np.isnan(probs[:, 0, 0])
-    levels = np.where(predicted[:, None], probs.argmax(axis=2) / (N_LEVELS - 1), np.nan)
-    scores = np.full((n, len(TRAITS)), np.nan)
+    grid_step = np.array([max(t.levels - 1, 1) for t in targets], dtype=np.float64)
+    values = np.full((n, len(targets)), np.nan)
+    scores = np.full((n, len(targets)), np.nan)
     if predicted.any():
-        scores[predicted] = expected_scores(probs[predicted])
+        scores[predicted] = targets.scores(probs[predicted])
+        values[predicted] = np.where([t.continuous for t in targets], scores[predicted],
+                                     probs[predicted].argmax(axis=2) / grid_step)
+    levelled = [t for t, target in enumerate(targets) if not target.continuous]
     rows: ClipRows = {ID_COLUMN: np.asarray(clips.ids, dtype=object), FILE_COLUMN: np.asarray(clips.files, dtype=object),
                       "n_frames": np.asarray(clips.lengths), "n_dropped_frames": np.asarray(clips.dropped_frames),
                       "n_windows": np.asarray(windows), "status": np.asarray(status, dtype=object),
                       "note": np.full(n, "", dtype=object)}
-    rows.update(zip(TRAITS, levels.T))
-    rows.update(zip(SCORE_COLUMNS, scores.T))
-    rows.update(zip(PROB_COLUMNS, probs.reshape(n, -1).astype(np.float64).T))
+    rows.update(zip(targets.names, values.T))
+    rows.update(zip(score_columns(targets), scores[:, levelled].T))
+    probabilities = [probs[:, t, : targets[t].levels].astype(np.float64) for t in levelled]
+    rows.update(zip(probability_columns(targets), np.concatenate(probabilities, axis=1).T if probabilities else []))
     return rows
 
 
-def unreadable_rows(files: list[Unreadable]) -> ClipRows:
+def unreadable_rows(files: list[Unreadable], targets: Targets = BIG_FIVE) -> ClipRows:
     """One row per input file that could not be read: accounted for, not predicted."""
     n = len(files)
     rows: ClipRows = {ID_COLUMN: np.array([u.id for u in files], dtype=object),
@@ -47,7 +72,7 @@ def unreadable_rows(files: list[Unreadable]) -> ClipRows:
                       "n_frames": np.zeros(n, dtype=np.int64), "n_dropped_frames": np.zeros(n, dtype=np.int64),
                       "n_windows": np.zeros(n, dtype=np.int64), "status": np.full(n, "unreadable", dtype=object),
                       "note": np.array([u.reason for u in files], dtype=object)}
-    rows.update((name, np.full(n, np.nan)) for name in CLIP_COLUMNS if name not in rows)
+    rows.update((name, np.full(n, np.nan)) for name in clip_columns(targets) if name not in rows)
     return rows
 
 
@@ -58,9 +83,9 @@ def join_rows(parts: list[ClipRows]) -> ClipRows:
     return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
 
 
-def trait_levels(rows: ClipRows) -> np.ndarray:
-    """The trait columns (level / 4, NaN where not predicted) as [N, 5] floats."""
-    return np.column_stack([rows[t] for t in TRAITS]).astype(np.float64)
+def trait_levels(rows: ClipRows, targets: Targets = BIG_FIVE) -> np.ndarray:
+    """The target columns (a level's grid value, a continuous value; NaN where not predicted) as [N, targets] floats."""
+    return np.column_stack([rows[name] for name in targets.names]).astype(np.float64)
 
 
 def write_rows(handle: TextIO, rows: ClipRows) -> None:

@@ -14,7 +14,7 @@ from typing import ContextManager
 import numpy as np
 from tqdm import tqdm
 
-from .clip_rows import CLIP_COLUMNS, ClipRows, clip_rows, join_rows, trait_levels, unreadable_rows, write_rows
+from .clip_rows import CLIP_COLUMNS, ClipRows, clip_columns, clip_rows, join_rows, trait_levels, unreadable_rows, write_rows
 from ..core.clips import ClipSet
 from ..core.compute import show_progress
 from .deploy_input import DeployInput, open_inputs
@@ -24,7 +24,7 @@ from ..checkpoint.metadata import CheckpointMeta
 from .onnx_engine import choose_runtime, onnx_engine_or_notice
 from ..data.options import DeployConfig
 from ..data.readers import ClipChunk, Unreadable
-from ..core.schema import FILE_COLUMN, ID_COLUMN, N_LEVELS, TRAITS
+from ..core.schema import FILE_COLUMN, ID_COLUMN
 from ..core.tables import atomic_output, refuse_overwrite
 
 
@@ -50,16 +50,17 @@ class ChunkPredictor:
         status = np.where(lengths >= self.config.data.min_frames, "ok", np.where(predict_short, "short_predicted", "too_short"))
         status = np.where(lengths == 0, "no_frames", status).astype(object)
         predict = np.flatnonzero((status == "ok") | (status == "short_predicted"))
-        probs = np.full((len(clips), len(TRAITS), N_LEVELS), np.nan, dtype=np.float32)
+        targets = self.engine.targets
+        probs = np.full((len(clips), len(targets), targets.n_levels), np.nan, dtype=np.float32)
         windows = np.zeros(len(clips), dtype=np.int64)
         if len(predict):
             probs[predict], windows[predict] = self.engine.predict(clips, predict)
         status[(windows > 1) & (status == "ok")] = "windowed"
-        rows = clip_rows(clips, status, windows, probs)
+        rows = clip_rows(clips, status, windows, probs, targets)
         if self.engine.output == "score":
             rows["note"][~np.isnan(probs[:, 0, 0])] = "continuous model: levels are the rounded <trait>_score"
         if self.engine.explain is not None:
-            self.engine.explain(clips, trait_levels(rows))
+            self.engine.explain(clips, trait_levels(rows, targets))
         return rows
 
 
@@ -69,7 +70,7 @@ def chunk_rows(chunk: ClipChunk, predictor: ChunkPredictor, first_index: int, sh
     mine = np.flatnonzero(positions % shard[1] == shard[0])
     clips, files = mine[mine < len(chunk.clips)], mine[mine >= len(chunk.clips)] - len(chunk.clips)
     parts = [predictor.rows(chunk.clips.subset(clips)) if len(clips) else None,
-             unreadable_rows([chunk.unreadable[i] for i in files]) if len(files) else None]
+             unreadable_rows([chunk.unreadable[i] for i in files], predictor.engine.targets) if len(files) else None]
     rows = join_rows([p for p in parts if p is not None])
     return {"clip_index": positions[mine], **rows} if shard[1] > 1 else rows
 
@@ -137,13 +138,14 @@ def no_clip_message(unreadable: list[Unreadable]) -> str:
 
 def write_chunks(chunks: Iterator[ClipChunk], predictor: ChunkPredictor, shard: tuple[int, int], handle, frames, bar) -> tuple[int, dict]:
     """Predict and write chunk after chunk (per-clip CSV rows, per-frame rows); returns (clips seen, status counts)."""
-    handle.write(",".join(CLIP_COLUMNS if shard[1] == 1 else ["clip_index", *CLIP_COLUMNS]) + "\n")
+    columns = clip_columns(predictor.engine.targets)
+    handle.write(",".join(columns if shard[1] == 1 else ["clip_index", *columns]) + "\n")
     counts: dict[str, int] = {}
     seen = 0
     for chunk, rows in predicted_rows(chunks, predictor, shard):
         write_rows(handle, rows)
         if frames is not None:
-            frames.write(chunk.rows, rows[ID_COLUMN], trait_levels(rows))
+            frames.write(chunk.rows, rows[ID_COLUMN], trait_levels(rows, predictor.engine.targets))
         for status in rows["status"]:
             counts[status] = counts.get(status, 0) + 1
         seen += chunk_size(chunk)

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..core.clips import ClipSet
 from ..core.errors import PerfexError
+from ..core.targets import BIG_FIVE, Targets
 
 INPUT_NAMES = ("x", "lengths", "times")  # the exported ONNX graph's inputs
 
@@ -19,11 +20,13 @@ class ExportError(PerfexError):
 
 @dataclass
 class Engine:
-    """What turns clips into level probabilities, whichever runtime runs it: ``predict(clips, index)`` -> (probs
-    [n, 5, 5], windows per clip [n]); with --explain (torch only), ``explain(clips, levels)`` and its writer."""
+    """What turns clips into predictions, whichever runtime runs it: ``predict(clips, index)`` -> (outputs
+    [n, targets, L] as ``perfex.core.targets`` lays them out, windows per clip [n]); with --explain (torch only),
+    ``explain(clips, levels)`` and its writer."""
 
     runtime: str
     output: str
     predict: Callable[[ClipSet, np.ndarray], tuple[np.ndarray, np.ndarray]]
     explain: Callable[[ClipSet, np.ndarray], None] | None = None
     explainer: object | None = None
+    targets: Targets = BIG_FIVE

@@ -21,7 +21,6 @@ from .engine import INPUT_NAMES, Engine, ExportError
 from ..core.errors import PerfexError
 from ..checkpoint.metadata import LEGACY_SUFFIXES, CheckpointMeta, config_path
 from ..data.options import DeployConfig
-from ..core.schema import N_LEVELS, TRAITS
 from ..core.windows import average_windows, window_batches
 
 EXPORT_FORMAT = 5  # bump when the exported graph changes, so cached exports are redone
@@ -81,16 +80,17 @@ def onnx_engine(config: DeployConfig, weights: Path, meta: CheckpointMeta) -> En
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     names = {i.name for i in session.get_inputs()}
     max_frames, batch_size = int(meta.model_config["max_frames"]), config.run.batch_size
+    targets = meta.target_set
 
     def predict(clips: ClipSet, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         positions, batches = window_batches(clips, index, max_frames, batch_size, shape_step=1)
-        window_probs = np.zeros((len(positions), len(TRAITS), N_LEVELS), dtype=np.float32)
+        window_probs = np.zeros((len(positions), len(targets), targets.n_levels), dtype=np.float32)
         for chosen, x, times, lengths in batches:
             feed = dict(zip(INPUT_NAMES, (x, lengths, times)))
             window_probs[chosen] = session.run(None, {k: v for k, v in feed.items() if k in names})[0]
         return average_windows(window_probs, positions, len(index))
 
-    return Engine("onnxruntime", meta.model_config.get("output", "softmax"), predict)
+    return Engine("onnxruntime", meta.model_config.get("output", "softmax"), predict, targets=targets)
 
 
 def onnx_engine_or_notice(config: DeployConfig, weights: Path, meta: CheckpointMeta) -> Engine | None:

@@ -1,18 +1,25 @@
 """Per-trait temperature scaling fitted on validation logits, and calibration metrics (ECE, Brier, RPS).
 
-Probabilities are ``[N, 5 traits, 5 levels]``; levels are ``[N, 5]`` integers 0..4.
+Probabilities are ``[N, targets, L levels]``; levels are ``[N, targets]`` integers. A continuous target has no
+temperature (it stays 1).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 from scipy.optimize import minimize_scalar
 
+from torch import nn
+
 from ..core.errors import PerfexError
+from ..core.targets import BIG_FIVE, Targets
 from .losses import level_probabilities
+
+Decode = Callable[[torch.Tensor, np.ndarray], torch.Tensor]  # (logits, temperatures) -> probabilities [N, targets, L]
 
 
 def _nll(probs: torch.Tensor, levels: torch.Tensor) -> float:
@@ -21,18 +28,40 @@ def _nll(probs: torch.Tensor, levels: torch.Tensor) -> float:
 
 
 def fit_temperatures(logits: np.ndarray, levels: np.ndarray, loss: str = "ce") -> np.ndarray:
-    """One temperature per trait (logits / T) minimising validation NLL; bounded to [0.05, 20]."""
-    logits_t = torch.as_tensor(np.asarray(logits, dtype=np.float32)).reshape(-1, 5, 5)
+    """One temperature per trait of Big Five logits [N, 25] trained with ``loss`` (logits / T), minimising validation
+    NLL; bounded to [0.05, 20]."""
+    logits = np.asarray(logits, dtype=np.float32)
+    if logits.ndim != 2 or logits.shape[1] != 25:
+        raise PerfexError(f"temperature fit needs [N, 25] logits; got {logits.shape}")
+    return _fit(lambda x, t: level_probabilities(apply_temperatures(x, t), loss), logits, levels, BIG_FIVE)
+
+
+def fit_model_temperatures(model: nn.Module, logits: np.ndarray, levels: np.ndarray, targets: Targets) -> np.ndarray:
+    """One temperature per level target of ``model`` (1 for continuous targets), minimising validation NLL."""
+    def decode(x: torch.Tensor, temperatures: np.ndarray) -> torch.Tensor:
+        model.set_temperatures(temperatures)
+        return model.level_probabilities(x)
+
+    return _fit(decode, np.asarray(logits, dtype=np.float32), levels, targets)
+
+
+def _fit(decode: Decode, logits: np.ndarray, levels: np.ndarray, targets: Targets) -> np.ndarray:
+    """Per level target, the temperature in [0.05, 20] whose decoded probabilities give the lowest NLL."""
+    logits_t = torch.as_tensor(logits)
     levels_t = torch.as_tensor(np.asarray(levels, dtype=np.int64))
-    if len(logits_t) == 0 or levels_t.shape != logits_t.shape[:2]:
-        raise PerfexError(f"temperature fit needs [N, 25] logits and [N, 5] levels; got {tuple(logits_t.shape)} and {tuple(levels_t.shape)}")
-    temperatures = np.ones(5)
-    for trait in range(5):
-        def nll(log_t: float, trait: int = trait) -> float:
-            scaled = logits_t.clone()
-            scaled[:, trait] = scaled[:, trait] / float(np.exp(log_t))
-            return _nll(level_probabilities(scaled.reshape(-1, 25), loss)[:, trait], levels_t[:, trait])
-        temperatures[trait] = float(np.exp(minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded").x))
+    if len(logits_t) == 0 or levels_t.shape != (len(logits_t), len(targets)):
+        raise PerfexError(f"temperature fit needs logits and [N, {len(targets)}] levels for the same windows; got "
+                          f"{tuple(logits_t.shape)} and {tuple(levels_t.shape)}")
+    temperatures = np.ones(len(targets))
+    for i, target in enumerate(targets):
+        if target.continuous:
+            continue
+
+        def nll(log_t: float, i: int = i) -> float:
+            trial = temperatures.copy()
+            trial[i] = float(np.exp(log_t))
+            return _nll(decode(logits_t, trial)[:, i], levels_t[:, i])
+        temperatures[i] = float(np.exp(minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded").x))
     return temperatures
 
 

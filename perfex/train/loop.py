@@ -30,16 +30,14 @@ from ..core.compute import resolve_precision, show_progress
 from ..core.errors import PerfexError
 from ..core.metrics import trait_metrics
 from ..core.paths import portable_path
-from ..core.schema import TRAITS
-from ..core.windows import expected_scores
+from ..core.targets import BIG_FIVE, Targets
 from ..data.batches import collate, rank_share, training_batches
 from ..data.options import RunOptions, TrainConfig, save_run_config
 from ..data.prepare import PreparedData, prepare_training_data
 from ..data.splits import group_keys, manifest_hash, save_manifest
 from ..infer.predict import predict_probs, window_logits
-from .calibration import fit_temperatures
-from .calibration import negative_log_likelihood as mean_negative_log_likelihood
-from .losses import MODEL_OUTPUT, score_loss, trait_loss
+from .calibration import fit_model_temperatures
+from .losses import MODEL_OUTPUT, score_loss, targets_loss, trait_loss
 from .selection import EpochVerdict, SelectionState, TraitSelection
 from .statistics_init import start_from_statistics
 
@@ -49,20 +47,30 @@ EpochHook = Callable[[int, dict], None]
 def data_fingerprint(clips: ClipSet) -> str:
     """Hash of clip ids, lengths, frames and labels: the same data gives the same fingerprint."""
     digest = hashlib.sha256()
-    for array in (np.asarray(clips.ids).astype(str), clips.offsets, clips.features, clips.levels):
+    labels = [clips.levels] if clips.targets.is_big_five else [clips.levels, clips.scores]
+    for array in (np.asarray(clips.ids).astype(str), clips.offsets, clips.features, *labels):
         digest.update(np.ascontiguousarray(array).tobytes() if array.dtype != object else "|".join(array).encode())
     return digest.hexdigest()[:16]
 
 
 def squared_error(probs: np.ndarray, scores: np.ndarray) -> float:
-    """Validation loss of continuous targets: squared error of the predicted scores, summed over traits (known ones)."""
-    error = (expected_scores(probs) - scores) ** 2
+    """Validation loss of ``score`` outputs: squared error of the predicted scores, summed over traits (known ones)."""
+    error = (BIG_FIVE.scores(probs) - scores) ** 2
     return float(np.nansum(error, axis=1).mean())
 
 
-def negative_log_likelihood(probs: np.ndarray, levels: np.ndarray) -> float:
-    """Validation loss of any output: -log p(true level), summed over traits, averaged over clips."""
-    return len(TRAITS) * mean_negative_log_likelihood(probs, levels)
+def negative_log_likelihood(probs: np.ndarray, levels: np.ndarray, targets: Targets = BIG_FIVE) -> float:
+    """Validation loss: -log p(true level) of each level target, squared error of each continuous target's
+    standardised value (its labels are in ``levels``' place: pass them standardised), summed over targets, averaged
+    over clips."""
+    total = np.zeros(len(probs))
+    for t, target in enumerate(targets):
+        if target.continuous:
+            total += np.nan_to_num((probs[:, t, 0] - levels[:, t]) ** 2)
+        else:
+            picked = np.take_along_axis(probs[:, t], levels[:, t, None].astype(np.int64), axis=1)[:, 0]
+            total -= np.log(np.clip(picked, 1e-12, None))
+    return float(total.mean())
 
 
 def validation_predictions(context: distributed.Context, model: nn.Module, clips: ClipSet, index: np.ndarray,
@@ -81,15 +89,23 @@ def gate_list(gates: np.ndarray) -> list[float] | None:
     return None if (np.asarray(gates) == 1).all() else [float(g) for g in gates]
 
 
-def scores_of(probs: np.ndarray, levels: np.ndarray, scores: np.ndarray, output: str) -> dict:
-    """Validation loss, accuracy, macro-F1, QWK and per-trait accuracy of the probabilities of a model's ``output``."""
-    metrics = trait_metrics(levels, probs)
+def scores_of(probs: np.ndarray, levels: np.ndarray, scores: np.ndarray, output: str, targets: Targets = BIG_FIVE) -> dict:
+    """Validation loss, accuracy, macro-F1, QWK and each target's headline (accuracy, or r for a continuous target) of
+    the probabilities of a model's ``output``."""
+    metrics = trait_metrics(levels, probs, targets=targets)
+    mean = metrics["mean"]
+    if output == "score":
+        loss = squared_error(probs, scores)
+    else:
+        labels = np.where([t.continuous for t in targets], targets.standardised(scores), levels)
+        loss = negative_log_likelihood(probs, labels, targets)
     return {
-        "val_loss": squared_error(probs, scores) if output == "score" else negative_log_likelihood(probs, levels),
-        "val_accuracy": metrics["mean"]["accuracy"],
-        "val_f1_macro": metrics["mean"]["f1_macro"],
-        "val_qwk": metrics["mean"]["qwk"],
-        "val_per_trait_accuracy": {t: metrics["per_trait"][t]["accuracy"] for t in TRAITS},
+        "val_loss": loss,
+        "val_accuracy": mean.get("accuracy", float("nan")),
+        "val_f1_macro": mean.get("f1_macro", float("nan")),
+        "val_qwk": mean.get("qwk", float("nan")),
+        "val_per_trait_accuracy": {t.name: metrics["per_trait"][t.name]["pearson_r" if t.continuous else "accuracy"]
+                                   for t in targets},
     }
 
 
@@ -120,9 +136,12 @@ def initial_model(config: TrainConfig, data: PreparedData, parent: Parent | None
     if parent is not None:
         return parent.model, False
     output = "score" if config.train.target == "continuous" else MODEL_OUTPUT[config.train.loss]
-    model = create_model(config.family, n_features=data.clips.n_features, max_frames=config.train.max_frames, output=output)
+    layout = {} if data.targets.is_big_five else {"target_levels": data.targets.level_counts}
+    model = create_model(config.family, n_features=data.clips.n_features, max_frames=config.train.max_frames, output=output,
+                         **layout)
     model.set_normalization(*data.normalization())
-    started = start_from_statistics(model, data.clips, data.parts["train"], data.parts["val"], config.run.seed)
+    started = start_from_statistics(model, data.clips, data.parts["train"], data.parts["val"], config.run.seed,
+                                    data.targets)
     return model, started
 
 
@@ -158,6 +177,7 @@ class Trainer:
     def __init__(self, config: TrainConfig, context: distributed.Context, model: nn.Module, data: PreparedData,
                  parent: Parent | None, log: Callable[[str], None], start_is_candidate: bool = False) -> None:
         self.config, self.context, self.data, self.parent, self.log = config, context, data, parent, log
+        self.targets = data.targets
         self.start_is_candidate = start_is_candidate
         self.out = Path(config.train.out)
         self.model = model.to(context.device)
@@ -177,7 +197,8 @@ class Trainer:
         self.history: list[dict] = []
         self.start_epoch = 1
         fixed = None if start_is_candidate else model.deep_gate.cpu().numpy()
-        self.selection = TraitSelection(config.train.select, model.config.output, model.config.n_traits, fixed_gates=fixed)
+        self.selection = TraitSelection(config.train.select, model.config.output, model.config.n_traits, fixed_gates=fixed,
+                                        targets=self.targets)
         self.val_groups = group_keys(data.clips)
         if config.train.resume:
             self._resume()
@@ -242,9 +263,9 @@ class Trainer:
         name = self.config.train.select
         sign = -1.0 if name == "loss" else 1.0  # the loss is stored as a loss (lower is better)
         row = {**row, f"val_gated_{name}": sign * verdict.score,
-               **{f"val_{name}_{t}": sign * float(v) for t, v in zip(TRAITS, verdict.trait_scores)},
-               **{f"deep_{t}": int(g) for t, g in zip(TRAITS, verdict.gates)},
-               **{f"gain_z_{t}": float(z) for t, z in zip(TRAITS, verdict.gain_z)}}
+               **{f"val_{name}_{t}": sign * float(v) for t, v in zip(self.targets.names, verdict.trait_scores)},
+               **{f"deep_{t}": int(g) for t, g in zip(self.targets.names, verdict.gates)},
+               **{f"gain_z_{t}": float(z) for t, z in zip(self.targets.names, verdict.gain_z)}}
         self._adjust_learning_rate()
         self.history.append(row)
         self._save(epoch, scores, verdict.improved, verdict.gates)
@@ -265,7 +286,7 @@ class Trainer:
         clips = self.data.clips
         probs, order = validation_predictions(self.context, self.model, clips, self.data.parts["val"], self.config.run)
         self.last_validation = probs, order
-        scores = scores_of(probs, clips.levels[order], clips.scores[order], self.model.config.output)
+        scores = scores_of(probs, clips.levels[order], clips.scores[order], self.model.config.output, self.targets)
         train_loss, n_clips = training or (float("nan"), 0)
         seconds = time.perf_counter() - started
         row = {"epoch": epoch, "train_loss": train_loss, **{k: v for k, v in scores.items() if k != "val_per_trait_accuracy"},
@@ -280,11 +301,11 @@ class Trainer:
         name = self.config.train.select
         per_trait = " ".join(f"{t[:4]} {scores['val_per_trait_accuracy'][t]:.2f}/{row[f'val_{name}_{t}']:.3f}"
                              f"{'*' if better else ''}{'+deep' if row[f'deep_{t}'] else ''}"
-                             for t, better in zip(TRAITS, verdict.trait_improved))
+                             for t, better in zip(self.targets.names, verdict.trait_improved))
         self.log(f"epoch {row['epoch']:3d}  train_loss {row['train_loss']:.3f}  val_loss {row['val_loss']:.3f}  "
                  f"val_acc {row['val_accuracy']:.3f}  val_qwk {row['val_qwk']:.3f}  gated val_{name} "
                  f"{row[f'val_gated_{name}']:.3f}{'  *best' if verdict.improved else ''}\n"
-                 f"           per trait acc/{name} (* its best so far, +deep: gate open): {per_trait}")
+                 f"           per target acc (r if continuous)/{name} (* its best so far, +deep: gate open): {per_trait}")
 
     @torch.enable_grad()
     def _train_epoch(self, epoch: int) -> tuple[float, int]:
@@ -306,7 +327,7 @@ class Trainer:
             batch = batch.to(self.context.device)
             with torch.autocast(self.context.device.type, dtype=torch.bfloat16, enabled=self.bf16):
                 logits = self.engine(batch.x, batch.lengths, batch.times)
-            loss = score_loss(logits, batch.scores) if self.loss == "score" else trait_loss(logits, batch.levels, self.loss)
+            loss = self._loss(logits, batch)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -314,6 +335,14 @@ class Trainer:
             count += len(batch.lengths)
             bar.set_postfix(loss=f"{total / count:.3f}")
         return distributed.mean_across_ranks(self.context, total / max(count, 1), count), count * self.context.world_size
+
+    def _loss(self, logits: torch.Tensor, batch) -> torch.Tensor:
+        """The batch's training loss: the Big Five's (levels or ``score``) or, for other targets, ``targets_loss``."""
+        if self.loss == "score":
+            return score_loss(logits, batch.scores)
+        if self.targets.is_big_five:
+            return trait_loss(logits, batch.levels, self.loss)
+        return targets_loss(logits, batch.levels, batch.scores, self.targets, self.loss)
 
     def _record_samples(self, share: np.ndarray) -> None:
         if self.config.train.record_samples:
@@ -341,6 +370,8 @@ class Trainer:
                             fingerprint=data_fingerprint(clips), n_train_clips=len(self.data.parts["train"])),
             epoch=epoch, metrics=scores, lineage=lineage, run_config=asdict(self.config),
             deep_gates=gate_list(model.deep_gate.cpu().numpy()),
+            **({} if self.targets.is_big_five else {"targets": self.targets.as_list(), "traits": list(self.targets.names),
+                                                    "label_grid": []}),
         )
 
     def _write_run_files(self) -> None:
@@ -383,24 +414,29 @@ class Trainer:
             self._calibrate_best()
         gates = self.selection.state.best_gates
         if gates is not None and self.start_is_candidate:
-            deep = [t for t, g in zip(TRAITS, gates) if g]
-            alone = [t for t, g in zip(TRAITS, gates) if not g]
+            deep = [t for t, g in zip(self.targets.names, gates) if g]
+            alone = [t for t, g in zip(self.targets.names, gates) if not g]
             self.log(f"deep path kept for: {', '.join(deep) or 'no trait'}"
                      + (f"; statistics path alone for: {', '.join(alone)}" if alone else ""))
         self.log(f"best epoch {self.best_epoch} (gated validation {self.config.train.select}); wrote {self.out}/best.safetensors, "
                  f"last.safetensors, metrics.csv, {plot.name}, split.json, run_config.json")
 
     def _calibrate_best(self) -> None:
-        """Fit one temperature per trait on the validation split for the best weights and store it with them."""
+        """Fit one temperature per level target on the validation split for the best weights and store them with it."""
         best = self.out / "best.safetensors"
         model, meta = load_checkpoint(best, map_location=str(self.context.device))
         val = self.data.parts["val"]
         logits, positions = window_logits(model, self.data.clips, val, self.config.run.batch_size * 2, self.context.device)
         levels = self.data.clips.levels[val][positions]
-        before = negative_log_likelihood(model.level_probabilities(torch.from_numpy(logits)).numpy(), levels)
-        temperatures = fit_temperatures(logits, levels, self.loss)
+        labels = np.where([t.continuous for t in self.targets], self.targets.standardised(self.data.clips.scores[val][positions]),
+                          levels)
+
+        def nll() -> float:
+            return negative_log_likelihood(model.level_probabilities(torch.from_numpy(logits)).numpy(), labels, self.targets)
+        before = nll()
+        temperatures = fit_model_temperatures(model, logits, levels, self.targets)
         model.set_temperatures(temperatures)
-        after = negative_log_likelihood(model.level_probabilities(torch.from_numpy(logits)).numpy(), levels)
+        after = nll()
         save_checkpoint(model, best, replace(meta, temperatures=[float(t) for t in temperatures],
                                              metrics={**meta.metrics, "val_nll_uncalibrated": before, "val_nll_calibrated": after}))
         self.log(f"calibration: temperatures {', '.join(f'{t:.2f}' for t in temperatures)}; validation NLL {before:.3f} -> {after:.3f}")

@@ -3,6 +3,8 @@
 ``ce``: softmax cross-entropy per trait. ``ordinal``: CORN (conditional ordinal
 regression): per trait the first four logits are the conditional log-odds of "level > k given level >= k";
 the fifth logit is unused. Both decode to five probabilities per trait, so test and deploy keep their output.
+Targets of other kinds (``--targets``) take ``targets_loss``: each level target its own ``ce`` or CORN over its K logits,
+each continuous target the squared error of its one logit against the standardised label, summed over targets.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import torch.nn.functional as F
 from models.outputs import decode_levels
 
 from ..core.errors import PerfexError
+from ..core.targets import Targets
 
 N_TRAITS, N_LEVELS = 5, 5
 LOSSES = ("ce", "ordinal")
@@ -25,14 +28,26 @@ def _per_trait(logits: torch.Tensor) -> torch.Tensor:
 
 def cross_entropy(logits: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
     """Cross-entropy of each trait's five levels, summed over traits, averaged over clips."""
-    per_trait = F.cross_entropy(_per_trait(logits).reshape(-1, N_LEVELS), levels.reshape(-1), reduction="none")
-    return per_trait.view(-1, N_TRAITS).sum(dim=1).mean()
+    return _cross_entropy(_per_trait(logits), levels)
+
+
+def _cross_entropy(per_trait: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
+    """``per_trait [B, T, K]`` logits against ``levels [B, T]``: cross-entropy summed over traits, mean over clips."""
+    n_traits, n_levels = per_trait.shape[1:]
+    per_clip = F.cross_entropy(per_trait.reshape(-1, n_levels), levels.reshape(-1), reduction="none")
+    return per_clip.view(-1, n_traits).sum(dim=1).mean()
 
 
 def corn_loss(logits: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
     """CORN: binary cross-entropy of "level > k" on the clips with level >= k, for k = 0..3, summed over traits."""
-    conditional = _per_trait(logits)[..., : N_LEVELS - 1]
-    k = torch.arange(N_LEVELS - 1, device=logits.device)
+    return _corn_loss(_per_trait(logits), levels)
+
+
+def _corn_loss(per_trait: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
+    """CORN over ``per_trait [B, T, K]`` logits (the first K-1 used) against ``levels [B, T]``."""
+    n_levels = per_trait.shape[-1]
+    conditional = per_trait[..., : n_levels - 1]
+    k = torch.arange(n_levels - 1, device=per_trait.device)
     levels = levels[..., None]
     at_risk = (levels >= k).float()
     targets = (levels > k).float()
@@ -47,13 +62,33 @@ def level_probabilities(logits: torch.Tensor, loss: str = "ce") -> torch.Tensor:
     raise PerfexError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
 
 
+LOSSES_BY_NAME = {"ce": _cross_entropy, "ordinal": _corn_loss}
+
+
 def trait_loss(logits: torch.Tensor, levels: torch.Tensor, loss: str = "ce") -> torch.Tensor:
     """The training loss by name: ``ce`` or ``ordinal`` (CORN)."""
-    if loss == "ce":
-        return cross_entropy(logits, levels)
-    if loss == "ordinal":
-        return corn_loss(logits, levels)
+    if loss in LOSSES_BY_NAME:
+        return LOSSES_BY_NAME[loss](_per_trait(logits), levels)
     raise PerfexError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
+
+
+def targets_loss(logits: torch.Tensor, levels: torch.Tensor, scores: torch.Tensor, targets: Targets,
+                 loss: str = "ce") -> torch.Tensor:
+    """The training loss of ``targets`` laid out target by target in ``logits``: ``ce`` or CORN (``ordinal``) for each
+    level target, squared error of the standardised value for each continuous one; summed over targets."""
+    if loss not in LOSSES_BY_NAME:
+        raise PerfexError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
+    total, start = logits.new_zeros((), dtype=torch.float32), 0
+    for i, target in enumerate(targets):
+        chunk = logits[:, start : start + target.width].float()
+        start += target.width
+        if target.continuous:
+            value = (scores[:, i] - target.center) / target.scale
+            known = torch.isfinite(value)
+            total = total + ((chunk[:, 0] - torch.nan_to_num(value)) ** 2 * known).mean()
+        else:
+            total = total + LOSSES_BY_NAME[loss](chunk[:, None, :], levels[:, i : i + 1])
+    return total
 
 
 def score_loss(logits: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..core.metrics import bootstrap_rows, quadratic_weighted_kappa
+from ..core.targets import BIG_FIVE, Targets
 from ..core.windows import expected_scores
 
 GATE_RESAMPLES = 200  # bootstrap resamples of source videos for each trait's standard error
@@ -27,9 +28,13 @@ def _trait_macro_f1(levels: np.ndarray, predicted: np.ndarray) -> float:
     return float(np.mean(f1))
 
 
-def trait_scores(probs: np.ndarray, levels: np.ndarray, scores: np.ndarray, output: str, select: str) -> np.ndarray:
+def trait_scores(probs: np.ndarray, levels: np.ndarray, scores: np.ndarray, output: str, select: str,
+                 targets: Targets = BIG_FIVE) -> np.ndarray:
     """Each trait's validation score, higher is better: minus its mean NLL (minus its squared error for ``score``
-    outputs), its QWK or its macro-F1 (``select``); [traits]."""
+    outputs), its QWK or its macro-F1 (``select``); a continuous target's is always minus its mean squared error in
+    standardised units; [traits]."""
+    if not targets.is_big_five:
+        return _target_scores(probs, levels, scores, select, targets)
     n_traits = probs.shape[1]
     if select == "loss" and output == "score":
         error = (expected_scores(probs) - scores) ** 2
@@ -43,12 +48,31 @@ def trait_scores(probs: np.ndarray, levels: np.ndarray, scores: np.ndarray, outp
     return np.nan_to_num(values, nan=0.0)
 
 
+def _target_scores(probs: np.ndarray, levels: np.ndarray, scores: np.ndarray, select: str, targets: Targets) -> np.ndarray:
+    """``trait_scores`` of targets of any kind, one by one."""
+    values = targets.standardised(scores)
+    result = []
+    for t, target in enumerate(targets):
+        if target.continuous:
+            error = (probs[:, t, 0] - values[:, t]) ** 2
+            result.append(-np.nanmean(error) if np.isfinite(error).any() else 0.0)
+        elif select == "loss":
+            picked = probs[np.arange(len(probs)), t, levels[:, t]]
+            result.append(np.log(np.clip(picked, 1e-12, None)).mean())
+        elif select == "qwk":
+            result.append(quadratic_weighted_kappa(levels[:, t], probs[:, t].argmax(axis=1), target.levels))
+        else:
+            result.append(_trait_macro_f1(levels[:, t], probs[:, t].argmax(axis=1)))
+    return np.nan_to_num(np.array(result, dtype=np.float64), nan=0.0)
+
+
 def paired_standard_errors(probs: np.ndarray, reference: np.ndarray, levels: np.ndarray, scores: np.ndarray, output: str,
-                           select: str, groups: np.ndarray, seed: int, resamples: int = GATE_RESAMPLES) -> np.ndarray:
+                           select: str, groups: np.ndarray, seed: int, resamples: int = GATE_RESAMPLES,
+                           targets: Targets = BIG_FIVE) -> np.ndarray:
     """Per trait, one bootstrap standard error of (score of ``probs`` - score of ``reference``), both scored on the same
     resampled source videos; [traits]."""
-    differences = np.array([trait_scores(probs[rows], levels[rows], scores[rows], output, select)
-                            - trait_scores(reference[rows], levels[rows], scores[rows], output, select)
+    differences = np.array([trait_scores(probs[rows], levels[rows], scores[rows], output, select, targets)
+                            - trait_scores(reference[rows], levels[rows], scores[rows], output, select, targets)
                             for rows in bootstrap_rows(np.asarray(groups, dtype=str), resamples, seed)])
     return differences.std(axis=0)
 
@@ -84,8 +108,8 @@ class TraitSelection:
     gate stays as it is and the epoch is chosen on the summed score."""
 
     def __init__(self, select: str, output: str, n_traits: int, state: SelectionState | None = None,
-                 fixed_gates: np.ndarray | None = None) -> None:
-        self.select, self.output = select, output
+                 fixed_gates: np.ndarray | None = None, targets: Targets = BIG_FIVE) -> None:
+        self.select, self.output, self.targets = select, output, targets
         self.state = state or SelectionState(trait_best=[-np.inf] * n_traits, trait_since=[0] * n_traits)
         self.fixed_gates = fixed_gates
         self.start_probs: np.ndarray | None = None
@@ -94,20 +118,21 @@ class TraitSelection:
     def set_start(self, probs: np.ndarray, levels: np.ndarray, scores: np.ndarray) -> None:
         """The statistics start's validation probabilities: what a trait with a closed gate predicts."""
         self.start_probs = probs
-        self.start_scores = trait_scores(probs, levels, scores, self.output, self.select)
+        self.start_scores = trait_scores(probs, levels, scores, self.output, self.select, self.targets)
 
     def gain_z(self, probs: np.ndarray, per_trait: np.ndarray, levels: np.ndarray, scores: np.ndarray,
                groups: np.ndarray, seed: int) -> np.ndarray:
         """Each trait's gain over the start divided by its paired bootstrap standard error (inf for an exact gain)."""
         gain = per_trait - self.start_scores
-        margin = paired_standard_errors(probs, self.start_probs, levels, scores, self.output, self.select, groups, seed)
+        margin = paired_standard_errors(probs, self.start_probs, levels, scores, self.output, self.select, groups, seed,
+                                        targets=self.targets)
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(margin > 0, gain / margin, np.sign(gain) * np.inf)
 
     def update(self, epoch: int, probs: np.ndarray, levels: np.ndarray, scores: np.ndarray, groups: np.ndarray,
                seed: int) -> EpochVerdict:
         """Score one epoch's validation probabilities (deep path on); epoch 0 is the start (every gate closed)."""
-        per_trait = trait_scores(probs, levels, scores, self.output, self.select)
+        per_trait = trait_scores(probs, levels, scores, self.output, self.select, self.targets)
         z = np.full(len(per_trait), np.nan)
         if self.start_probs is None:
             gates = np.ones(len(per_trait)) if self.fixed_gates is None else np.asarray(self.fixed_gates, dtype=np.float64)

@@ -2,7 +2,8 @@
 
 The statistics path is a linear map of the clip's masked per-feature mean/std (of the normalised input); here it
 gets the weights of one multinomial logistic regression per trait (for CORN outputs, the four conditional binary
-ones "level > k given level >= k"), the regularisation chosen by validation log-loss, and the deep head's output
+ones "level > k given level >= k"; for a continuous target, ridge regression of its standardised value), the
+regularisation chosen on validation data, and the deep head's output
 layer starts at zero. Training then adds what the time course reveals, and model selection can always fall back
 on the starting point (epoch 0).
 """
@@ -15,7 +16,7 @@ from torch import nn
 
 from ..core.clips import ClipSet
 from ..core.metrics import clip_summary_features
-from ..core.schema import N_LEVELS, TRAITS
+from ..core.targets import BIG_FIVE, Targets
 
 C_CANDIDATES = (0.01, 0.1, 1.0)
 RIDGE_ALPHAS = (1.0, 10.0, 100.0)
@@ -30,11 +31,11 @@ def normalised_statistics(model: nn.Module, clips: ClipSet) -> np.ndarray:
     return np.concatenate([(summary[:, :n] - mean) / std, summary[:, n:] / std], axis=1)
 
 
-def _softmax_weights(x: np.ndarray, y: np.ndarray, c: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _softmax_weights(x: np.ndarray, y: np.ndarray, c: float, seed: int, n_levels: int) -> tuple[np.ndarray, np.ndarray]:
     """One multinomial logistic regression (inverse regularisation ``c``): weights [levels, 2F], biases [levels]."""
     from sklearn.linear_model import LogisticRegression
 
-    weight, bias = np.zeros((N_LEVELS, x.shape[1])), np.full(N_LEVELS, ABSENT_LEVEL_BIAS)
+    weight, bias = np.zeros((n_levels, x.shape[1])), np.full(n_levels, ABSENT_LEVEL_BIAS)
     present = np.unique(y)
     if len(present) < 2:
         bias[present] = 0.0
@@ -46,13 +47,13 @@ def _softmax_weights(x: np.ndarray, y: np.ndarray, c: float, seed: int) -> tuple
     return weight, bias
 
 
-def _corn_weights(x: np.ndarray, y: np.ndarray, c: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _corn_weights(x: np.ndarray, y: np.ndarray, c: float, seed: int, n_levels: int) -> tuple[np.ndarray, np.ndarray]:
     """CORN's conditional logistic regressions: row k predicts "level > k" from the clips with level >= k (the last
     row is unused); where one answer is certain, a large constant logit."""
     from sklearn.linear_model import LogisticRegression
 
-    weight, bias = np.zeros((N_LEVELS, x.shape[1])), np.zeros(N_LEVELS)
-    for k in range(N_LEVELS - 1):
+    weight, bias = np.zeros((n_levels, x.shape[1])), np.zeros(n_levels)
+    for k in range(n_levels - 1):
         rows = y >= k
         above = y[rows] > k
         if above.all() or not above.any():
@@ -79,13 +80,13 @@ FITS = {"softmax": (_softmax_weights, _softmax), "corn": (_corn_weights, _corn_d
 
 
 def _fit_trait(x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, seed: int,
-               output: str) -> tuple[np.ndarray, np.ndarray]:
+               output: str, n_levels: int) -> tuple[np.ndarray, np.ndarray]:
     """Weights [levels, 2F] and biases [levels] of one trait's logistic regression for ``output`` (softmax or CORN),
     C by validation log-loss."""
     fit, decode = FITS[output]
     best, best_loss = None, np.inf
     for c in C_CANDIDATES:
-        weight, bias = fit(x, y, c, seed)
+        weight, bias = fit(x, y, c, seed, n_levels)
         probs = decode(x_val @ weight.T + bias)
         loss = -np.log(np.clip(probs[np.arange(len(y_val)), y_val], 1e-6, None)).mean() if len(y_val) else 0.0
         if loss < best_loss:
@@ -94,9 +95,11 @@ def _fit_trait(x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarra
 
 
 @torch.no_grad()
-def start_from_statistics(model: nn.Module, clips: ClipSet, train: np.ndarray, val: np.ndarray, seed: int) -> bool:
+def start_from_statistics(model: nn.Module, clips: ClipSet, train: np.ndarray, val: np.ndarray, seed: int,
+                          targets: Targets = BIG_FIVE) -> bool:
     """Fit the statistics path as logistic regression (CORN's conditional ones for ``corn`` outputs; ridge regression
-    on the logit of the score for continuous targets) and silence the deep head; False without a statistics path."""
+    on the logit of the score for ``score`` outputs, on the standardised value for a continuous target) and silence the
+    deep head; False without a statistics path."""
     if model.statistics is None:
         return False
     statistics = normalised_statistics(model, clips)
@@ -105,13 +108,13 @@ def start_from_statistics(model: nn.Module, clips: ClipSet, train: np.ndarray, v
     if model.config.output == "score":
         weight, bias = _fit_scores(standardised[train], clips.scores[train], standardised[val], clips.scores[val])
         return _install(model, weight, bias)
-    weight = np.zeros((len(TRAITS) * N_LEVELS, statistics.shape[1]))
-    bias = np.zeros(len(TRAITS) * N_LEVELS)
-    for t in range(len(TRAITS)):
-        rows = slice(t * N_LEVELS, (t + 1) * N_LEVELS)
-        weight[rows], bias[rows] = _fit_trait(standardised[train], clips.levels[train, t], standardised[val],
-                                              clips.levels[val, t], seed, model.config.output)
-    return _install(model, weight, bias)
+    values = targets.standardised(clips.scores)
+    blocks = [_fit_continuous(standardised[train], values[train, t], standardised[val], values[val, t])
+              if target.continuous else
+              _fit_trait(standardised[train], clips.levels[train, t], standardised[val], clips.levels[val, t], seed,
+                         model.config.output, target.levels)
+              for t, target in enumerate(targets)]
+    return _install(model, np.vstack([w for w, _ in blocks]), np.concatenate([b for _, b in blocks]))
 
 
 def _install(model: nn.Module, weight: np.ndarray, bias: np.ndarray) -> bool:
@@ -121,6 +124,17 @@ def _install(model: nn.Module, weight: np.ndarray, bias: np.ndarray) -> bool:
     nn.init.zeros_(model.head[-1].weight)
     nn.init.zeros_(model.head[-1].bias)
     return True
+
+
+def _fit_continuous(x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A continuous target: ridge regression of its standardised value (alpha by validation error), weights [1, 2F]."""
+    from sklearn.linear_model import Ridge
+
+    known, known_val = np.isfinite(y), np.isfinite(y_val)
+    fits = [Ridge(alpha=a).fit(x[known], y[known]) for a in RIDGE_ALPHAS]
+    errors = [np.mean((f.predict(x_val[known_val]) - y_val[known_val]) ** 2) if known_val.any() else 0.0 for f in fits]
+    best = fits[int(np.argmin(errors))]
+    return best.coef_[None, :], np.array([best.intercept_])
 
 
 def _fit_scores(x: np.ndarray, scores: np.ndarray, x_val: np.ndarray, val_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
