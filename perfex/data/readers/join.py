@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
 
 from ...core.clips import ClipSet, concat_clipsets, empty_levels
 from ...core.errors import PerfexError
-from ..labels import BINNINGS, read_labels, scores_to_levels, strip_video_extension
+from ...core.targets import BIG_FIVE, Targets
+from ..labels import BINNINGS, on_grid, read_labels, scores_to_levels, strip_video_extension
 from .parts import InputFile
 
 
 class LabelTable:
-    """A labels table looked up by video name, with or without its extension."""
+    """A labels table looked up by video name, with or without its extension, holding a column per target."""
 
-    def __init__(self, path: str | Path):
-        table = read_labels(path)
+    def __init__(self, path: str | Path, targets: Targets = BIG_FIVE):
+        table = read_labels(path, targets)
+        self.path = Path(path)
+        self.targets = targets
         self.values = table.to_numpy(dtype=np.float64)
         self.names = table.index.tolist()
         self.position = {strip_video_extension(n): i for i, n in enumerate(self.names)} | {n: i for i, n in enumerate(self.names)}
@@ -28,18 +32,36 @@ class LabelTable:
                 return i
         return None
 
-    def fill(self, clips: ClipSet, source: InputFile) -> ClipSet:
-        """Give unlabelled clips the table's scores: PerFeX clips by File; extractor clips by clip id, or by the
-        file's other names when it holds one face (they also take the table's video name as File)."""
+    def fill(self, clips: ClipSet, source: InputFile, present: Collection[str] = ()) -> ClipSet:
+        """Give clips the table's labels: all of them to unlabelled clips, and those of the targets whose columns the
+        file lacks (``present`` names the ones it has) to every clip. PerFeX clips are found by File; extractor clips
+        by clip id, or by the file's other names when it holds one face (they also take the table's video name as File)."""
         perfex = source.long
-        for k in np.flatnonzero(np.isnan(clips.scores).all(axis=1)):
+        absent = np.array([name not in present for name in self.targets.names])
+        unlabelled = np.isnan(clips.scores).all(axis=1)
+        for k in np.flatnonzero(unlabelled | absent.any()):
             keys = [str(clips.files[k])] if perfex else [str(clips.ids[k]), *(source.aliases if len(clips) == 1 else ())]
             i = self._find(keys)
             if i is not None:
-                clips.scores[k] = self.values[i]
+                cells = np.ones_like(absent) if unlabelled[k] else absent
+                clips.scores[k, cells] = self.values[i, cells]
                 if not perfex:
                     clips.files[k] = self.names[i]
+                self._check_complete(clips, k, i, cells)
         return clips
+
+    def _check_complete(self, clips: ClipSet, k: int, i: int, cells: np.ndarray) -> None:
+        """A clip left partly labelled by an incomplete row of the table is an error naming that row (the Big Five
+        leave this to the binning's check, as they always did)."""
+        gaps = np.isnan(clips.scores[k]) & cells
+        if self.targets.is_big_five or not gaps.any() or np.isnan(clips.scores[k]).all():
+            return
+        row = f"row {i + 1} (file line {i + 2})" if self.path.suffix != ".pkl" else "the entry"
+        raise PerfexError(
+            f"labels file {self.path}: {row} of video {self.names[i]!r} has no {self.targets.names[int(np.argmax(gaps))]!r} "
+            f"label while clip {clips.ids[k]} has its other --targets labels; fill that cell or leave all of the "
+            "clip's target labels empty"
+        )
 
 
 def check_binning(label_binning: str | None) -> None:
@@ -63,16 +85,22 @@ def joined(parts: list[ClipSet]) -> ClipSet:
 
 
 def with_levels(clips: ClipSet, label_binning: str | None, require_labels: bool) -> ClipSet:
-    """Bin the scores of labelled clips into levels (-1 for unlabelled ones) and record the binning."""
+    """Bin the labels of labelled clips into each target's levels (-1 for unlabelled clips) and record the binning;
+    integer levels 0..K-1 become their values on the grid k/(K-1) in ``clips.scores``."""
+    targets = clips.targets
     labelled = ~np.isnan(clips.scores).all(axis=1)
     if require_labels and not labelled.all():
         k = int(np.flatnonzero(~labelled)[0])
+        columns = "trait columns" if targets.is_big_five else f"--targets columns ({', '.join(targets.names)})"
         raise PerfexError(
             f"{int((~labelled).sum())} of {len(clips)} clips have no labels, e.g. clip {clips.ids[k]} ({clips.files[k]}); "
-            "fill the trait columns of PerFeX files, or pass --labels with a table naming their videos"
+            f"fill the {columns} of PerFeX files, or pass --labels with a table naming their videos"
         )
-    clips.levels = empty_levels(len(clips))
+    clips.levels = empty_levels(len(clips), len(targets))
     clips.label_binning = None
     if labelled.any():
-        clips.levels[labelled], clips.label_binning = scores_to_levels(clips.scores[labelled], label_binning, clips.ids[labelled])
+        scores = clips.scores[labelled]
+        clips.levels[labelled], clips.label_binning = scores_to_levels(scores, label_binning, clips.ids[labelled], targets,
+                                                                       clips.files[labelled])
+        clips.scores[labelled] = on_grid(scores, targets)
     return clips

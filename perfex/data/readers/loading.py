@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from ..cache import cache_file, load_cached, save_cached
 from ...core.clips import ClipSet
 from ...core.errors import PerfexError
 from ...core.schema import TRAITS
+from ...core.targets import Targets
 from .extractors import check_compatible, describe
 from .formats import InputFormat, get_format
 from .inputs import InputScan, find_inputs
@@ -19,6 +21,7 @@ from .join import LabelTable, check_binning, check_new_ids, joined, with_levels
 from .messages import UnreadableFile
 from .normalize import center_on_clip_median
 from .options import ReadOptions
+from .parsers.perfex_long import target_columns
 from .parts import ClipChunk, InputFile, Part, RowBlock, Unreadable
 
 PathsLike = Sequence[str | Path | InputFile] | str | Path | InputScan
@@ -48,6 +51,8 @@ def _cache_key(source: InputFile, options: ReadOptions) -> dict:
     fmt = _format(source)
     key = {"reader": fmt.name, "clip_name": source.clip_name, "features": list(options.columns),
            "flexible": options.flexible, "nan_policy": options.nan_policy}
+    if options.targets.names != TRAITS:  # the scores a PerFeX file is parsed into (the Big Five keep their old keys)
+        key["targets"] = list(options.targets.names)
     return key | {"min_confidence": options.min_confidence} if fmt.confidence else key
 
 
@@ -60,6 +65,8 @@ def _cached_parts(source: InputFile, options: ReadOptions) -> Iterator[Part]:
     cached = load_cached(entry, source.path)
     if cached is not None:
         cached.provenance = _format(source).extractor.provenance
+        if source.long:
+            cached.targets = options.targets
         yield Part(cached)
         return
     parts = list(_parts(source, options, None, False))
@@ -77,7 +84,7 @@ class _Reading:
     def __init__(self, options: ReadOptions, labels: str | Path | None, label_binning: str | None):
         check_binning(label_binning)
         self.options = options
-        self.labels = LabelTable(labels) if labels is not None else None
+        self.labels = LabelTable(labels, options.targets) if labels is not None else None
         self.seen: dict = {}
         self.first: tuple | None = None
         self.noticed: set[str] = set()
@@ -109,8 +116,11 @@ class _Reading:
             if notice not in self.noticed:
                 self.noticed.add(notice)
                 _notify(self.options, notice)
+        if not source.long:
+            clips = _unlabelled_as(clips, self.options.targets)
         if self.labels is not None:
-            self.labels.fill(clips, source)
+            present = target_columns(source.sniffed.raw_names(), self.options.targets) if source.long else ()
+            self.labels.fill(clips, source, present)
         if self.options.normalize == "clip-median":
             part.clips = center_on_clip_median(clips)
         return part
@@ -124,23 +134,32 @@ class _Reading:
                               "read one extractor's outputs at a time (a model needs one input scale)")
 
 
-def _options(options: ReadOptions | None, **legacy) -> ReadOptions:
-    """``options`` as given, or made from the keyword arguments (None values left at their defaults)."""
-    if options is not None:
-        return options
-    return ReadOptions(**{name: value for name, value in legacy.items() if value is not None})
+def _unlabelled_as(clips: ClipSet, targets: Targets) -> ClipSet:
+    """An extractor's clips (which carry no labels) with NaN scores for ``targets``."""
+    if clips.targets != targets:
+        clips.scores, clips.targets = np.full((len(clips), len(targets)), np.nan), targets
+    return clips
+
+
+def _options(options: ReadOptions | None, targets: Targets | None = None, **legacy) -> ReadOptions:
+    """``options`` as given, or made from the keyword arguments (None values left at their defaults), reading
+    ``targets`` when given."""
+    if options is None:
+        options = ReadOptions(**{name: value for name, value in legacy.items() if value is not None})
+    return options if targets is None else replace(options, targets=targets)
 
 
 def load_clips(paths: PathsLike, options: ReadOptions | None = None, *, labels: str | Path | None = None,
                label_binning: str | None = None, require_labels: bool = False, features: str | Sequence[str] | None = None,
                nan_policy: str | None = None, min_confidence: float | None = None,
-               cache_dir: str | Path | None = None) -> ClipSet:
+               cache_dir: str | Path | None = None, targets: Targets | None = None) -> ClipSet:
     """Read PerFeX long CSVs and/or one extractor's CSVs (files or folders) into one ClipSet.
 
-    ``labels`` is a labels table for extractor inputs (and PerFeX clips with empty trait columns). Without
-    ``options``, the keyword arguments make them.
+    ``labels`` is a labels table for extractor inputs (and PerFeX clips with empty target columns, or targets whose
+    column a file lacks). ``targets`` are the label columns read (None: ``options.targets``, the Big Five by default).
+    Without ``options``, the keyword arguments make them.
     """
-    options = _options(options, features=features, nan_policy=nan_policy, min_confidence=min_confidence,
+    options = _options(options, targets, features=features, nan_policy=nan_policy, min_confidence=min_confidence,
                        cache_dir=cache_dir)
     reading = _Reading(options, labels, label_binning)
     clips = [part.clips for source in _sources(paths, options) for part in reading.parts(source, None, False)]
@@ -156,20 +175,21 @@ def _empty(options: ReadOptions) -> ClipSet:
     columns = options.columns
     return ClipSet(ids=np.zeros(0, dtype=object), files=np.zeros(0, dtype=object), offsets=np.zeros(1, dtype=np.int64),
                    features=np.zeros((0, len(columns)), dtype=np.float32), times=np.zeros(0, dtype=np.float32),
-                   feature_names=columns, scores=np.zeros((0, len(TRAITS))))
+                   feature_names=columns, scores=np.zeros((0, len(options.targets))), targets=options.targets)
 
 
 def iter_clip_chunks(paths: PathsLike, options: ReadOptions | None = None, chunk_rows: int = 1_000_000, *,
                      labels: str | Path | None = None, label_binning: str | None = None, require_labels: bool = False,
                      keep_rows: bool = False, features: str | Sequence[str] | None = None, nan_policy: str | None = None,
-                     min_confidence: float | None = None) -> Iterator[ClipChunk]:
+                     min_confidence: float | None = None, targets: Targets | None = None) -> Iterator[ClipChunk]:
     """Stream inputs as chunks of complete clips of about ``chunk_rows`` frames (the same clips as load_clips).
 
     Memory stays bounded: PerFeX files are read in record batches (each clip's rows together), extractor files one at
     a time. With ``options.tolerate_unreadable`` a file that cannot be read is reported in the next chunk's
-    ``unreadable``; with ``keep_rows`` each chunk carries its clips' input rows (for per-frame output).
+    ``unreadable``; with ``keep_rows`` each chunk carries its clips' input rows (for per-frame output). ``targets``
+    as for load_clips.
     """
-    options = _options(options, features=features, nan_policy=nan_policy, min_confidence=min_confidence)
+    options = _options(options, targets, features=features, nan_policy=nan_policy, min_confidence=min_confidence)
     if label_binning == "quantile":
         raise PerfexError("--label-binning quantile needs every clip at once to find its edges: load the data whole, "
                           "or pass the recorded 'quantile:...' binning")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ...core.errors import PerfexError
 from ...core.schema import AU_INTENSITY_COLUMNS, resolve_features
+from ...core.targets import BIG_FIVE, Targets
 
 NAN_POLICIES = ("error", "drop-frames", "interpolate")
 NORMALIZATIONS = ("global", "clip-median")
@@ -21,6 +22,7 @@ class ReadOptions:
     recorded) or an exact tuple of canonical column names (a checkpoint's; every one is required).
     ``expect`` is a checkpoint's provenance ({'extractor': ..., 'scale': ...}); other inputs are refused unless
     ``allow_extractor_mismatch``. ``tolerate_unreadable`` turns files that cannot be read into records.
+    ``targets`` are the label columns read (from PerFeX files and labels tables) into ``scores``.
     """
 
     features: str | Sequence[str] = "au"
@@ -31,6 +33,7 @@ class ReadOptions:
     expect: dict | None = None
     allow_extractor_mismatch: bool = False
     tolerate_unreadable: bool = False
+    targets: Targets = BIG_FIVE
     notify: Callable[[str], None] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:

@@ -12,6 +12,7 @@ from ...augment import AUGMENTATION_COLUMN, SOURCE_COLUMN
 from ....core.clips import ClipSet
 from ....core.errors import PerfexError
 from ....core.schema import FILE_COLUMN, FPS, ID_COLUMN, TRAIT_ALIASES, TRAITS
+from ....core.targets import Targets
 from ....core.tables import group_rows
 from .arrowcsv import (RowCollector, all_columns_types, feature_matrix, fits_one_chunk, numbers, open_batches,
                        raise_bad_rows, raise_unparsable, read_columns, string_codes)
@@ -25,6 +26,17 @@ _TRAIT_SPELLINGS = {trait: (trait, *(alias for alias, name in TRAIT_ALIASES.item
 _KINDS = {ID_COLUMN: pa.int64(), FILE_COLUMN: pa.string(), SOURCE_COLUMN: pa.float64(), AUGMENTATION_COLUMN: pa.string()}
 
 
+def target_columns(raw: dict[str, str], targets: Targets) -> dict[str, str]:
+    """Target name -> the file's column holding it (a trait under any of its spellings, any other target under
+    exactly its name), for the targets whose column the file has."""
+    found = {}
+    for name in targets.names:
+        column = next((raw[s] for s in _TRAIT_SPELLINGS.get(name, (name,)) if s in raw), None)
+        if column is not None:
+            found[name] = column
+    return found
+
+
 def require_columns(source: InputFile, raw: dict[str, str], columns: tuple[str, ...]) -> list[str]:
     """The file's names of the canonical ``columns``; a one-line error naming those it lacks."""
     extractor = get_format(source.sniffed.fmt).extractor
@@ -35,8 +47,10 @@ def require_columns(source: InputFile, raw: dict[str, str], columns: tuple[str, 
     return [raw[extractor.native(c)] for c in columns]
 
 
-def _columns(source: InputFile, columns: tuple[str, ...]) -> tuple[dict[str, str], dict[str, pa.DataType]]:
-    """(stripped -> raw name of every column used, raw name -> Arrow type) for a PerFeX long CSV."""
+def _columns(source: InputFile, columns: tuple[str, ...], targets: Targets) -> tuple[dict[str, str], dict[str, str],
+                                                                                   dict[str, pa.DataType]]:
+    """(stripped -> raw name of every input column used, target -> raw name of its label column, raw name -> Arrow
+    type) for a PerFeX long CSV."""
     raw = source.sniffed.raw_names()
     missing = [name for name in (ID_COLUMN, FILE_COLUMN) if name not in raw]
     if missing:
@@ -47,15 +61,13 @@ def _columns(source: InputFile, columns: tuple[str, ...]) -> tuple[dict[str, str
         )
     used = {ID_COLUMN: raw[ID_COLUMN], FILE_COLUMN: raw[FILE_COLUMN],
             **dict(zip(columns, require_columns(source, raw, columns)))}
-    for trait, spellings in _TRAIT_SPELLINGS.items():
-        for spelling in spellings:
-            if spelling in raw:
-                used.setdefault(trait, raw[spelling])
     for name in (SOURCE_COLUMN, AUGMENTATION_COLUMN):
         if name in raw:
             used[name] = raw[name]
-    types = {column: _KINDS.get(name, pa.float64() if name in TRAITS else pa.float32()) for name, column in used.items()}
-    return used, types
+    types = {column: _KINDS.get(name, pa.float32()) for name, column in used.items()}
+    labels = target_columns(raw, targets)
+    types |= {column: pa.float64() for column in labels.values() if column not in types}
+    return used, labels, types
 
 
 def _tables(source: InputFile, types: dict, collector: RowCollector, chunk_rows: int | None) -> Iterator[tuple]:
@@ -79,7 +91,7 @@ def read_perfex(source: InputFile, options: ReadOptions, chunk_rows: int | None 
     """Complete clips of a PerFeX CSV: all at once (rows of a clip may be spread out) or, with ``chunk_rows``,
     in record batches (each clip's rows must be together)."""
     columns = options.columns_for(None)
-    used, types = _columns(source, columns)
+    used, labels, types = _columns(source, columns, options.targets)
     collector = RowCollector()
     finished: set = set()
     carry, first_row = None, 0
@@ -96,7 +108,7 @@ def read_perfex(source: InputFile, options: ReadOptions, chunk_rows: int | None 
         carry = table.slice(n_complete)
         if len(groups[0]):
             done = table.slice(0, n_complete)
-            clips = _perfex_clips(done, used, groups, columns, options, source, first_row)
+            clips = _perfex_clips(done, used, labels, groups, columns, options, source, first_row)
             yield Part(clips, _row_block(done, used) if keep_rows else None)
             finished.update(groups[0].tolist())
         first_row += n_complete
@@ -198,9 +210,10 @@ def _provenance_columns(table: pa.Table, used: dict, per_clip, clip_ids: np.ndar
     return source_ids, augmentation
 
 
-def _perfex_clips(table: pa.Table, used: dict[str, str], groups: tuple, columns: tuple[str, ...],
-                  options: ReadOptions, source: InputFile, first_row: int) -> ClipSet:
-    """Rows of complete clips (grouped as ``groups``) -> ClipSet with scores (NaN = unlabelled), levels not yet set."""
+def _perfex_clips(table: pa.Table, used: dict[str, str], labels: dict[str, str], groups: tuple,
+                  columns: tuple[str, ...], options: ReadOptions, source: InputFile, first_row: int) -> ClipSet:
+    """Rows of complete clips (grouped as ``groups``) -> ClipSet with scores of ``options.targets`` (NaN = unlabelled),
+    levels not yet set."""
     clip_ids, rows, offsets = groups
     at = row_label(first_row)
     file_codes, file_names = string_codes(table.column(used[FILE_COLUMN]))
@@ -212,10 +225,11 @@ def _perfex_clips(table: pa.Table, used: dict[str, str], groups: tuple, columns:
         return _per_clip(values, groups, what, names, source, first_row)
 
     files = file_names[per_clip(file_codes, "File", file_names)]
-    scores = np.full((len(clip_ids), len(TRAITS)), np.nan)
-    for t, trait in enumerate(TRAITS):
-        if trait in used:
-            scores[:, t] = per_clip(numbers(table.column(used[trait])), trait)
+    targets = options.targets
+    scores = np.full((len(clip_ids), len(targets)), np.nan)
+    for t, name in enumerate(targets.names):
+        if name in labels:
+            scores[:, t] = per_clip(numbers(table.column(labels[name])), name)
     source_ids, augmentation = _provenance_columns(table, used, per_clip, clip_ids, source)
     features = feature_matrix(table, [used[name] for name in columns])
     if rows is not None:
@@ -228,4 +242,5 @@ def _perfex_clips(table: pa.Table, used: dict[str, str], groups: tuple, columns:
         clip_ids, file_row)
     return ClipSet(ids=clip_ids, files=files.astype(object), offsets=offsets, features=features, times=times,
                    feature_names=columns, scores=scores, source_ids=source_ids, augmentation=augmentation,
-                   dropped_frames=dropped, origin=[str(source.path)], provenance=get_format(None).extractor.provenance)
+                   dropped_frames=dropped, origin=[str(source.path)], provenance=get_format(None).extractor.provenance,
+                   targets=targets)
