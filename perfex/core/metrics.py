@@ -427,12 +427,12 @@ def _target_baselines(train_levels: np.ndarray, train_scores: np.ndarray | None,
         majority = int(np.bincount(y, minlength=target.levels).argmax())
         mean_level = int(np.clip(np.rint(grid_scores.mean() * (target.levels - 1)), 0, target.levels - 1))
         logreg = _logreg_level_probs(train_x, y, test_x, seed, target.levels)
-        ridge_probs, ridge_scores = _ridge_prediction(train_x, grid_scores[:, None], test_x, target.levels)
+        ridge_probs, ridge_scores = _ridge_prediction(train_x, grid_scores, test_x, target.levels)
         for name, outputs in (("majority", _one_hot(np.full(n_test, majority), target.levels)),
                               ("train_mean", _one_hot(np.full(n_test, mean_level), target.levels)),
-                              ("logreg_au_stats", logreg), ("ridge_au_stats", ridge_probs[:, 0])):
+                              ("logreg_au_stats", logreg), ("ridge_au_stats", ridge_probs)):
             if name in BASELINES_BY_KIND[target.kind]:
-                values = ridge_scores[:, 0] if name == "ridge_au_stats" else outputs @ target.grid
+                values = ridge_scores if name == "ridge_au_stats" else outputs @ target.grid
                 put(name, t, outputs, values)
     return predictions
 

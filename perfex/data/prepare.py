@@ -56,7 +56,7 @@ def load_labelled(paths: Sequence[str], data: DataOptions, trained: CheckpointMe
     need)."""
     targets = targets or (trained.target_set if trained is not None else BIG_FIVE)
     return load_clips(paths, read_options(data, data.features, trained), labels=data.labels,
-                      label_binning=data.label_binning, require_labels=True, **({} if targets.is_big_five else {"targets": targets}))
+                      label_binning=data.label_binning, require_labels=True, targets=targets)
 
 
 def run_targets(config: TrainConfig, parent: CheckpointMeta | None) -> Targets:

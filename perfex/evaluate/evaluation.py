@@ -218,9 +218,11 @@ def calibration_check(model: torch.nn.Module, evaluated: ClipSet, logits: np.nda
     raw, _ = clip_probabilities(model, logits, positions, len(evaluated))
     model.set_temperatures(temperatures)
     out.mkdir(parents=True, exist_ok=True)
-    if not targets.is_big_five:  # each level target on its own levels; continuous targets have no temperature
+    levelled = [t for t, target in enumerate(targets) if not target.continuous]  # continuous targets have no temperature
+    reliability_diagram({"uncalibrated": raw[:, levelled], "calibrated": probs[:, levelled]}, evaluated.levels[:, levelled],
+                        out / "reliability.png")
+    if not targets.is_big_five:  # each level target on its own levels
         return _target_calibration(raw, probs, evaluated.levels, targets)
-    reliability_diagram({"uncalibrated": raw, "calibrated": probs}, evaluated.levels, out / "reliability.png")
     return {"before": calibration_report(raw, evaluated.levels), "after": calibration_report(probs, evaluated.levels)}
 
 

@@ -12,6 +12,7 @@ METRIC_TITLES = {"accuracy": "accuracy", "roc_auc": "ROC AUC", "f1_macro": "macr
                  "precision_macro": "precision", "recall_macro": "recall", "pearson_r": "Pearson r", "mae": "MAE",
                  "ccc": "CCC", "r2": "R²", "rmse": "RMSE", "qwk": "QWK", "roc_auc_ovr_macro": "ROC AUC (OvR macro)",
                  "off_by_one_accuracy": "off-by-one acc.", "mae_levels": "MAE (levels)", "one_minus_mae": "1-MAE"}
+ORDINAL_REPORT = ("accuracy", "f1_macro", "qwk", "off_by_one_accuracy", "mae", "pearson_r", "ccc")
 
 
 def fmt(value: float) -> str:
@@ -33,7 +34,7 @@ def targets_markdown(results: dict, model_name: str, targets: Targets) -> str:
         systems = {f"**{model_name}**": results["model"]}
         systems.update({f"{name} ({BASELINE_DESCRIPTIONS[name]})": results["baselines"][name]
                         for name in BASELINES_BY_KIND[kind] if name in results["baselines"]})
-        names = METRICS_BY_KIND[kind][:6] if kind == "ordinal" else METRICS_BY_KIND[kind]
+        names = ORDINAL_REPORT if kind == "ordinal" else METRICS_BY_KIND[kind]
         lines += [f"**{target.name}** ({header}):", ""]
         lines += markdown_table(["system", *(METRIC_TITLES[n] for n in names)],
                                 [[system, *(fmt(m["per_trait"][target.name][n]) for n in names)]
