@@ -10,7 +10,7 @@ import pytest
 
 from perfex.core.errors import PerfexError
 from perfex.core.schema import AU_INTENSITY_COLUMNS, TRAITS
-from perfex.core.targets import BIG_FIVE, parse_targets
+from perfex.core.schema import BIG_FIVE, parse_targets
 from perfex.data.labels import read_labels, recorded_quantile_edges, scores_to_levels
 from perfex.data.readers import iter_clip_chunks, load_clips
 

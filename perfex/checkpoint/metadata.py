@@ -14,8 +14,7 @@ from typing import Any
 from models.registry import MODELS, family_of, options_added_later
 
 from ..core.errors import PerfexError
-from ..core.schema import AU_INTENSITY_COLUMNS, LEVEL_GRID, TRAITS
-from ..core.targets import Targets
+from ..core.schema import AU_INTENSITY_COLUMNS, LEVEL_GRID, TRAITS, Targets
 
 FORMAT = "perfex-checkpoint"
 SCHEMA_VERSION = 2

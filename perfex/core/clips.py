@@ -6,8 +6,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .schema import AU_INTENSITY_COLUMNS
-from .targets import BIG_FIVE, Targets
+from .schema import AU_INTENSITY_COLUMNS, BIG_FIVE, Targets
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,7 @@ import numpy as np
 
 from .clips import ClipSet
 from .errors import PerfexError
-from .schema import N_LEVELS, TRAITS
-from .targets import BIG_FIVE, Target, Targets
+from .schema import BIG_FIVE, N_LEVELS, TRAITS, Target, Targets
 from .windows import expected_scores
 
 N_TRAITS = len(TRAITS)

@@ -9,8 +9,7 @@ import pandas as pd
 
 from .errors import PerfexError
 from .metrics import confusion_matrices
-from .schema import LEVEL_GRID, TRAITS
-from .targets import BIG_FIVE, Targets
+from .schema import BIG_FIVE, LEVEL_GRID, TRAITS, Targets
 
 LEVEL_TICK_LABELS = [f"{level}\n({score:g})".replace("0.", ".") for level, score in enumerate(LEVEL_GRID)]
 

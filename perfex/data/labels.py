@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..core.errors import PerfexError
-from ..core.schema import TRAIT_ALIASES, TRAITS
-from ..core.targets import BIG_FIVE, Targets
+from ..core.schema import BIG_FIVE, TRAITS, TRAIT_ALIASES, Targets
 
 if TYPE_CHECKING:  # pandas is imported where labels are read, so deploy never pays for it
     import pandas as pd

@@ -18,7 +18,7 @@ from models.registry import families
 
 from ..core.errors import PerfexError
 from ..core.paths import WEIGHTS_DIR
-from ..core.targets import SPEC_HELP, parse_targets
+from ..core.schema import SPEC_HELP, parse_targets
 from .readers.formats import confidence_help, titles
 from .readers.options import NAN_POLICIES, NORMALIZATIONS  # the readers' vocabularies, defined once there
 LABEL_BINNINGS = ("round", "floor", "quantile")

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..core.clips import ClipSet, concat_clipsets
 from ..core.errors import PerfexError
-from ..core.targets import BIG_FIVE, Targets, parse_targets
+from ..core.schema import BIG_FIVE, Targets, parse_targets
 from ..checkpoint.metadata import CheckpointMeta
 from .options import DataOptions, TrainConfig
 from .readers import ReadOptions, load_clips

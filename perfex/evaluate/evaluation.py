@@ -18,7 +18,7 @@ from ..core.distributed import pick_device
 from ..core.errors import PerfexError
 from ..checkpoint.metadata import CheckpointMeta
 from ..core.metrics import clip_summary_features, evaluate_with_baselines, trait_metrics
-from ..core.targets import BIG_FIVE, Targets
+from ..core.schema import BIG_FIVE, Targets
 from ..data.options import DataOptions, TestConfig
 from ..core.paths import locate
 from ..infer.predict import clip_probabilities, predict_probs, window_logits

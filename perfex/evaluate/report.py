@@ -5,8 +5,7 @@ from __future__ import annotations
 import math
 
 from ..core.metrics import BASELINE_DESCRIPTIONS, BASELINES_BY_KIND, METRICS_BY_KIND
-from ..core.schema import TRAITS
-from ..core.targets import BIG_FIVE, Targets
+from ..core.schema import BIG_FIVE, TRAITS, Targets
 
 METRIC_TITLES = {"accuracy": "accuracy", "roc_auc": "ROC AUC", "f1_macro": "macro-F1", "brier": "Brier",
                  "precision_macro": "precision", "recall_macro": "recall", "pearson_r": "Pearson r", "mae": "MAE",

@@ -9,8 +9,7 @@ import numpy as np
 
 from ..core.clips import ClipSet
 from ..data.readers import Unreadable
-from ..core.schema import FILE_COLUMN, ID_COLUMN
-from ..core.targets import BIG_FIVE, Targets
+from ..core.schema import BIG_FIVE, FILE_COLUMN, ID_COLUMN, Targets
 
 IDENTITY_COLUMNS = [ID_COLUMN, FILE_COLUMN, "n_frames", "n_dropped_frames", "n_windows", "status", "note"]
 FLOAT_FORMAT = "%.6g"

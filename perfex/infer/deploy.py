@@ -14,7 +14,7 @@ from typing import ContextManager
 import numpy as np
 from tqdm import tqdm
 
-from .clip_rows import CLIP_COLUMNS, ClipRows, clip_columns, clip_rows, join_rows, trait_levels, unreadable_rows, write_rows
+from .clip_rows import ClipRows, clip_columns, clip_rows, join_rows, trait_levels, unreadable_rows, write_rows
 from ..core.clips import ClipSet
 from ..core.compute import show_progress
 from .deploy_input import DeployInput, open_inputs

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..core.clips import ClipSet
 from ..core.errors import PerfexError
-from ..core.targets import BIG_FIVE, Targets
+from ..core.schema import BIG_FIVE, Targets
 
 INPUT_NAMES = ("x", "lengths", "times")  # the exported ONNX graph's inputs
 
@@ -21,7 +21,7 @@ class ExportError(PerfexError):
 @dataclass
 class Engine:
     """What turns clips into predictions, whichever runtime runs it: ``predict(clips, index)`` -> (outputs
-    [n, targets, L] as ``perfex.core.targets`` lays them out, windows per clip [n]); with --explain (torch only),
+    [n, targets, L] as ``perfex.core.schema`` lays them out, windows per clip [n]); with --explain (torch only),
     ``explain(clips, levels)`` and its writer."""
 
     runtime: str

@@ -13,7 +13,7 @@ from ..core.clips import ClipSet
 from ..checkpoint.io import load_checkpoint
 from ..core.compute import resolve_precision, use_threads
 from ..core.distributed import pick_device
-from ..core.targets import BIG_FIVE, Targets
+from ..core.schema import BIG_FIVE, Targets
 from .engine import Engine
 from ..data.options import DeployConfig
 from .predict import predict_probs

@@ -16,7 +16,7 @@ from scipy.optimize import minimize_scalar
 from torch import nn
 
 from ..core.errors import PerfexError
-from ..core.targets import BIG_FIVE, Targets
+from ..core.schema import BIG_FIVE, Targets
 from .losses import level_probabilities
 
 Decode = Callable[[torch.Tensor, np.ndarray], torch.Tensor]  # (logits, temperatures) -> probabilities [N, targets, L]

@@ -30,7 +30,7 @@ from ..core.compute import resolve_precision, show_progress
 from ..core.errors import PerfexError
 from ..core.metrics import trait_metrics
 from ..core.paths import portable_path
-from ..core.targets import BIG_FIVE, Targets
+from ..core.schema import BIG_FIVE, Targets
 from ..data.batches import collate, rank_share, training_batches
 from ..data.options import RunOptions, TrainConfig, save_run_config
 from ..data.prepare import PreparedData, prepare_training_data

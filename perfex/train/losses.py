@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from models.outputs import decode_levels
 
 from ..core.errors import PerfexError
-from ..core.targets import Targets
+from ..core.schema import Targets
 
 N_TRAITS, N_LEVELS = 5, 5
 LOSSES = ("ce", "ordinal")

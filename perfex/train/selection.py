@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..core.metrics import bootstrap_rows, quadratic_weighted_kappa
-from ..core.targets import BIG_FIVE, Targets
+from ..core.schema import BIG_FIVE, Targets
 from ..core.windows import expected_scores
 
 GATE_RESAMPLES = 200  # bootstrap resamples of source videos for each trait's standard error

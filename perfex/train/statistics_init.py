@@ -16,7 +16,7 @@ from torch import nn
 
 from ..core.clips import ClipSet
 from ..core.metrics import clip_summary_features
-from ..core.targets import BIG_FIVE, Targets
+from ..core.schema import BIG_FIVE, Targets
 
 C_CANDIDATES = (0.01, 0.1, 1.0)
 RIDGE_ALPHAS = (1.0, 10.0, 100.0)

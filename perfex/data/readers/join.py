@@ -9,7 +9,7 @@ import numpy as np
 
 from ...core.clips import ClipSet, concat_clipsets, empty_levels
 from ...core.errors import PerfexError
-from ...core.targets import BIG_FIVE, Targets
+from ...core.schema import BIG_FIVE, Targets
 from ..labels import BINNINGS, on_grid, read_labels, scores_to_levels, strip_video_extension
 from .parts import InputFile
 

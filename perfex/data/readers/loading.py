@@ -12,8 +12,7 @@ import numpy as np
 from ..cache import cache_file, load_cached, save_cached
 from ...core.clips import ClipSet
 from ...core.errors import PerfexError
-from ...core.schema import TRAITS
-from ...core.targets import Targets
+from ...core.schema import TRAITS, Targets
 from .extractors import check_compatible, describe
 from .formats import InputFormat, get_format
 from .inputs import InputScan, find_inputs

@@ -7,8 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...core.errors import PerfexError
-from ...core.schema import AU_INTENSITY_COLUMNS, resolve_features
-from ...core.targets import BIG_FIVE, Targets
+from ...core.schema import AU_INTENSITY_COLUMNS, BIG_FIVE, Targets, resolve_features
 
 NAN_POLICIES = ("error", "drop-frames", "interpolate")
 NORMALIZATIONS = ("global", "clip-median")

@@ -11,8 +11,7 @@ import pyarrow.compute as pc
 from ...augment import AUGMENTATION_COLUMN, SOURCE_COLUMN
 from ....core.clips import ClipSet
 from ....core.errors import PerfexError
-from ....core.schema import FILE_COLUMN, FPS, ID_COLUMN, TRAIT_ALIASES, TRAITS
-from ....core.targets import Targets
+from ....core.schema import FILE_COLUMN, FPS, ID_COLUMN, TRAITS, TRAIT_ALIASES, Targets
 from ....core.tables import group_rows
 from .arrowcsv import (RowCollector, all_columns_types, feature_matrix, fits_one_chunk, numbers, open_batches,
                        raise_bad_rows, raise_unparsable, read_columns, string_codes)
