@@ -83,7 +83,8 @@ class TraitModel(nn.Module):
         """``[B, traits * levels]`` logits -> ``[B, traits, levels]`` probabilities (temperatures applied); with
         ``target_levels``, each target decoded on its own (a continuous target's value in column 0, never scaled)."""
         if self.target_levels is not None:
-            temperature = torch.cat([self.temperature[i : i + 1].expand(width) for i, width in enumerate(self.widths)])
+            temperature = torch.cat([self.temperature[i : i + 1].expand(levels) if levels else torch.ones_like(self.temperature[:1])
+                                     for i, levels in enumerate(self.target_levels)])
             return decode_targets(logits.float() / temperature, self.target_levels, self.config.output)
         per_trait = logits.float().view(-1, self.config.n_traits, self.n_logits // self.config.n_traits)
         return decode_levels(per_trait / self.temperature[None, :, None], self.config.output, self.config.n_levels)

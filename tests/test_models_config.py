@@ -34,7 +34,7 @@ pytestmark = pytest.mark.unit
     ("legacy_attn", {"dropout": 0.1}, "model 'legacy_attn' has no option 'dropout'; its options are max_frames, n_features"),
     ("cnn", {"depth": 3}, ("model 'cnn' has no option 'depth'; its options are branch_channels, dilations, dropout, "
                            "head_hidden, hidden_channels, kernels, max_frames, n_features, n_levels, n_outputs, n_traits, "
-                           "output, pooling, statistics_path")),
+                           "output, pooling, statistics_path, target_levels")),
     ("transformer", {}, "unknown model 'transformer'; choose one of cnn, attn, legacy_cnn, legacy_attn"),
 ])
 def test_bad_options_are_refused_with_what_to_change(name, options, message):

@@ -9,7 +9,8 @@ import pytest
 from helpers import run_script
 from models.registry import families, script_prefix
 from perfex.checkpoint.io import file_sha256, load_checkpoint, read_config
-from perfex.infer.deploy import CLIP_COLUMNS, deploy
+from perfex.infer.clip_rows import CLIP_COLUMNS
+from perfex.infer.deploy import deploy
 from perfex.evaluate.evaluation import evaluate_checkpoint
 from perfex.data.options import DeployConfig, TestConfig, TrainConfig, build_config
 from perfex.core.schema import TRAITS

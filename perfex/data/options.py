@@ -102,11 +102,12 @@ class DataOptions:
     per-clip normalisation, whether another extractor's output may be used, cache."""
 
     data: list[str] = field(default_factory=list)
-    labels: str | None = option(None, f"labels for {titles(long=False)} inputs (and PerFeX clips without trait columns): CSV "
-                                "with File + five traits, the ChaLearn 2016 CSV (VideoName,ValueExtraversion,...) or a "
-                                "ChaLearn annotation_*.pkl", metavar="FILE")
-    label_binning: str | None = option(None, "how to turn off-grid trait scores (e.g. raw First Impressions values) "
-                                       "into 5 levels; on-grid values (0, .25, .5, .75, 1) need none",
+    labels: str | None = option(None, f"labels for {titles(long=False)} inputs (and PerFeX clips without the label "
+                                "columns): CSV with File + the five traits (or the --targets columns), the ChaLearn 2016 "
+                                "CSV (VideoName,ValueExtraversion,...) or a ChaLearn annotation_*.pkl", metavar="FILE")
+    label_binning: str | None = option(None, "how to turn off-grid scores in [0, 1] (e.g. raw First Impressions values) "
+                                       "into each level target's levels; on-grid values (0, .25, .5, .75, 1 for five "
+                                       "levels) need none",
                                        parse_choices=LABEL_BINNINGS)  # a replayed run may hold 'grid' or 'quantile:...'
     nan_policy: str = option("error", "what to do with NaN/inf AU values", flag="--nan", choices=NAN_POLICIES)
     min_confidence: float = option(0.8, f"drop low-confidence frames of extractor inputs ({confidence_help()})",
