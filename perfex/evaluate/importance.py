@@ -81,7 +81,7 @@ def _attributed_text(scores: list[str]) -> str:
 
 
 def _permutation_text(scores: list[str]) -> str:
-    texts = {"qwk_drop": "drop in QWK and accuracy", "pearson_r_drop": "drop in Pearson r and rise in MAE (label units)"}
+    texts = {"qwk_drop": "drop in QWK and accuracy", "pearson_r_drop": "drop in Pearson r and rise in MAE in the label's units"}
     if len(scores) == 1:
         return texts[scores[0]]
     return f"{texts['qwk_drop']} (level targets), {texts['pearson_r_drop']} (continuous targets)"

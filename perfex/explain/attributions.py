@@ -2,9 +2,10 @@
 
 Target, per predicted target: a level target's (a Big Five trait's, a binary or K-level target's) log-probability
 (the model's decode of its logits) of the level the model predicted; a continuous target's predicted value in the
-label's own units (the model's standardised output times the training labels' standard deviation). Baseline: the training mean of every feature in raw units (the model's ``feature_mean``
-buffer), i.e. a normalised input of zero, the same for every clip; padding frames take their own value
-as baseline, so their attribution is exactly zero.
+label's own units (the model's standardised output times the training labels' standard deviation, plus their mean).
+Baseline: the training mean of every feature in raw units (the model's ``feature_mean`` buffer), i.e. a normalised
+input of zero, the same for every clip; padding frames take their own value as baseline, so their attribution is
+exactly zero.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import torch
 from captum.attr import IntegratedGradients
 from torch import nn
 
-from ..core.targets import BIG_FIVE, CONTINUOUS, Target, Targets
+from ..core.targets import BIG_FIVE, Target, Targets
 
 N_STEPS = 32
 BATCH_SIZE = 4  # windows per integrated-gradients batch: each is expanded n_steps times; small batches run fastest on CPUs
@@ -53,7 +54,7 @@ def _target_output(model: nn.Module, index: int, target: Target):
     ``levels[:, index]``, or a continuous target's value in the label's units."""
     def forward(x: torch.Tensor, lengths: torch.Tensor, times: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
         outputs = model.level_probabilities(model(x, lengths, times))[:, index]
-        if target.levels == CONTINUOUS:
+        if target.continuous:
             return outputs[:, 0] * target.scale + target.center
         return outputs.clamp(min=1e-12).log().gather(1, levels[:, index, None]).squeeze(1)
     return forward
