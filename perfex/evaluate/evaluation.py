@@ -197,12 +197,13 @@ def evaluate_checkpoint(config: TestConfig) -> dict:
 
 
 def importance_section(model: torch.nn.Module, evaluated: ClipSet, config: TestConfig, device: torch.device, out: Path) -> str:
-    """Rank AUs per trait by mean |attribution| and by permutation importance; write the table and chart into ``out``."""
+    """Rank AUs per target by mean |attribution| and by permutation importance; write the table and chart into ``out``
+    (the evaluated clips carry the checkpoint's targets, continuous ones with their training center and scale)."""
     from .importance import model_importance, write_importance
 
     attribution, permutation = model_importance(model, evaluated, device=device, batch_size=config.run.batch_size,
                                                 n_boot=config.test.n_boot, seed=config.run.seed,
-                                                progress=show_progress(config.run.progress))
+                                                progress=show_progress(config.run.progress), targets=evaluated.targets)
     out.mkdir(parents=True, exist_ok=True)
     return write_importance(out, attribution, permutation)
 

@@ -12,12 +12,13 @@ from tqdm import tqdm
 from ..data.batches import collate
 from ..core.windows import inference_windows
 from ..core.clips import ClipSet
+from ..core.targets import Targets
 from .attributions import BATCH_SIZE, N_STEPS, explain_batch, has_attention
 
 
 @dataclass
 class ClipExplanations:
-    """Per clip: attributions [T, 5, F], attention [T] (None without attention) and completeness deltas [5]."""
+    """Per clip: attributions [T, targets, F], attention [T] (None without attention) and completeness deltas [targets]."""
 
     attributions: list[np.ndarray]
     attention: list[np.ndarray] | None
@@ -26,8 +27,9 @@ class ClipExplanations:
 
 def explain_clips(model: nn.Module, clips: ClipSet, index: np.ndarray, target_levels: np.ndarray, *,
                   batch_size: int = BATCH_SIZE, device: torch.device | str = "cpu", n_steps: int = N_STEPS,
-                  baseline: torch.Tensor | None = None, progress: bool = False) -> ClipExplanations:
-    """Explain clips ``index`` for their ``target_levels [N, 5]``.
+                  baseline: torch.Tensor | None = None, progress: bool = False,
+                  targets: Targets | None = None) -> ClipExplanations:
+    """Explain clips ``index`` for their ``target_levels [N, targets]`` (``targets``: as ``explain_batch`` reads them).
 
     A clip longer than the model window is explained window by window (the windows of ``predict_probs``);
     each frame gets the sum over its windows divided by the clip's number of windows, as the probabilities
@@ -47,7 +49,8 @@ def explain_clips(model: nn.Module, clips: ClipSet, index: np.ndarray, target_le
         chosen = order[begin : begin + batch_size]
         batch = collate(clips, index[positions[chosen]], starts[chosen], sizes[chosen]).to(device)
         levels = torch.as_tensor(target_levels[positions[chosen]])
-        attr, weights, delta = explain_batch(model, batch.x, batch.lengths, batch.times, levels, baseline, n_steps)
+        attr, weights, delta = explain_batch(model, batch.x, batch.lengths, batch.times, levels, baseline, n_steps,
+                                             targets=targets)
         for row, k in enumerate(chosen):
             clip, frames, share = positions[k], slice(starts[k], starts[k] + sizes[k]), 1.0 / n_windows[positions[k]]
             attributions[clip][frames] += attr[row, : sizes[k]].cpu().numpy() * share

@@ -26,6 +26,7 @@ from ..data.options import DeployConfig
 from ..data.readers import ClipChunk, Unreadable
 from ..core.schema import FILE_COLUMN, ID_COLUMN
 from ..core.tables import atomic_output, refuse_overwrite
+from ..core.targets import BIG_FIVE, Targets
 
 
 def release_freed_memory() -> None:
@@ -104,7 +105,8 @@ def write_predictions(config: DeployConfig, inputs: DeployInput, engine: Engine)
         print(inputs.scan.notice(), file=sys.stderr)
     with ExitStack() as stack:
         handle = stack.enter_context(open(stack.enter_context(atomic_output(Path(options.out))), "w", newline=""))
-        frames = stack.enter_context(per_frame_writer(options.per_frame, inputs.scan.files)) if options.per_frame else None
+        frames = (stack.enter_context(per_frame_writer(options.per_frame, inputs.scan.files, engine.targets))
+                  if options.per_frame else None)
         bar = stack.enter_context(tqdm(desc="deploy", unit="clip", disable=not show_progress(config.run.progress)))
         seen, counts = write_chunks(chunks, ChunkPredictor(engine, config), shard, handle, frames, bar)
     summary = {"clips_in_input": seen, "clips_written": sum(counts.values()), "status_counts": counts, "out": options.out,
@@ -168,11 +170,11 @@ def chunk_size(chunk: ClipChunk) -> int:
     return len(chunk.clips) + len(chunk.unreadable)
 
 
-def per_frame_writer(path: str, files: list) -> ContextManager:
-    """The --per-frame output (pandas comes in only with it)."""
+def per_frame_writer(path: str, files: list, targets: Targets = BIG_FIVE) -> ContextManager:
+    """The --per-frame output, one column per target (pandas comes in only with it)."""
     from .per_frame import PerFrameWriter, per_frame_columns
 
-    return PerFrameWriter(path, per_frame_columns(files))
+    return PerFrameWriter(path, per_frame_columns(files, targets), targets)
 
 
 def merge_shards(shard_files: list[str], out: str, force: bool = False) -> dict:

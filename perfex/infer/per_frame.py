@@ -1,4 +1,5 @@
-"""Deploy's per-frame CSV: the input rows with the five trait columns filled (level / 4), written chunk by chunk."""
+"""Deploy's per-frame CSV: the input rows with one column per target filled with its clip's deploy value (a level's
+grid value k / (K - 1), e.g. level / 4 for a trait, or a continuous value), written chunk by chunk."""
 
 from __future__ import annotations
 
@@ -12,12 +13,13 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from ..data.readers import InputFile, RowBlock
-from ..core.schema import ID_COLUMN, TRAITS
+from ..core.schema import ID_COLUMN
+from ..core.targets import BIG_FIVE, Targets
 from ..core.tables import atomic_output
 
 
-def per_frame_columns(sources: list[InputFile]) -> list[str]:
-    """Output columns: each readable input's columns in order (an ID column first for extractor files, the trait
+def per_frame_columns(sources: list[InputFile], targets: Targets = BIG_FIVE) -> list[str]:
+    """Output columns: each readable input's columns in order (an ID column first for extractor files, the target
     columns after each file's own), joined without repeats."""
     columns: dict[str, None] = {}
     for source in sources:
@@ -26,16 +28,16 @@ def per_frame_columns(sources: list[InputFile]) -> list[str]:
         names = [name.strip() for name in source.sniffed.header]
         if source.format is not None and not source.long:
             names = [ID_COLUMN, *(n for n in names if n != ID_COLUMN)]
-        columns.update(dict.fromkeys([*names, *(t for t in TRAITS if t not in names)]))
+        columns.update(dict.fromkeys([*names, *(t for t in targets.names if t not in names)]))
     return list(columns)
 
 
 class PerFrameWriter:
     """Writes row blocks as they come (memory bounded by one chunk); the file appears only when the block ends
-    without error. Use as a context manager."""
+    without error. Use as a context manager. ``targets``: the columns ``write`` fills (the checkpoint's)."""
 
-    def __init__(self, out: str | Path, columns: list[str]):
-        self.out = Path(out)
+    def __init__(self, out: str | Path, columns: list[str], targets: Targets = BIG_FIVE):
+        self.out, self.targets = Path(out), targets
         self.schema = pa.schema([(name, pa.string()) for name in columns])
         self.rows_written = 0
         self._stack = ExitStack()
@@ -52,22 +54,22 @@ class PerFrameWriter:
     def __exit__(self, *exc) -> bool:
         return self._stack.__exit__(*exc)
 
-    def write(self, blocks: list[RowBlock], ids: np.ndarray, traits: np.ndarray) -> None:
-        """The rows of ``blocks``, trait columns from ``traits`` ([len(ids), 5], NaN: not predicted) by clip id."""
+    def write(self, blocks: list[RowBlock], ids: np.ndarray, values: np.ndarray) -> None:
+        """The rows of ``blocks``, target columns from ``values`` ([len(ids), targets], NaN: not predicted) by clip id."""
         lookup = pd.Index(np.asarray(ids, dtype=object))
-        traits = np.asarray(traits, dtype=np.float64).reshape(len(lookup), len(TRAITS))
+        per_clip = np.asarray(values, dtype=np.float64).reshape(len(lookup), len(self.targets))
         for block in blocks:
             where = lookup.get_indexer(pd.Index(np.asarray(block.row_ids, dtype=object)))
-            values = np.where((where >= 0)[:, None], traits[np.maximum(where, 0)] if len(traits) else np.nan, np.nan)
-            self._writer.write_table(self._table(block.table, values))
+            filled = np.where((where >= 0)[:, None], per_clip[np.maximum(where, 0)] if len(per_clip) else np.nan, np.nan)
+            self._writer.write_table(self._table(block.table, filled))
             self.rows_written += block.table.num_rows
 
     def _table(self, table: pa.Table, values: np.ndarray) -> pa.Table:
-        """``table`` in the output's columns, as text; trait columns replaced by ``values``."""
+        """``table`` in the output's columns, as text; target columns replaced by ``values``."""
         arrays = []
         for name in self.schema.names:
-            if name in TRAITS:
-                column = pa.array(values[:, TRAITS.index(name)], type=pa.float64(), from_pandas=True)
+            if name in self.targets.names:
+                column = pa.array(values[:, self.targets.names.index(name)], type=pa.float64(), from_pandas=True)
             elif name in table.column_names:
                 column = table.column(name)
             else:

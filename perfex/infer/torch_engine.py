@@ -34,7 +34,7 @@ def torch_engine(model: nn.Module, config: DeployConfig, device: torch.device | 
 
         names = list(feature_names)
         writer = ExplanationWriter(config.deploy.explain, names, default_baseline(model, len(names)).cpu().numpy(),
-                                   plots=config.deploy.explain_plots, force=config.deploy.force)
+                                   plots=config.deploy.explain_plots, force=config.deploy.force, targets=targets)
         engine.explainer = writer
         engine.explain = lambda clips, levels: writer.explain_rows(model, clips, levels, device=device)
     return engine
