@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.paths import DATA_DIR, PROJECT_ROOT
 from ..core.schema import TRAITS
-from ..data.options import AnalysisConfig, AnalysisOptions, build_config, flatten
+from ..core.targets import SPEC_HELP
+from ..data.options import AnalysisConfig, AnalysisOptions, build_config, flatten, option
 from ..tools.analysis.analyse import OUTPUT_FILES, analyse
 from .scripts import add_data_flags, add_declared, declared_flags, new_parser, run_command, timestamp
+
+
+@dataclass
+class AnalysisTargets:
+    """Which targets au_analysis correlates (declared here, beside the command, as AnalysisOptions does not hold it)."""
+
+    targets: str | None = option(None, f"the label columns to correlate (default: the Big Five; with --predictions: every "
+                                 f"target of the deploy CSV): {SPEC_HELP}", metavar="SPEC")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,14 +29,18 @@ def build_parser() -> argparse.ArgumentParser:
         "with p-values, Benjamini-Hochberg q-values over the whole table, bootstrap 95%% intervals resampling source "
         "videos. One row per clip, never per frame. Writes a CSV, a Markdown table and a heatmap PNG.",
         "examples:\n  python au_analysis.py\n  python au_analysis.py --data openface_out/ --labels labels.csv --out outputs/au\n"
-        "  python au_analysis.py --data data/deploy.csv.gz --predictions traits.csv   (against a deploy's predictions)")
+        "  python au_analysis.py --data data/deploy.csv.gz --predictions traits.csv   (against a deploy's predictions)\n"
+        "  python au_analysis.py --data clips.csv --labels labels.csv --targets deception:2,stress:continuous")
     add_data_flags(parser, ["labels", "nan_policy", "min_confidence", "min_frames"], [str(DATA_DIR / "train.csv.gz")], "AU data.")
-    add_declared(parser.add_argument_group("analysis"), AnalysisOptions, list(declared_flags(AnalysisOptions)), "analyse")
+    group = parser.add_argument_group("analysis")
+    add_declared(group, AnalysisOptions, list(declared_flags(AnalysisOptions)), "analyse")
+    add_declared(group, AnalysisTargets, ["targets"], "analyse")
     return parser
 
 
 def run(argv: Sequence[str] | None = None) -> int:
     args = vars(build_parser().parse_args(argv))
+    targets = args.pop("targets")
     args["out"] = args["out"] or str(PROJECT_ROOT / "outputs" / f"au-analysis-{timestamp()}")
     config = build_config(AnalysisConfig, **args)
     out = Path(config.analysis.out)
@@ -35,9 +49,11 @@ def run(argv: Sequence[str] | None = None) -> int:
 
     for name in OUTPUT_FILES:
         refuse_overwrite(out / name, config.analysis.force)
-    table, source = analyse(argparse.Namespace(**flatten(config)))
+    table, source = analyse(argparse.Namespace(**flatten(config), targets=targets))
     written = write_outputs(table, out, source)
-    print(f"{int(table['n_clips'].iloc[0])} clips, {table['statistic'].nunique()} AU statistics x {len(TRAITS)} traits "
+    names = list(dict.fromkeys(table["trait"]))
+    kind = "traits" if tuple(names) == TRAITS else "target(s)"
+    print(f"{int(table['n_clips'].iloc[0])} clips, {table['statistic'].nunique()} AU statistics x {len(names)} {kind} "
           f"against {source}; {int((table['spearman_q'] < 0.05).sum())} Spearman correlations with q < .05\n"
           + "\n".join(f"wrote {p}" for p in written))
     return 0

@@ -9,14 +9,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ...core.errors import PerfexError
-from ...core.schema import AU_INTENSITY_COLUMNS, AU_PRESENCE_COLUMNS, ID_COLUMN, TRAITS
+from ...core.schema import AU_INTENSITY_COLUMNS, AU_PRESENCE_COLUMNS, ID_COLUMN
+from ...core.targets import Target, Targets
 
 if TYPE_CHECKING:  # the heavy modules load after argument parsing, so --help and usage errors answer at once
     import pandas as pd
 
     from ...core.clips import ClipSet
-
-PREDICTION_VALUES = {"level": list(TRAITS), "score": [f"{t}_score" for t in TRAITS]}
 OUTPUT_FILES = ("au_trait_correlations.csv", "au_trait_correlations.md", "au_trait_correlations.png")
 
 
@@ -37,7 +36,8 @@ def _presence_columns(paths: list[Path]) -> dict[str, str]:
     return {r: c for r, c in pairs.items() if c in shared and c in AU_PRESENCE_COLUMNS}
 
 
-def _load(args: argparse.Namespace) -> tuple[ClipSet, dict[str, str]]:
+def _load(args: argparse.Namespace, targets: Targets | None) -> tuple[ClipSet, dict[str, str]]:
+    """The clips of --data with their AU presence columns; labelled for ``targets`` (None: predictions, no labels)."""
     import numpy as np
 
     from ...data.readers import expand_inputs, load_clips
@@ -46,47 +46,62 @@ def _load(args: argparse.Namespace) -> tuple[ClipSet, dict[str, str]]:
     presence = _presence_columns(paths)
     clips = load_clips(paths, labels=args.labels, features=[*AU_INTENSITY_COLUMNS, *presence.values()],
                        nan_policy=args.nan_policy, min_confidence=args.min_confidence, label_binning="round",
-                       require_labels=args.predictions is None)
+                       require_labels=targets is not None, targets=targets)
     keep = np.flatnonzero(clips.lengths >= max(args.min_frames, 1))
     if len(keep) < len(clips):
         print(f"left out {len(clips) - len(keep)} clip(s) with fewer than {args.min_frames} frames", file=sys.stderr)
     return clips.subset(keep), presence
 
 
-def _read_predictions(path: str, values: str) -> pd.DataFrame:
-    """The predicted values of a deploy CSV, indexed by clip ID (as text), columns named like the traits."""
+def prediction_column(target: Target, values: str) -> str:
+    """A deploy CSV's column of ``target``: its value (a level's grid value, a continuous value), or with ``score`` a
+    level target's expected score ``NAME_score`` (a continuous target has only its value)."""
+    return f"{target.name}_score" if values == "score" and not target.continuous else target.name
+
+
+def _read_predictions(path: str, values: str, spec: str | None) -> tuple[pd.DataFrame, Targets]:
+    """The predicted values of a deploy CSV, indexed by clip ID (as text), a column per target (named by it): the
+    CSV's own targets (the Big Five for a CSV without the deploy's identity columns), or those ``spec`` picks."""
     import pandas as pd
+
+    from ..study.targets import chosen_targets, deploy_targets
 
     try:
         frame = pd.read_csv(path, dtype={ID_COLUMN: str})
     except (OSError, ValueError) as err:
         reason = str(err).splitlines()[0]
         raise PerfexError(f"--predictions {path} could not be read ({reason}); pass a deploy per-clip CSV") from None
-    columns = PREDICTION_VALUES[values]
+    targets = chosen_targets(spec, deploy_targets(frame.columns), f"--predictions {path}")
+    columns = [prediction_column(t, values) for t in targets]
     missing = [c for c in [ID_COLUMN, *columns] if c not in frame.columns]
     if missing:
-        raise PerfexError(f"--predictions {path} lacks the column(s) {', '.join(missing)}; pass the per-clip CSV a deploy wrote")
+        raise PerfexError(f"--predictions {path} lacks the column(s) {', '.join(missing)}; pass the per-clip CSV a deploy "
+                          "wrote (for a model of other targets than the Big Five, name them with --targets)")
     table = frame.drop_duplicates(ID_COLUMN).set_index(ID_COLUMN)[columns]
-    table.columns = list(TRAITS)
-    return table
+    table.columns = list(targets.names)
+    return table, targets
 
 
 def analyse(args: argparse.Namespace) -> tuple[pd.DataFrame, str]:
-    """The correlation table and a description of what the traits came from."""
+    """The correlation table and a description of what the targets' values came from."""
     import numpy as np
     import pandas as pd
 
+    from ...core.targets import parse_targets
     from ...data.splits import group_keys
     from .clip_stats import clip_au_statistics
     from .correlate import correlation_table
 
-    predictions = _read_predictions(args.predictions, args.prediction_values) if args.predictions else None
-    clips, presence = _load(args)
-    if predictions is not None:
+    spec = getattr(args, "targets", None)
+    if args.predictions:
+        predictions, _ = _read_predictions(args.predictions, args.prediction_values, spec)
+        clips, presence = _load(args, None)
         traits = predictions.reindex(clips.ids.astype(str))
         source = f"predicted {'levels' if args.prediction_values == 'level' else 'scores'} ({Path(args.predictions).name})"
     else:
-        traits, source = pd.DataFrame(clips.scores, columns=list(TRAITS)), "labels"
+        targets = parse_targets(spec)
+        clips, presence = _load(args, targets)
+        traits, source = pd.DataFrame(clips.scores, columns=list(targets.names)), "labels"
     known = np.flatnonzero(traits.notna().all(axis=1).to_numpy())
     if args.predictions and len(known) == 0:
         raise PerfexError(f"no clip of --data has a prediction in {args.predictions}; pass the deploy CSV made from this --data")

@@ -12,7 +12,8 @@ import pandas as pd
 from ...core.errors import PerfexError
 from ...data.readers import expand_inputs, iter_clip_chunks
 from ...data.labels import BINNINGS
-from ...core.schema import FILE_COLUMN, ID_COLUMN, TRAITS
+from ...core.schema import FILE_COLUMN, ID_COLUMN
+from ...core.targets import Targets
 from ...core.tables import atomic_output
 from .page import PLOTTED_AUS, write_page
 from ...checkpoint.provenance import MANIFEST, describe_inputs, make_study_id, write_json
@@ -75,12 +76,13 @@ def _write_text(text: str, path: Path) -> None:
         tmp.write_text(text)
 
 
-def _clips_table(chosen: pd.DataFrame, reasons: list[str], details: dict[str, dict], study_id: str) -> pd.DataFrame:
+def _clips_table(chosen: pd.DataFrame, reasons: list[str], details: dict[str, dict], study_id: str,
+                 targets: Targets) -> pd.DataFrame:
     table = pd.DataFrame({"study_id": study_id, ID_COLUMN: chosen[ID_COLUMN], FILE_COLUMN: chosen[FILE_COLUMN]})
     for key in ("n_frames", "start_s", "end_s"):
         table[key] = [details[clip][key] for clip in chosen[ID_COLUMN]]
     table["reason"] = reasons
-    for trait in TRAITS:
+    for trait in targets.names:
         table[f"predicted_{trait}"] = chosen[trait].to_numpy()
         table[f"predicted_{trait}_score"] = chosen[f"{trait}_score"].to_numpy()
     return table
@@ -111,9 +113,9 @@ def create_study(config: SelectConfig) -> dict:
         raise PerfexError(f"--label-binning {config.label_binning!r}: use one of {', '.join(BINNINGS[1:])}")
     raters = parse_raters(config.raters)
     inputs = expand_inputs(config.data)
-    frame = read_predictions(config.predictions)
+    frame, targets = read_predictions(config.predictions)
     taken, reasons = choose(frame, config.strategy, config.n, per_source=config.per_source, kind=config.uncertainty,
-                            seed=config.seed)
+                            seed=config.seed, targets=targets)
     chosen = frame.iloc[taken].reset_index(drop=True)
     clip_ids = chosen[ID_COLUMN].tolist()
     files = describe_inputs([Path(config.predictions), *inputs])
@@ -121,16 +123,19 @@ def create_study(config: SelectConfig) -> dict:
     study_id = make_study_id(files, settings)
     details = _clip_details(inputs, clip_ids, config, keep_series=config.page)
     out.mkdir(parents=True, exist_ok=True)
-    _write_csv(_clips_table(chosen, reasons, details, study_id), out / "clips.csv")
+    _write_csv(_clips_table(chosen, reasons, details, study_id, targets), out / "clips.csv")
     orders = {rater: rater_order(clip_ids, i, config.seed) for i, rater in enumerate(raters)}
     for rater, order in orders.items():
-        _write_text(sheet_text(study_id, rater, order), out / sheet_name(rater))
+        _write_text(sheet_text(study_id, rater, order, targets=targets), out / sheet_name(rater))
     manifest = {"study_id": study_id, "predictions": {**files[0], "path": str(Path(files[0]["path"]).resolve())},
                 "data": [{**f, "path": str(Path(f["path"]).resolve())} for f in files[1:]], "settings": settings,
                 "scale": {"name": config.scale, "values": list(scale_values(config.scale)),
                           "to_unit": "(answer - lowest) / (highest - lowest)"},
                 "label_binning": config.label_binning, "raters": raters, "clip_ids": clip_ids,
                 "sheets": {rater: sheet_name(rater) for rater in raters}}
+    if not targets.is_big_five:  # each target answered on its own levels (on the grid scale: k/(K-1))
+        manifest["targets"] = targets.as_list()
+        manifest["scale"]["values_per_target"] = {t.name: list(scale_values(config.scale, t)) for t in targets}
     if config.page:
         videos = _videos(chosen, config.videos, out)
         write_page(out / "rate.html", manifest, orders, chosen, details, videos)

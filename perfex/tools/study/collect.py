@@ -9,27 +9,29 @@ import pandas as pd
 
 from ...core.errors import PerfexError
 from ...data.labels import scores_to_levels
-from ...core.schema import ID_COLUMN, N_LEVELS, TRAITS
+from ...core.schema import ID_COLUMN
 from ...core.tables import refuse_overwrite
+from ...core.targets import BIG_FIVE, Targets
 from .agreement import leave_one_out_r, trait_agreement
 from ...checkpoint.provenance import MANIFEST, read_manifest, sha256, sidecar_path, write_json
 from .options import AGGREGATES, CollectConfig
 from .report import write_report
 from .retrain_data import check_inputs, write_retrain_csv
-from .scale import to_unit
+from .scale import scale_values, to_unit
 from .sheets import read_sheet
+from .targets import study_targets
 
 RETRAIN_NAME = "retrain.csv.gz"
 
 
 def read_sheets(study_dir: Path, manifest: dict, sheets: list[str] | None) -> tuple[list[str], np.ndarray, dict[str, str]]:
-    """(raters, answers [clips, raters, traits] on the study scale, {rater: sheet SHA-256}) of every filled sheet."""
+    """(raters, answers [clips, raters, targets] on the study scale, {rater: sheet SHA-256}) of every filled sheet."""
     paths = [Path(p) for p in sheets] if sheets else sorted(study_dir.glob("sheet_*.csv"))
     if not paths:
         raise PerfexError(f"{study_dir} holds no sheet_*.csv; put the raters' filled sheets there or pass --sheets")
     clip_ids, raters, answers, hashes = manifest["clip_ids"], [], [], {}
     for path in paths:
-        rater, given = read_sheet(path, manifest["study_id"], clip_ids, manifest["scale"]["name"])
+        rater, given = read_sheet(path, manifest["study_id"], clip_ids, manifest["scale"]["name"], study_targets(manifest))
         if rater in raters:
             raise PerfexError(f"{path.name}: rater {rater!r} already has a sheet; pass each rater's sheet once")
         raters.append(rater)
@@ -40,23 +42,24 @@ def read_sheets(study_dir: Path, manifest: dict, sheets: list[str] | None) -> tu
     return raters, np.array(answers, dtype=np.float64).transpose(1, 0, 2), hashes
 
 
-def rater_checks(scores: np.ndarray, raters: list[str], min_r: float) -> dict[str, dict]:
-    """Per rater: r with the leave-one-out mean of the others for each trait, their mean, and whether it is flagged."""
-    per_trait = np.stack([leave_one_out_r(scores[:, :, t]) for t in range(len(TRAITS))], axis=1)
+def rater_checks(scores: np.ndarray, raters: list[str], min_r: float, targets: Targets = BIG_FIVE) -> dict[str, dict]:
+    """Per rater: r with the leave-one-out mean of the others for each target, their mean, and whether it is flagged."""
+    per_trait = np.stack([leave_one_out_r(scores[:, :, t]) for t in range(len(targets))], axis=1)
     checks = {}
     for k, rater in enumerate(raters):
         mean_r = float(np.nanmean(per_trait[k])) if np.isfinite(per_trait[k]).any() else float("nan")
-        checks[rater] = {"loo_r": dict(zip(TRAITS, map(float, per_trait[k]))), "mean_loo_r": mean_r,
+        checks[rater] = {"loo_r": dict(zip(targets.names, map(float, per_trait[k]))), "mean_loo_r": mean_r,
                          "flagged": bool(not np.isfinite(mean_r) or mean_r < min_r)}
     return checks
 
 
-def aggregate_levels(scores: np.ndarray, how: str, binning: str, clip_ids: list[str]) -> tuple[np.ndarray, np.ndarray, str]:
-    """(raters' mean or median score [clips, traits], binned levels [clips, traits] in 0..4, binning as recorded)."""
+def aggregate_levels(scores: np.ndarray, how: str, binning: str, clip_ids: list[str],
+                     targets: Targets = BIG_FIVE) -> tuple[np.ndarray, np.ndarray, str]:
+    """(raters' mean or median score [clips, targets], binned levels [clips, targets] in 0..K-1, binning as recorded)."""
     if how not in AGGREGATES:
         raise PerfexError(f"--aggregate {how!r}: use one of {', '.join(AGGREGATES)}")
     combined = scores.mean(axis=1) if how == "mean" else np.median(scores, axis=1)
-    levels, recorded = scores_to_levels(combined, binning, np.asarray(clip_ids))
+    levels, recorded = scores_to_levels(combined, binning, np.asarray(clip_ids), targets)
     return combined, levels, recorded
 
 
@@ -83,17 +86,20 @@ def collect(config: CollectConfig) -> dict:
     manifest = read_manifest(study_dir)
     inputs = check_inputs(manifest)
     raters, answers, hashes = read_sheets(study_dir, manifest, config.sheets)
-    scale, values = manifest["scale"]["name"], tuple(manifest["scale"]["values"])
+    scale, targets = manifest["scale"]["name"], study_targets(manifest)
     scores = to_unit(answers, scale)
-    agreement = {t: trait_agreement(answers[:, :, k], values, config.bootstrap, config.seed) for k, t in enumerate(TRAITS)}
-    checks = rater_checks(scores, raters, config.min_rater_r)
+    agreement = {t.name: trait_agreement(answers[:, :, k], scale_values(scale, None if targets.is_big_five else t),
+                                         config.bootstrap, config.seed) for k, t in enumerate(targets)}
+    checks = rater_checks(scores, raters, config.min_rater_r, targets)
     used = [r for r in raters if not (config.drop_flagged and checks[r]["flagged"])]
     if len(used) < 1:
         raise PerfexError("every rater is flagged; nothing is left to aggregate (leave out --drop-flagged to keep them)")
     keep = [raters.index(r) for r in used]
-    combined, levels, binning = aggregate_levels(scores[:, keep], config.aggregate, manifest["label_binning"], manifest["clip_ids"])
+    combined, levels, binning = aggregate_levels(scores[:, keep], config.aggregate, manifest["label_binning"],
+                                                 manifest["clip_ids"], targets)
     manifest = {**manifest, "label_binning": binning}
-    labels = pd.DataFrame(levels / (N_LEVELS - 1), index=pd.Index(manifest["clip_ids"], name=ID_COLUMN), columns=list(TRAITS))
+    steps = np.array([t.levels - 1 for t in targets], dtype=np.float64)
+    labels = pd.DataFrame(levels / steps, index=pd.Index(manifest["clip_ids"], name=ID_COLUMN), columns=list(targets.names))
     retrain = out / RETRAIN_NAME
     rows = write_retrain_csv(inputs, labels, manifest["study_id"], retrain)
     summary = {"study_id": manifest["study_id"], "raters": raters, "raters_used": used, "aggregate": config.aggregate,

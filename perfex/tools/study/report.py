@@ -7,15 +7,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ...core.schema import FILE_COLUMN, ID_COLUMN, N_LEVELS, TRAITS
+from ...core.schema import FILE_COLUMN, ID_COLUMN
 from ...core.tables import atomic_output
+from .targets import study_targets
 
 
-def _aggregate_table(clips: pd.DataFrame, study_id: str, combined: np.ndarray, levels: np.ndarray, how: str) -> pd.DataFrame:
+def _aggregate_table(clips: pd.DataFrame, study_id: str, combined: np.ndarray, levels: np.ndarray, how: str,
+                     manifest: dict) -> pd.DataFrame:
     table = pd.DataFrame({"study_id": study_id, ID_COLUMN: clips[ID_COLUMN], FILE_COLUMN: clips[FILE_COLUMN]})
-    for k, trait in enumerate(TRAITS):
+    for k, target in enumerate(study_targets(manifest)):
+        trait = target.name
         table[f"{trait}_{how}"] = combined[:, k]
-        table[trait] = levels[:, k] / (N_LEVELS - 1)
+        table[trait] = levels[:, k] / (target.levels - 1)
         table[f"predicted_{trait}_score"] = clips[f"predicted_{trait}_score"].to_numpy()
     return table
 
@@ -23,12 +26,13 @@ def _aggregate_table(clips: pd.DataFrame, study_id: str, combined: np.ndarray, l
 def _agreement_figure(summary: dict, path: Path) -> None:
     fig = _figure((8, 3.6))
     ax = fig.subplots()
-    x = np.arange(len(TRAITS))
+    traits = list(summary["agreement"])
+    x = np.arange(len(traits))
     for offset, key, label in ((-0.18, "icc2k", "ICC(2,k)"), (0.18, "alpha_ordinal", "Krippendorff's alpha (ordinal)")):
-        values = np.array([summary["agreement"][t][key] for t in TRAITS])
-        ci = np.array([summary["agreement"][t][f"{key}_ci95"] for t in TRAITS])
+        values = np.array([summary["agreement"][t][key] for t in traits])
+        ci = np.array([summary["agreement"][t][f"{key}_ci95"] for t in traits])
         ax.bar(x + offset, values, 0.36, label=label, yerr=np.abs(ci.T - values), capsize=3)
-    ax.set_xticks(x, TRAITS, rotation=15)
+    ax.set_xticks(x, traits, rotation=15)
     ax.axhline(0, color="black", linewidth=0.6)
     ax.set_ylabel("agreement (95% bootstrap CI)")
     ax.set_title(f"{summary['study_id']}: inter-rater agreement")
@@ -37,9 +41,10 @@ def _agreement_figure(summary: dict, path: Path) -> None:
 
 
 def _ratings_figure(summary: dict, scores: np.ndarray, combined: np.ndarray, predicted: np.ndarray, path: Path) -> None:
-    fig = _figure((15, 6))
-    axes = fig.subplots(2, len(TRAITS))
-    for k, trait in enumerate(TRAITS):
+    traits = list(summary["agreement"])
+    fig = _figure((3 * max(len(traits), 2), 6))
+    axes = fig.subplots(2, len(traits), squeeze=False)
+    for k, trait in enumerate(traits):
         for r, rater in enumerate(summary["raters"]):
             axes[0, k].hist(scores[:, r, k], bins=np.linspace(-0.125, 1.125, 6), histtype="step", label=rater)
         axes[0, k].set_title(trait)
@@ -76,7 +81,7 @@ def _markdown(summary: dict, manifest: dict, correlation: list[float]) -> str:
               f"aggregate {summary['aggregate']} of {', '.join(summary['raters_used'])}, binned '{summary['label_binning']}'."),
              "", "Inputs: " + ", ".join(f"`{Path(d['path']).name}` (sha256 {d['sha256'][:12]})" for d in manifest["data"]), "",
              "| trait | ICC(2,k) [95% CI] | ordinal alpha [95% CI] | r(model, raters) |", "|---|---|---|---|"]
-    for trait, r in zip(TRAITS, correlation):
+    for trait, r in zip(summary["agreement"], correlation):
         a = summary["agreement"][trait]
         lines.append(f"| {trait} | {a['icc2k']:.3f} [{a['icc2k_ci95'][0]:.3f}, {a['icc2k_ci95'][1]:.3f}] | "
                      f"{a['alpha_ordinal']:.3f} [{a['alpha_ordinal_ci95'][0]:.3f}, {a['alpha_ordinal_ci95'][1]:.3f}] | {r:.3f} |")
@@ -91,12 +96,14 @@ def write_report(out: Path, summary: dict, manifest: dict, study_dir: Path, scor
     """aggregate.csv, report.md, agreement.png and ratings.png in ``out``."""
     clips = pd.read_csv(study_dir / "clips.csv", dtype={ID_COLUMN: str, FILE_COLUMN: str}).set_index(ID_COLUMN)
     clips = clips.reindex(manifest["clip_ids"]).reset_index()
-    predicted = clips[[f"predicted_{t}_score" for t in TRAITS]].to_numpy(dtype=np.float64)
+    traits = list(summary["agreement"])
+    predicted = clips[[f"predicted_{t}_score" for t in traits]].to_numpy(dtype=np.float64)
     with atomic_output(out / "aggregate.csv") as tmp:
-        _aggregate_table(clips, summary["study_id"], combined, levels, summary["aggregate"]).to_csv(tmp, index=False, float_format="%.6g")
+        _aggregate_table(clips, summary["study_id"], combined, levels, summary["aggregate"], manifest).to_csv(
+            tmp, index=False, float_format="%.6g")
     correlation = [float(np.corrcoef(predicted[:, k], combined[:, k])[0, 1]) if combined[:, k].std() > 0 and predicted[:, k].std() > 0
-                   else float("nan") for k in range(len(TRAITS))]
-    summary["model_vs_raters_r"] = dict(zip(TRAITS, correlation))
+                   else float("nan") for k in range(len(traits))]
+    summary["model_vs_raters_r"] = dict(zip(traits, correlation))
     _agreement_figure(summary, out / "agreement.png")
     _ratings_figure(summary, scores, combined, predicted, out / "ratings.png")
     with atomic_output(out / "report.md") as tmp:

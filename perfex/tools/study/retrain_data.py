@@ -1,4 +1,5 @@
-"""The retrain CSV: the rated clips' frames from the study's original input, in PerFeX long format, traits filled."""
+"""The retrain CSV: the rated clips' frames from the study's original input, in PerFeX long format, a column per rated
+trait or target filled."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pyarrow.compute as pc
 from ...core.errors import PerfexError
 from ...data.readers import detect_format, load_clips
 from ...data.readers.formats import is_long
-from ...core.schema import AU_INTENSITY_COLUMNS, FILE_COLUMN, ID_COLUMN, TRAITS
+from ...core.schema import AU_INTENSITY_COLUMNS, FILE_COLUMN, ID_COLUMN
 from ...core.tables import read_table, write_table
 from ...checkpoint.provenance import sha256
 
@@ -32,7 +33,7 @@ def check_inputs(manifest: dict) -> list[Path]:
 
 def _with_traits(table: pa.Table, keys: np.ndarray, labels: pd.DataFrame, study_id: str) -> pa.Table:
     values = labels.reindex(keys).to_numpy()
-    for t, trait in enumerate(TRAITS):
+    for t, trait in enumerate(labels.columns):
         column = pa.array(values[:, t], type=pa.float64())
         if trait in table.column_names:
             table = table.set_column(table.column_names.index(trait), trait, column)

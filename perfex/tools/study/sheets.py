@@ -1,4 +1,5 @@
-"""Rating sheets: one CSV per rater (study_id, rater, ID, five trait columns), written blank and read back validated."""
+"""Rating sheets: one CSV per rater (study_id, rater, ID, a column per trait or target), written blank and read back
+validated."""
 
 from __future__ import annotations
 
@@ -10,10 +11,17 @@ from pathlib import Path
 import numpy as np
 
 from ...core.errors import PerfexError
-from ...core.schema import ID_COLUMN, TRAITS
+from ...core.schema import ID_COLUMN
+from ...core.targets import BIG_FIVE, Target, Targets
 from .scale import on_scale, scale_values
 
-SHEET_COLUMNS = ("study_id", "rater", ID_COLUMN, *TRAITS)
+
+def sheet_columns(targets: Targets = BIG_FIVE) -> tuple[str, ...]:
+    """A sheet's header: study_id, rater, ID and a column per target."""
+    return ("study_id", "rater", ID_COLUMN, *targets.names)
+
+
+SHEET_COLUMNS = sheet_columns()
 _RATER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -44,14 +52,15 @@ def rater_order(clip_ids: list[str], rater_index: int, seed: int) -> list[str]:
     return [clip_ids[i] for i in rng.permutation(len(clip_ids))]
 
 
-def sheet_text(study_id: str, rater: str, order: list[str], answers: dict[str, dict[str, str]] | None = None) -> str:
+def sheet_text(study_id: str, rater: str, order: list[str], answers: dict[str, dict[str, str]] | None = None,
+               targets: Targets = BIG_FIVE) -> str:
     """The sheet as CSV text (the rating page writes exactly this format)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(SHEET_COLUMNS)
+    writer.writerow(sheet_columns(targets))
     for clip in order:
         given = (answers or {}).get(clip, {})
-        writer.writerow([study_id, rater, clip, *(given.get(trait, "") for trait in TRAITS)])
+        writer.writerow([study_id, rater, clip, *(given.get(name, "") for name in targets.names)])
     return buffer.getvalue()
 
 
@@ -69,13 +78,14 @@ def _rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
     return header, rows
 
 
-def _column_index(path: Path, header: list[str]) -> dict[str, int]:
+def _column_index(path: Path, header: list[str], targets: Targets) -> dict[str, int]:
     lower = [name.lower() for name in header]
-    index = {name: lower.index(name.lower()) for name in SHEET_COLUMNS if name.lower() in lower}
-    missing = [name for name in SHEET_COLUMNS if name not in index and name != "rater"]
+    columns = sheet_columns(targets)
+    index = {name: lower.index(name.lower()) for name in columns if name.lower() in lower}
+    missing = [name for name in columns if name not in index and name != "rater"]
     if missing:
         raise PerfexError(f"{path.name} line 1: the header lacks {', '.join(missing)}; a sheet's header is "
-                          f"{','.join(SHEET_COLUMNS)} (start from the blank sheet that select wrote)")
+                          f"{','.join(columns)} (start from the blank sheet that select wrote)")
     return index
 
 
@@ -84,23 +94,24 @@ def _normal_id(text: str) -> str:
     return text[:-2] if text.endswith(".0") and text[:-2].isdigit() else text
 
 
-def _answer(path: Path, line: int, clip: str, trait: str, text: str, scale: str) -> float:
-    where = f"{path.name} line {line} (clip {clip})"
+def _answer(path: Path, line: int, clip: str, target: Target, text: str, scale: str, targets: Targets) -> float:
+    where, trait = f"{path.name} line {line} (clip {clip})", target.name
     if not text.strip():
-        raise PerfexError(f"{where}: no answer for {trait}; every clip needs all five traits answered")
+        every = "all five traits" if targets.is_big_five else "every target"
+        raise PerfexError(f"{where}: no answer for {trait}; every clip needs {every} answered")
     try:
         value = float(text.replace(",", ".")) if text.count(",") == 1 and "." not in text else float(text)
     except ValueError:
         value = None
-    if value is None or not on_scale(value, scale):
-        allowed = ", ".join(f"{v:g}" for v in scale_values(scale))
+    if value is None or not on_scale(value, scale, target):
+        allowed = ", ".join(f"{v:g}" for v in scale_values(scale, target))
         raise PerfexError(f"{where}: {trait} = {text.strip()!r} is off the {scale} scale; answers must be one of {allowed}")
     return value
 
 
 def _row_answers(path: Path, line: int, row: list[str], header: list[str], column: dict[str, int], study_id: str,
-                 known: set[str], scale: str) -> tuple[str, list[float]]:
-    """(clip ID, five answers) of one sheet row, checked for shifted fields, the study ID, the clip and the scale."""
+                 known: set[str], scale: str, targets: Targets) -> tuple[str, list[float]]:
+    """(clip ID, an answer per target) of one sheet row, checked for shifted fields, the study ID, the clip and the scale."""
     while len(row) > len(header) and not row[-1].strip():
         row = row[:-1]
     if len(row) != len(header):
@@ -112,19 +123,21 @@ def _row_answers(path: Path, line: int, row: list[str], header: list[str], colum
     clip = _normal_id(row[column[ID_COLUMN]])
     if clip not in known:
         raise PerfexError(f"{path.name} line {line}: clip ID {clip!r} is not one of this study's clips (clips.csv)")
-    return clip, [_answer(path, line, clip, t, row[column[t]], scale) for t in TRAITS]
+    return clip, [_answer(path, line, clip, t, row[column[t.name]], scale, targets) for t in targets]
 
 
-def read_sheet(path: str | Path, study_id: str, clip_ids: list[str], scale: str) -> tuple[str, dict[str, list[float]]]:
-    """(rater, {clip ID: five answers}) of a filled sheet; any problem is a one-line error naming the file and line."""
+def read_sheet(path: str | Path, study_id: str, clip_ids: list[str], scale: str,
+               targets: Targets = BIG_FIVE) -> tuple[str, dict[str, list[float]]]:
+    """(rater, {clip ID: an answer per target}) of a filled sheet; any problem is a one-line error naming the file and
+    line."""
     path = Path(path)
     header, rows = _rows(path)
-    column = _column_index(path, header)
-    if rows and all(not field.strip() for _, row in rows for field in row[column[TRAITS[0]]:]):
+    column = _column_index(path, header, targets)
+    if rows and all(not field.strip() for _, row in rows for field in row[column[targets.names[0]]:]):
         raise PerfexError(f"{path.name}: no answers yet; fill the sheet, or pass --sheets with only the filled ones")
     answers, first_line, raters = {}, {}, set()
     for line, row in rows:
-        clip, given = _row_answers(path, line, row, header, column, study_id, set(clip_ids), scale)
+        clip, given = _row_answers(path, line, row, header, column, study_id, set(clip_ids), scale, targets)
         if clip in answers:
             raise PerfexError(f"{path.name} line {line}: clip {clip} is answered twice (first on line {first_line[clip]})")
         answers[clip], first_line[clip] = given, line
