@@ -12,7 +12,7 @@ import torch
 from models import create_model
 from perfex.checkpoint.io import read_config
 from perfex.core.clips import ClipSet
-from perfex.core.targets import CONTINUOUS, Target, Targets
+from perfex.core.schema import CONTINUOUS, Target, Targets
 from perfex.data.options import DeployConfig, TestConfig, TrainConfig, build_config
 from perfex.data.readers import load_clips
 from perfex.data.splits import group_keys

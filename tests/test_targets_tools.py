@@ -17,7 +17,7 @@ from perfex.cli.scripts import run_test
 from perfex.core.clips import ClipSet
 from perfex.core.errors import PerfexError
 from perfex.core.metrics import BASELINE_NAMES, BASELINES_BY_KIND, METRICS_BY_KIND
-from perfex.core.targets import Target, Targets, parse_targets
+from perfex.core.schema import Target, Targets, parse_targets
 from perfex.data.options import TrainConfig, build_config
 from perfex.data.readers import load_clips
 from perfex.data.splits import group_keys

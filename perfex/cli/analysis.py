@@ -4,23 +4,13 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.paths import DATA_DIR, PROJECT_ROOT
 from ..core.schema import TRAITS
-from ..core.targets import SPEC_HELP
-from ..data.options import AnalysisConfig, AnalysisOptions, build_config, flatten, option
+from ..data.options import AnalysisConfig, AnalysisOptions, build_config, flatten
 from ..tools.analysis.analyse import OUTPUT_FILES, analyse
 from .scripts import add_data_flags, add_declared, declared_flags, new_parser, run_command, timestamp
-
-
-@dataclass
-class AnalysisTargets:
-    """Which targets au_analysis correlates (declared here, beside the command, as AnalysisOptions does not hold it)."""
-
-    targets: str | None = option(None, f"the label columns to correlate (default: the Big Five; with --predictions: every "
-                                 f"target of the deploy CSV): {SPEC_HELP}", metavar="SPEC")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,13 +24,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_flags(parser, ["labels", "nan_policy", "min_confidence", "min_frames"], [str(DATA_DIR / "train.csv.gz")], "AU data.")
     group = parser.add_argument_group("analysis")
     add_declared(group, AnalysisOptions, list(declared_flags(AnalysisOptions)), "analyse")
-    add_declared(group, AnalysisTargets, ["targets"], "analyse")
     return parser
 
 
 def run(argv: Sequence[str] | None = None) -> int:
     args = vars(build_parser().parse_args(argv))
-    targets = args.pop("targets")
     args["out"] = args["out"] or str(PROJECT_ROOT / "outputs" / f"au-analysis-{timestamp()}")
     config = build_config(AnalysisConfig, **args)
     out = Path(config.analysis.out)
@@ -49,7 +37,7 @@ def run(argv: Sequence[str] | None = None) -> int:
 
     for name in OUTPUT_FILES:
         refuse_overwrite(out / name, config.analysis.force)
-    table, source = analyse(argparse.Namespace(**flatten(config), targets=targets))
+    table, source = analyse(argparse.Namespace(**flatten(config)))
     written = write_outputs(table, out, source)
     names = list(dict.fromkeys(table["trait"]))
     kind = "traits" if tuple(names) == TRAITS else "target(s)"

@@ -111,6 +111,8 @@ def _roc_auc_ovr_macro(y_true: np.ndarray, level_probs: np.ndarray) -> float:
 
 def _pearson_r(x: np.ndarray, y: np.ndarray) -> float:
     """Pearson correlation, NaN when either side is constant."""
+    if np.ptp(x) == 0 or np.ptp(y) == 0:
+        return math.nan
     x, y = x - x.mean(), y - y.mean()
     denominator = math.sqrt(float(x @ x) * float(y @ y))
     return float(x @ y) / denominator if denominator > 1e-12 else math.nan

@@ -183,7 +183,7 @@ class TrainOptions:
                                  "keeps its parent's)", metavar="SPEC")
     select: str = option("loss", "which epoch becomes best.safetensors: lowest validation loss, highest QWK or macro-F1",
                          choices=SELECTIONS)
-    calibrate: bool = option(True, "skip fitting one temperature per trait on the validation split after training",
+    calibrate: bool = option(True, "skip fitting one temperature per level target on the validation split after training",
                              flag="--no-calibrate", action="store_false")
     resume: bool = option(False, "continue the run in --out from its last checkpoint", action="store_true")
     record_samples: bool = option(False, "write the clip ids each rank trained on (checks DDP sharding)",
@@ -267,7 +267,7 @@ class TestOptions:
     train_data: list[str] | None = option(None, "training data for the baselines when --data holds none", nargs="+",
                                           metavar="PATH")
     n_boot: int = option(1000, "bootstrap resamples for the 95%% CI", flag="--bootstrap", check=at_least(0), type=int)
-    importance: bool = option(False, "also rank AUs per trait by attribution and permutation importance (importance.md, "
+    importance: bool = option(False, "also rank AUs per target by attribution and permutation importance (importance.md, "
                               "importance.png)", action="store_true")
 
     def __post_init__(self) -> None:
@@ -291,7 +291,7 @@ class DeployOptions:
 
     weights: str = option("", "checkpoint (.safetensors, run directory or original .pt)", parse_default=shipped_weights)
     out: str = option("", "per-clip CSV (default: outputs/<model>-deploy-<time>.csv)", parse_default=None)
-    per_frame: str | None = option(None, "also write the input rows with the five trait columns filled", metavar="CSV")
+    per_frame: str | None = option(None, "also write the input rows with a column per target filled (the five traits by default)", metavar="CSV")
     force: bool = option(False, "overwrite existing output files", action="store_true")
     predict_short: bool = option(False, "predict clips below --min-frames too (status short_predicted)",
                                  action="store_true")
@@ -327,6 +327,8 @@ class AnalysisOptions:
                                      "(clips are matched by ID; unpredicted clips are left out)", metavar="CSV")
     prediction_values: str = option("level", "with --predictions: the predicted level columns or the expected "
                                     "<trait>_score", choices=PREDICTION_KINDS)
+    targets: str | None = option(None, "the label columns to correlate (default: the Big Five; with --predictions: "
+                                 f"every target of the deploy CSV): {SPEC_HELP}", metavar="SPEC")
     out: str = option("", "output directory (default: outputs/au-analysis-<time>)", parse_default=None)
     force: bool = option(False, "overwrite existing output files", action="store_true")
     n_boot: int = option(1000, "bootstrap resamples", flag="--bootstrap", check=at_least(0), type=int)
@@ -334,6 +336,7 @@ class AnalysisOptions:
 
     def __post_init__(self) -> None:
         check_options(self)
+        parse_targets(self.targets)
 
 
 @dataclass

@@ -27,8 +27,7 @@ from ..data.options import TrainConfig, flatten, save_run_config
 from ..infer.predict import predict_probs
 from ..data.prepare import originals_only_in_evaluation, training_clips
 from .report import METRIC_TITLES, fmt
-from ..core.schema import N_LEVELS
-from ..core.targets import Targets
+from ..core.schema import N_LEVELS, Targets
 from ..data.splits import SPLIT_NAMES, group_keys, make_split, save_manifest, split_indices
 from ..train.loop import fit
 

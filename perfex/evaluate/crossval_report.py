@@ -16,7 +16,7 @@ from ..core.metrics import (BASELINE_DESCRIPTIONS, BASELINE_NAMES, HEADLINE_METR
                             trait_metrics)
 from .report import METRIC_TITLES, fmt, markdown_table
 from ..core.tables import read_json
-from ..core.targets import BIG_FIVE, Target, Targets
+from ..core.schema import BIG_FIVE, Target, Targets
 
 REPORT_FORMAT = "perfex-cv-report"
 HEADLINE = {"mean accuracy": "accuracy", "macro-F1": "f1_macro", "QWK": "qwk", "MAE (score)": "mae", "Pearson r": "pearson_r"}

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ..core.clips import ClipSet
-from ..core.targets import Targets
+from ..core.schema import Targets
 from ..data.splits import group_keys
 from ..explain.attributions import BATCH_SIZE
 from ..explain.clips import explain_clips

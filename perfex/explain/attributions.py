@@ -17,7 +17,7 @@ import torch
 from captum.attr import IntegratedGradients
 from torch import nn
 
-from ..core.targets import BIG_FIVE, Target, Targets
+from ..core.schema import BIG_FIVE, Target, Targets
 
 N_STEPS = 32
 BATCH_SIZE = 4  # windows per integrated-gradients batch: each is expanded n_steps times; small batches run fastest on CPUs

@@ -12,7 +12,7 @@ from tqdm import tqdm
 from ..data.batches import collate
 from ..core.windows import inference_windows
 from ..core.clips import ClipSet
-from ..core.targets import Targets
+from ..core.schema import Targets
 from .attributions import BATCH_SIZE, N_STEPS, explain_batch, has_attention
 
 

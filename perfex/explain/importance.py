@@ -17,8 +17,7 @@ import pandas as pd
 from ..core.clips import ClipSet
 from ..core.errors import PerfexError
 from ..core.metrics import bootstrap_interval
-from ..core.schema import N_LEVELS
-from ..core.targets import BIG_FIVE, Targets
+from ..core.schema import BIG_FIVE, N_LEVELS, Targets
 
 PERMUTATION_MODES = ("shuffle", "mean")
 LEVEL_SCORES = ("accuracy_drop", "qwk_drop")  # a level target's permutation columns

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.plots import new_figure, save_figure
-from ..core.targets import BIG_FIVE, Targets
+from ..core.schema import BIG_FIVE, Targets
 from .importance import ranked_by
 
 PERMUTATION_LABELS = {"qwk_drop": "QWK drop", "pearson_r_drop": "Pearson r drop"}

@@ -11,7 +11,7 @@ from torch import nn
 
 from ..core.clips import ClipSet
 from ..core.errors import PerfexError
-from ..core.targets import BIG_FIVE, Targets
+from ..core.schema import BIG_FIVE, Targets
 from ..core.tables import atomic_output, refuse_overwrite
 from .attributions import BATCH_SIZE, N_STEPS, target_text
 from .clips import ClipExplanations, explain_clips

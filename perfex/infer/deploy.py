@@ -24,9 +24,8 @@ from ..checkpoint.metadata import CheckpointMeta
 from .onnx_engine import choose_runtime, onnx_engine_or_notice
 from ..data.options import DeployConfig
 from ..data.readers import ClipChunk, Unreadable
-from ..core.schema import FILE_COLUMN, ID_COLUMN
+from ..core.schema import BIG_FIVE, FILE_COLUMN, ID_COLUMN, Targets
 from ..core.tables import atomic_output, refuse_overwrite
-from ..core.targets import BIG_FIVE, Targets
 
 
 def release_freed_memory() -> None:

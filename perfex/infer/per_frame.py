@@ -13,8 +13,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from ..data.readers import InputFile, RowBlock
-from ..core.schema import ID_COLUMN
-from ..core.targets import BIG_FIVE, Targets
+from ..core.schema import BIG_FIVE, ID_COLUMN, Targets
 from ..core.tables import atomic_output
 
 

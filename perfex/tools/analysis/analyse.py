@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ...core.errors import PerfexError
-from ...core.schema import AU_INTENSITY_COLUMNS, AU_PRESENCE_COLUMNS, ID_COLUMN
-from ...core.targets import Target, Targets
+from ...core.schema import AU_INTENSITY_COLUMNS, AU_PRESENCE_COLUMNS, ID_COLUMN, Target, Targets
 
 if TYPE_CHECKING:  # the heavy modules load after argument parsing, so --help and usage errors answer at once
     import pandas as pd
@@ -87,7 +86,7 @@ def analyse(args: argparse.Namespace) -> tuple[pd.DataFrame, str]:
     import numpy as np
     import pandas as pd
 
-    from ...core.targets import parse_targets
+    from ...core.schema import parse_targets
     from ...data.splits import group_keys
     from .clip_stats import clip_au_statistics
     from .correlate import correlation_table

@@ -12,8 +12,7 @@ import pandas as pd
 from ...core.errors import PerfexError
 from ...data.readers import expand_inputs, iter_clip_chunks
 from ...data.labels import BINNINGS
-from ...core.schema import FILE_COLUMN, ID_COLUMN
-from ...core.targets import Targets
+from ...core.schema import FILE_COLUMN, ID_COLUMN, Targets
 from ...core.tables import atomic_output
 from .page import PLOTTED_AUS, write_page
 from ...checkpoint.provenance import MANIFEST, describe_inputs, make_study_id, write_json

@@ -9,9 +9,8 @@ import pandas as pd
 
 from ...core.errors import PerfexError
 from ...data.labels import scores_to_levels
-from ...core.schema import ID_COLUMN
+from ...core.schema import BIG_FIVE, ID_COLUMN, Targets
 from ...core.tables import refuse_overwrite
-from ...core.targets import BIG_FIVE, Targets
 from .agreement import leave_one_out_r, trait_agreement
 from ...checkpoint.provenance import MANIFEST, read_manifest, sha256, sidecar_path, write_json
 from .options import AGGREGATES, CollectConfig

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...core.errors import PerfexError
-from ...core.schema import LEVEL_GRID
-from ...core.targets import Target
+from ...core.schema import LEVEL_GRID, Target
 
 SCALES: dict[str, tuple[float, ...]] = {
     "grid": LEVEL_GRID,

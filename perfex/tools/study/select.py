@@ -9,8 +9,7 @@ import pandas as pd
 
 from ...infer.clip_rows import PROB_COLUMNS, probability_columns, score_columns
 from ...core.errors import PerfexError
-from ...core.schema import FILE_COLUMN, ID_COLUMN, N_LEVELS, TRAITS
-from ...core.targets import BIG_FIVE, Targets
+from ...core.schema import BIG_FIVE, FILE_COLUMN, ID_COLUMN, N_LEVELS, TRAITS, Targets
 from ...data.splits import source_video
 from .targets import rated_targets
 

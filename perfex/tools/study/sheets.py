@@ -11,8 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ...core.errors import PerfexError
-from ...core.schema import ID_COLUMN
-from ...core.targets import BIG_FIVE, Target, Targets
+from ...core.schema import BIG_FIVE, ID_COLUMN, Target, Targets
 from .scale import on_scale, scale_values
 
 

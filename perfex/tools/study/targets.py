@@ -7,7 +7,7 @@ import re
 from collections.abc import Sequence
 
 from ...core.errors import PerfexError
-from ...core.targets import BIG_FIVE, CONTINUOUS, Target, Targets, parse_targets
+from ...core.schema import BIG_FIVE, CONTINUOUS, Target, Targets, parse_targets
 from ...infer.clip_rows import IDENTITY_COLUMNS
 
 _PROBABILITY = re.compile(r"^p_(.+)_(\d+)$")
