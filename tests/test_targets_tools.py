@@ -27,7 +27,7 @@ from perfex.evaluate.crossval_report import merge_cv_runs
 from perfex.infer.clip_rows import IDENTITY_COLUMNS, clip_columns
 from perfex.tools.study.build import SelectConfig, create_study
 from perfex.tools.study.collect import CollectConfig, collect
-from perfex.tools.study.targets import deploy_targets
+from perfex.infer.clip_rows import deploy_targets
 
 pytestmark = pytest.mark.e2e
 

@@ -67,13 +67,16 @@ def test_own_targets_train_test_and_deploy_alike_on_both_runtimes(spec, own_labe
     assert list(torch_table.columns[7:]) == columns == list(onnx_table.columns[7:])
     predicted = torch_table["status"].isin(["ok", "windowed"])
     assert torch_table.loc[predicted, columns].notna().all().all()
-    np.testing.assert_allclose(torch_table[columns].to_numpy(float), onnx_table[columns].to_numpy(float), atol=2e-5)
+    np.testing.assert_allclose(torch_table[columns].to_numpy(float), onnx_table[columns].to_numpy(float), rtol=1e-5,
+                               atol=2e-5)  # the CSV holds 6 significant digits
 
 
 def test_checkpoints_from_before_targets_predict_bit_identically(tmp_path, monkeypatch):
     """tests/fixtures/predictions_before_targets.npz holds what perfex.load_model(...).predict("data/deploy.csv.gz")
-    returned at commit 4841b95 (before --targets) for the shipped weights, the round-one weights and two original .pt
-    state dicts (made by test_legacy_checkpoints.original_state_dict), every numeric column at full precision."""
+    returned at commit 4841b95 (before --targets), with OMP_NUM_THREADS=1 as the suite runs, for the shipped weights,
+    the round-one weights and two original .pt state dicts (made by test_legacy_checkpoints.original_state_dict), every
+    numeric column at full precision. Bit for bit on a CPU of the recorded kind (oneDNN's kernels differ by
+    instruction set, by a few float32 units in the last place); within 1e-6 elsewhere."""
     import perfex
     from test_legacy_checkpoints import original_state_dict
 
@@ -85,9 +88,11 @@ def test_checkpoints_from_before_targets_predict_bit_identically(tmp_path, monke
         paths[f"original/{kind}_180"] = tmp_path / f"{kind}_180.pt"
         torch.save(original_state_dict(f"legacy_{kind}"), paths[f"original/{kind}_180"])
     before = np.load(REPO / "tests" / "fixtures" / "predictions_before_targets.npz")
-    assert len(before.files) == 10
-    for key in before.files:
+    same_cpu = str(before["cpu_capability"]) == torch.backends.cpu.get_cpu_capability() and torch.get_num_threads() == 1
+    keys = [key for key in before.files if ":" in key]
+    assert len(keys) == 10
+    for key in keys:
         name, runtime = key.split(":")
         table = perfex.load_model(paths[name], runtime=runtime).predict(REPO / "data" / "deploy.csv.gz")
         now = table.drop(columns=["ID", "File", "status", "note"]).to_numpy(dtype=np.float64)
-        np.testing.assert_array_equal(now, before[key], err_msg=key)
+        np.testing.assert_allclose(now, before[key], rtol=0, atol=0 if same_cpu else 1e-6, err_msg=key)

@@ -226,3 +226,19 @@ def parse_targets(spec: str | None) -> Targets:
             raise PerfexError(f"--targets {spec!r}: {part!r} has level count {kind!r}; use NAME:K with K >= 2, or "
                               "NAME:continuous")
     return Targets(tuple(items))
+
+
+def chosen_targets(spec: str | None, available: Targets | None, source: str) -> Targets:
+    """``--targets`` among what ``source`` predicts (``available``; kinds as there): all of them when ``spec`` is None,
+    the Big Five when neither is known."""
+    if spec is None:
+        return available or BIG_FIVE
+    asked = parse_targets(spec)
+    if available is None:
+        return asked
+    known = {t.name: t for t in available}
+    missing = [name for name in asked.names if name not in known]
+    if missing:
+        raise PerfexError(f"--targets names {missing[0]!r}, which {source} does not predict (it predicts "
+                          f"{available.spec()}); choose among those")
+    return Targets(tuple(known[name] for name in asked.names))

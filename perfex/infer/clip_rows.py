@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import csv
+import re
+from collections.abc import Sequence
 from typing import TextIO
 
 import numpy as np
 
 from ..core.clips import ClipSet
 from ..data.readers import Unreadable
-from ..core.schema import BIG_FIVE, FILE_COLUMN, ID_COLUMN, Targets
+from ..core.schema import BIG_FIVE, CONTINUOUS, FILE_COLUMN, ID_COLUMN, Target, Targets
 
 IDENTITY_COLUMNS = [ID_COLUMN, FILE_COLUMN, "n_frames", "n_dropped_frames", "n_windows", "status", "note"]
 FLOAT_FORMAT = "%.6g"
+_PROBABILITY = re.compile(r"^p_(.+)_(\d+)$")
 
 ClipRows = dict[str, np.ndarray]  # column name -> one value per clip, columns in clip_columns order
 
@@ -31,6 +34,21 @@ def clip_columns(targets: Targets = BIG_FIVE) -> list[str]:
     """The per-clip CSV's columns: identity and status, each target's value, the level targets' expected scores and
     level probabilities."""
     return [*IDENTITY_COLUMNS, *targets.names, *score_columns(targets), *probability_columns(targets)]
+
+
+def deploy_targets(columns: Sequence[str]) -> Targets | None:
+    """What a deploy CSV predicts: a level target ``NAME`` per ``p_NAME_k`` columns (K of them), a continuous one per
+    other value column; None when ``columns`` lack the deploy's identity columns (not a deploy CSV) or name no target."""
+    columns = [str(c).strip() for c in columns]
+    if not set(IDENTITY_COLUMNS) <= set(columns):
+        return None
+    levels: dict[str, int] = {}
+    for column in columns:
+        if match := _PROBABILITY.match(column):
+            levels[match[1]] = max(levels.get(match[1], 0), int(match[2]) + 1)
+    derived = {f"{name}_score" for name in levels} | {f"p_{name}_{k}" for name, top in levels.items() for k in range(top)}
+    names = [c for c in columns if c not in IDENTITY_COLUMNS and c not in derived]
+    return Targets(tuple(Target(name, levels.get(name, CONTINUOUS)) for name in names)) if names else None
 
 
 PROB_COLUMNS = probability_columns()

@@ -63,7 +63,8 @@ def _read_predictions(path: str, values: str, spec: str | None) -> tuple[pd.Data
     CSV's own targets (the Big Five for a CSV without the deploy's identity columns), or those ``spec`` picks."""
     import pandas as pd
 
-    from ..study.targets import chosen_targets, deploy_targets
+    from ...core.schema import chosen_targets
+    from ...infer.clip_rows import deploy_targets
 
     try:
         frame = pd.read_csv(path, dtype={ID_COLUMN: str})

@@ -16,9 +16,8 @@ from ...checkpoint.provenance import MANIFEST, read_manifest, sha256, sidecar_pa
 from .options import AGGREGATES, CollectConfig
 from .report import write_report
 from .retrain_data import check_inputs, write_retrain_csv
-from .scale import scale_values, to_unit
+from .scale import scale_values, study_targets, to_unit
 from .sheets import read_sheet
-from .targets import study_targets
 
 RETRAIN_NAME = "retrain.csv.gz"
 

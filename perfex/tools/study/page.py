@@ -9,9 +9,8 @@ import pandas as pd
 
 from ...core.schema import FILE_COLUMN, ID_COLUMN
 from ...core.tables import atomic_output
-from .scale import describe, scale_labels, scale_values
+from .scale import describe, scale_labels, scale_values, study_targets
 from .sheets import sheet_columns
-from .targets import study_targets
 
 TEMPLATE = Path(__file__).with_name("rate_template.html")
 PLACEHOLDER = "/*STUDY_DATA*/"

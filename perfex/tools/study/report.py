@@ -9,7 +9,7 @@ import pandas as pd
 
 from ...core.schema import FILE_COLUMN, ID_COLUMN
 from ...core.tables import atomic_output
-from .targets import study_targets
+from .scale import study_targets
 
 
 def _aggregate_table(clips: pd.DataFrame, study_id: str, combined: np.ndarray, levels: np.ndarray, how: str,

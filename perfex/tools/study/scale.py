@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...core.errors import PerfexError
-from ...core.schema import LEVEL_GRID, Target
+from ...core.schema import LEVEL_GRID, Target, Targets
 
 SCALES: dict[str, tuple[float, ...]] = {
     "grid": LEVEL_GRID,
@@ -54,3 +54,8 @@ def describe(target: Target) -> str:
     """The one line shown to raters about a target: a trait's standard description, else its levels."""
     levels = "yes (1) or no (0)" if target.levels == 2 else f"{target.levels} ordered levels, low to high"
     return TRAIT_DESCRIPTIONS.get(target.name, f"Rate {target.name}: {levels}.")
+
+
+def study_targets(manifest: dict) -> Targets:
+    """The targets a study's raters answer, as select recorded them (a study without ``targets``: the Big Five)."""
+    return Targets.from_list(manifest.get("targets"))

@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ...infer.clip_rows import PROB_COLUMNS, probability_columns, score_columns
+from ...infer.clip_rows import PROB_COLUMNS, deploy_targets, probability_columns, score_columns
 from ...core.errors import PerfexError
 from ...core.schema import BIG_FIVE, FILE_COLUMN, ID_COLUMN, N_LEVELS, TRAITS, Targets
 from ...data.splits import source_video
-from .targets import rated_targets
 
 STRATEGIES = ("uncertain", "stratified", "random")
 UNCERTAINTIES = ("entropy", "margin")
 PREDICTED = ("ok", "windowed", "short_predicted")
+
+
+def rated_targets(columns: Sequence[str], path: str) -> Targets:
+    """What a study rates: the deploy CSV's targets (the Big Five for a CSV without the deploy's identity columns);
+    raters answer level targets only, so a continuous target is refused."""
+    targets = deploy_targets(columns) or BIG_FIVE
+    continuous = [t.name for t in targets if t.continuous]
+    if continuous:
+        raise PerfexError(f"{path} predicts continuous target(s) {', '.join(continuous)}; user_study.py has raters answer "
+                          "level targets only (docs/user_study.md): deploy a model of level targets (NAME or NAME:K)")
+    return targets
 
 
 def read_predictions(path: str | Path) -> tuple[pd.DataFrame, Targets]:
