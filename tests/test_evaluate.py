@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from perfex.core import metrics as evaluate
-from perfex.core import windows
+from perfex.core.schema import BIG_FIVE
 from perfex.evaluate import report
 from perfex.core.clips import ClipSet
 from perfex.core.errors import PerfexError
@@ -44,12 +44,12 @@ def test_expected_scores_weights_levels_by_probability():
     probs[0, :, 4] = 1.0
     probs[1, :, [1, 3]] = 0.5
     probs[1, 0] = [0.2, 0.2, 0.2, 0.2, 0.2]
-    scores = windows.expected_scores(probs)
+    scores = BIG_FIVE.scores(probs)
     assert scores.shape == (2, 5)
     np.testing.assert_allclose(scores[0], 1.0)
     np.testing.assert_allclose(scores[1], [0.5, 0.5, 0.5, 0.5, 0.5])
     probs[1, 1] = [0.0, 0.0, 0.0, 0.5, 0.5]
-    assert windows.expected_scores(probs)[1, 1] == pytest.approx(0.875)
+    assert BIG_FIVE.scores(probs)[1, 1] == pytest.approx(0.875)
 
 
 def test_trait_metrics_on_hand_checked_input():
@@ -225,7 +225,7 @@ def test_logreg_baseline_places_probabilities_of_missing_levels_at_zero():
     assert np.all(probs[:, :4, [0, 2, 4]] == 0.0)
     np.testing.assert_allclose(probs.sum(axis=2), 1.0)
     np.testing.assert_array_equal(probs[:, 4, 2], 1.0)
-    np.testing.assert_allclose(scores, windows.expected_scores(probs))
+    np.testing.assert_allclose(scores, BIG_FIVE.scores(probs))
 
 
 def test_baselines_reject_mismatched_or_missing_features():

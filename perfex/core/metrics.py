@@ -12,7 +12,6 @@ import numpy as np
 from .clips import ClipSet
 from .errors import PerfexError
 from .schema import BIG_FIVE, N_LEVELS, TRAITS, Target, Targets
-from .windows import expected_scores
 
 N_TRAITS = len(TRAITS)
 LEVELS = np.arange(N_LEVELS)
@@ -350,36 +349,58 @@ def baseline_predictions(
     targets: Targets = BIG_FIVE,
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """``name -> (outputs [N, targets, L], pred_scores [N, targets])`` for the test clips, each baseline fitted on
-    training clips only; a baseline that does not apply to a target's kind (``BASELINES_BY_KIND``) predicts NaN for it."""
+    training clips only, target by target; a baseline that does not apply to a target's kind (``BASELINES_BY_KIND``)
+    predicts NaN for it."""
     from sklearn.preprocessing import StandardScaler
 
     train_levels = _check_levels(train_levels, "train_levels", targets)
     train_features, test_features = _check_baseline_features(train_features, test_features, len(train_levels))
-    if not targets.is_big_five:
-        return _target_baselines(train_levels, train_scores, train_features, test_features, seed, targets)
-    n_test = len(test_features)
-
-    majority = np.array([np.bincount(train_levels[:, t], minlength=N_LEVELS).argmax() for t in range(N_TRAITS)])
-    majority_levels = np.broadcast_to(majority, (n_test, N_TRAITS))
-
-    level_scores = train_levels / (N_LEVELS - 1)
-    if train_scores is not None:
-        train_scores = _check_scores(train_scores, len(train_levels), "train_scores")
-        level_scores = np.where(np.isfinite(train_scores), train_scores, level_scores)
-    mean_score = level_scores.mean(axis=0)
-    mean_level = np.clip(np.rint(mean_score * (N_LEVELS - 1)), 0, N_LEVELS - 1).astype(np.int64)
-
+    n_test, width = len(test_features), targets.n_levels
+    scores = (np.full(train_levels.shape, np.nan) if train_scores is None
+              else _check_scores(train_scores, len(train_levels), "train_scores", len(targets)))
     scaler = StandardScaler().fit(train_features)
     train_x, test_x = scaler.transform(train_features), scaler.transform(test_features)
-    logreg_probs = np.stack(
-        [_logreg_level_probs(train_x, train_levels[:, t], test_x, seed) for t in range(N_TRAITS)], axis=1
-    )
-    return {
-        "majority": (_one_hot(majority_levels), majority_levels / (N_LEVELS - 1)),
-        "train_mean": (_one_hot(np.broadcast_to(mean_level, (n_test, N_TRAITS))), np.tile(mean_score, (n_test, 1))),
-        "logreg_au_stats": (logreg_probs, expected_scores(logreg_probs)),
-        "ridge_au_stats": _ridge_prediction(train_x, level_scores, test_x),
+    predictions = {name: (np.full((n_test, len(targets), width), np.nan), np.full((n_test, len(targets)), np.nan))
+                   for name in BASELINE_NAMES}
+    for t, target in enumerate(targets):
+        fitted = (_continuous_baselines(train_x, scores[:, t], test_x, target) if target.continuous
+                  else _level_baselines(train_x, train_levels[:, t], scores[:, t], test_x, target, seed))
+        for name, (outputs, values) in fitted.items():
+            predictions[name][0][:, t] = 0.0
+            predictions[name][0][:, t, : outputs.shape[1]] = outputs
+            predictions[name][1][:, t] = values
+    return predictions
+
+
+def _level_baselines(train_x: np.ndarray, y: np.ndarray, scores: np.ndarray, test_x: np.ndarray, target: Target,
+                     seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """A level target's baselines: ``name -> (level probabilities [N, K], predicted scores [N])`` (binary: majority and
+    logistic regression only)."""
+    n_test, k = len(test_x), target.levels
+    grid_scores = np.where(np.isfinite(scores), scores, y / (k - 1))
+    majority = int(np.bincount(y, minlength=k).argmax())
+    mean_score = grid_scores.mean()
+    mean_level = int(np.clip(np.rint(mean_score * (k - 1)), 0, k - 1))
+    logreg = _logreg_level_probs(train_x, y, test_x, seed, k)
+    fitted = {
+        "majority": (_one_hot(np.full(n_test, majority), k), np.full(n_test, majority / (k - 1))),
+        "train_mean": (_one_hot(np.full(n_test, mean_level), k), np.full(n_test, mean_score)),
+        "logreg_au_stats": (logreg, logreg @ np.arange(k, dtype=np.float64) / (k - 1)),
+        "ridge_au_stats": _ridge_prediction(train_x, grid_scores, test_x, k),
     }
+    return {name: fitted[name] for name in BASELINES_BY_KIND[target.kind]}
+
+
+def _continuous_baselines(train_x: np.ndarray, values: np.ndarray, test_x: np.ndarray,
+                          target: Target) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """A continuous target's baselines, training mean and ridge regression: ``name -> (standardised values [N, 1],
+    values in the label's units [N])``."""
+    from sklearn.linear_model import Ridge
+
+    known = np.isfinite(values)
+    predicted = {"train_mean": np.full(len(test_x), values[known].mean()),
+                 "ridge_au_stats": Ridge(alpha=10.0).fit(train_x[known], values[known]).predict(test_x)}
+    return {name: (((v - target.center) / target.scale)[:, None], v) for name, v in predicted.items()}
 
 
 def _ridge_prediction(train_x: np.ndarray, train_scores: np.ndarray, test_x: np.ndarray,
@@ -394,48 +415,6 @@ def _ridge_prediction(train_x: np.ndarray, train_scores: np.ndarray, test_x: np.
     np.put_along_axis(probs, lower[..., None], (1 - (position - lower))[..., None], axis=-1)
     np.put_along_axis(probs, lower[..., None] + 1, (position - lower)[..., None], axis=-1)
     return probs, scores
-
-
-def _target_baselines(train_levels: np.ndarray, train_scores: np.ndarray | None, train_features: np.ndarray,
-                      test_features: np.ndarray, seed: int, targets: Targets) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """``baseline_predictions`` for targets of any kind, target by target."""
-    from sklearn.linear_model import Ridge
-    from sklearn.preprocessing import StandardScaler
-
-    n_test, width = len(test_features), targets.n_levels
-    scores = (np.full(train_levels.shape, np.nan) if train_scores is None
-              else _check_scores(train_scores, len(train_levels), "train_scores", len(targets)))
-    scaler = StandardScaler().fit(train_features)
-    train_x, test_x = scaler.transform(train_features), scaler.transform(test_features)
-    predictions = {name: (np.full((n_test, len(targets), width), np.nan), np.full((n_test, len(targets)), np.nan))
-                   for name in BASELINE_NAMES}
-
-    def put(name: str, t: int, outputs: np.ndarray, values: np.ndarray) -> None:
-        predictions[name][0][:, t] = 0.0
-        predictions[name][0][:, t, : outputs.shape[1]] = outputs
-        predictions[name][1][:, t] = values
-
-    for t, target in enumerate(targets):
-        if target.continuous:
-            known = np.isfinite(scores[:, t])
-            mean = float(scores[known, t].mean())
-            fitted = Ridge(alpha=10.0).fit(train_x[known], scores[known, t]).predict(test_x)
-            for name, values in (("train_mean", np.full(n_test, mean)), ("ridge_au_stats", fitted)):
-                put(name, t, ((values - target.center) / target.scale)[:, None], values)
-            continue
-        y = train_levels[:, t]
-        grid_scores = np.where(np.isfinite(scores[:, t]), scores[:, t], y / (target.levels - 1))
-        majority = int(np.bincount(y, minlength=target.levels).argmax())
-        mean_level = int(np.clip(np.rint(grid_scores.mean() * (target.levels - 1)), 0, target.levels - 1))
-        logreg = _logreg_level_probs(train_x, y, test_x, seed, target.levels)
-        ridge_probs, ridge_scores = _ridge_prediction(train_x, grid_scores, test_x, target.levels)
-        for name, outputs in (("majority", _one_hot(np.full(n_test, majority), target.levels)),
-                              ("train_mean", _one_hot(np.full(n_test, mean_level), target.levels)),
-                              ("logreg_au_stats", logreg), ("ridge_au_stats", ridge_probs)):
-            if name in BASELINES_BY_KIND[target.kind]:
-                values = ridge_scores if name == "ridge_au_stats" else outputs @ target.grid
-                put(name, t, outputs, values)
-    return predictions
 
 
 def evaluate_with_baselines(

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 import numpy as np
 
 from .clips import ClipSet
-from .schema import N_LEVELS
 
 # Torch pads batches to a multiple of this many frames: fewer distinct shapes keep oneDNN's kernel cache and the
 # allocator small over long deploy runs, for a few percent of extra (masked) frames. ONNX Runtime needs no such
@@ -81,16 +80,11 @@ def window_batches(clips: ClipSet, index: np.ndarray, max_frames: int, batch_siz
 
 
 def average_windows(window_probs: np.ndarray, positions: np.ndarray, n_clips: int) -> tuple[np.ndarray, np.ndarray]:
-    """Level probabilities per window [W, 5, 5] averaged over each clip's windows: [n_clips, 5, 5] (NaN for a clip
-    without windows) and the window count per clip."""
+    """Outputs per window [W, targets, L] (level probabilities, or a continuous target's value) averaged over each
+    clip's windows: [n_clips, targets, L] (NaN for a clip without windows) and the window count per clip."""
     sums = np.zeros((n_clips, *window_probs.shape[1:]), dtype=np.float64)
     np.add.at(sums, positions, window_probs)
     counts = np.bincount(positions, minlength=n_clips)
     with np.errstate(invalid="ignore", divide="ignore"):
         probs = sums / counts[:, None, None]
     return probs.astype(np.float32), counts
-
-
-def expected_scores(probs: np.ndarray) -> np.ndarray:
-    """Expected trait score on the 0..1 scale from level probabilities [N, 5, 5]: ``sum_l l * p_l / 4`` -> [N, 5]."""
-    return np.asarray(probs, dtype=np.float64) @ np.arange(N_LEVELS, dtype=np.float64) / (N_LEVELS - 1)

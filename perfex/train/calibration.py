@@ -66,9 +66,9 @@ def _fit(decode: Decode, logits: np.ndarray, levels: np.ndarray, targets: Target
 
 
 def apply_temperatures(logits: torch.Tensor, temperatures: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """Divide each trait's five logits by its temperature: [B, 25] -> [B, 25]."""
+    """Divide each trait's logits by its temperature: [B, traits * levels] -> the same shape."""
     t = torch.as_tensor(np.asarray(temperatures, dtype=np.float32), device=logits.device)
-    return (logits.float().reshape(-1, 5, 5) / t[None, :, None]).reshape(-1, 25)
+    return (logits.float().reshape(len(logits), len(t), -1) / t[None, :, None]).reshape(logits.shape)
 
 
 def expected_calibration_error(probs: np.ndarray, levels: np.ndarray, bins: int = 10) -> float:

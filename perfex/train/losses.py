@@ -15,20 +15,20 @@ import torch.nn.functional as F
 from models.outputs import decode_levels
 
 from ..core.errors import PerfexError
-from ..core.schema import Targets
+from ..core.schema import BIG_FIVE, Targets
 
-N_TRAITS, N_LEVELS = 5, 5
 LOSSES = ("ce", "ordinal")
 MODEL_OUTPUT = {"ce": "softmax", "ordinal": "corn"}  # the model output each loss trains
 
 
-def _per_trait(logits: torch.Tensor) -> torch.Tensor:
-    return logits.float().reshape(-1, N_TRAITS, N_LEVELS)
+def _per_trait(logits: torch.Tensor, n_traits: int = len(BIG_FIVE)) -> torch.Tensor:
+    """``[B, traits * levels]`` logits as ``[B, traits, levels]`` (float32)."""
+    return logits.float().reshape(len(logits), n_traits, -1)
 
 
 def cross_entropy(logits: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of each trait's five levels, summed over traits, averaged over clips."""
-    return _cross_entropy(_per_trait(logits), levels)
+    """Cross-entropy of each trait's levels, summed over traits, averaged over clips."""
+    return _cross_entropy(_per_trait(logits, levels.shape[1]), levels)
 
 
 def _cross_entropy(per_trait: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
@@ -39,8 +39,8 @@ def _cross_entropy(per_trait: torch.Tensor, levels: torch.Tensor) -> torch.Tenso
 
 
 def corn_loss(logits: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
-    """CORN: binary cross-entropy of "level > k" on the clips with level >= k, for k = 0..3, summed over traits."""
-    return _corn_loss(_per_trait(logits), levels)
+    """CORN: binary cross-entropy of "level > k" on the clips with level >= k, for k = 0..K-2, summed over traits."""
+    return _corn_loss(_per_trait(logits, levels.shape[1]), levels)
 
 
 def _corn_loss(per_trait: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
@@ -55,10 +55,10 @@ def _corn_loss(per_trait: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
     return bce.sum(dim=(1, 2)).mean()
 
 
-def level_probabilities(logits: torch.Tensor, loss: str = "ce") -> torch.Tensor:
-    """Level probabilities [B, 5, 5] from logits trained with ``loss`` (the decode test/deploy must use)."""
+def level_probabilities(logits: torch.Tensor, loss: str = "ce", n_traits: int = len(BIG_FIVE)) -> torch.Tensor:
+    """Level probabilities [B, traits, levels] from logits trained with ``loss`` (the decode test/deploy must use)."""
     if loss in LOSSES:
-        return decode_levels(_per_trait(logits), MODEL_OUTPUT[loss])
+        return decode_levels(_per_trait(logits, n_traits), MODEL_OUTPUT[loss])
     raise PerfexError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
 
 
@@ -68,7 +68,7 @@ LOSSES_BY_NAME = {"ce": _cross_entropy, "ordinal": _corn_loss}
 def trait_loss(logits: torch.Tensor, levels: torch.Tensor, loss: str = "ce") -> torch.Tensor:
     """The training loss by name: ``ce`` or ``ordinal`` (CORN)."""
     if loss in LOSSES_BY_NAME:
-        return LOSSES_BY_NAME[loss](_per_trait(logits), levels)
+        return LOSSES_BY_NAME[loss](_per_trait(logits, levels.shape[1]), levels)
     raise PerfexError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
 
 

@@ -15,7 +15,6 @@ import numpy as np
 
 from ..core.metrics import bootstrap_rows, quadratic_weighted_kappa
 from ..core.schema import BIG_FIVE, Targets
-from ..core.windows import expected_scores
 
 GATE_RESAMPLES = 200  # bootstrap resamples of source videos for each trait's standard error
 GATE_STANDARD_ERRORS = 1.0  # a gate opens on a gain beyond this many standard errors (bench/QUALITY.md: with two,
@@ -37,7 +36,7 @@ def trait_scores(probs: np.ndarray, levels: np.ndarray, scores: np.ndarray, outp
         return _target_scores(probs, levels, scores, select, targets)
     n_traits = probs.shape[1]
     if select == "loss" and output == "score":
-        error = (expected_scores(probs) - scores) ** 2
+        error = (BIG_FIVE.scores(probs) - scores) ** 2
         return -np.array([np.nanmean(error[:, t]) if np.isfinite(error[:, t]).any() else 0.0 for t in range(n_traits)])
     if select == "loss":
         picked = np.take_along_axis(probs, levels[..., None], axis=-1)[..., 0]
