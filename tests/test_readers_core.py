@@ -266,7 +266,7 @@ def test_nan_policies(tmp_path):
     # frame 0: edge-filled from frame 1; frame 2: halfway between frames 1 and 3
     np.testing.assert_allclose(filled.clip(0)[:, 0], [want[1], want[1], (want[1] + want[3]) / 2, want[3]], rtol=1e-6)
     np.testing.assert_allclose(filled.clip(1)[2, 16], expected_clip(2, 3)[1, 16], rtol=1e-6)
-    with pytest.raises(PerfexError, match="unknown NaN policy"):
+    with pytest.raises(PerfexError, match="--nan .* is not one of error, drop-frames, interpolate"):
         load_clips([tmp_path / "gaps.csv"], nan_policy="zero")
     table.loc[:3, "AU01_r"] = np.nan
     table.to_csv(tmp_path / "hole.csv", index=False)

@@ -192,7 +192,7 @@ def test_clip_median_round_trip(tmp_path):
     np.testing.assert_allclose(center_on_clip_median(raw).features, centred.features, atol=1e-7)
     streamed = [c.clips for c in iter_clip_chunks([tmp_path / "a.csv"], ReadOptions(normalize="clip-median"), chunk_rows=4)]
     np.testing.assert_allclose(np.concatenate([c.features for c in streamed]), centred.features, atol=1e-7)
-    with pytest.raises(PerfexError, match="unknown --normalize 'zscore'"):
+    with pytest.raises(PerfexError, match="--normalize 'zscore' is not one of global, clip-median"):
         ReadOptions(normalize="zscore")
 
 

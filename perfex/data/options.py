@@ -20,7 +20,7 @@ from ..core.errors import PerfexError
 from ..core.paths import WEIGHTS_DIR
 from ..core.schema import SPEC_HELP, parse_targets
 from .readers.formats import confidence_help, titles
-from .readers.options import NAN_POLICIES, NORMALIZATIONS  # the readers' vocabularies, defined once there
+from .readers.options import NAN_POLICIES, NORMALIZATIONS, ReadOptions  # the readers' vocabularies and checks
 LABEL_BINNINGS = ("round", "floor", "quantile")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -53,10 +53,6 @@ def at_least(low: float) -> Check:
 def shipped_weights(family: str) -> str:
     """The checkpoint a family's scripts use when no --weights is given."""
     return str(WEIGHTS_DIR / f"{family}.safetensors")
-
-
-def between(low: float, high: float) -> Check:
-    return Check(lambda v: low <= v <= high, f"between {low} and {high}")
 
 
 def option(default: Any, help: str, *, flag: str | None = None, choices: Sequence[str] | None = None,
@@ -109,15 +105,16 @@ class DataOptions:
                                        "into each level target's levels; on-grid values (0, .25, .5, .75, 1 for five "
                                        "levels) need none",
                                        parse_choices=LABEL_BINNINGS)  # a replayed run may hold 'grid' or 'quantile:...'
-    nan_policy: str = option("error", "what to do with NaN/inf AU values", flag="--nan", choices=NAN_POLICIES)
+    # nan_policy, min_confidence and normalize are checked by ReadOptions, the readers' own boundary, in one wording
+    nan_policy: str = option("error", "what to do with NaN/inf AU values", flag="--nan", parse_choices=NAN_POLICIES)
     min_confidence: float = option(0.8, f"drop low-confidence frames of extractor inputs ({confidence_help()})",
-                                   check=between(0, 1), type=float)
+                                   type=float)
     min_frames: int = option(40, "clips with fewer frames are skipped and reported (the original kept > 40)",
                              check=at_least(1), type=int)
     features: str = option("au", "input columns: au (the 17 AU intensities), au+gaze, au+pose, au+gaze+pose (the 22 "
                            "inputs of the authors' later work; OpenFace only) or comma-separated column names")
     normalize: str = option("global", "clip-median: subtract each clip's per-feature median before the global "
-                            "standardisation (reduces person-specific resting faces)", choices=NORMALIZATIONS)
+                            "standardisation (reduces person-specific resting faces)", parse_choices=NORMALIZATIONS)
     allow_extractor_mismatch: bool = option(False, "use inputs from another AU extractor or scale than the weights were "
                                             "trained on (their predictions may mean little)", action="store_true")
     cache_dir: str | None = option(None, "cache parsed CSVs here (keyed by file hash) so the next load is faster",
@@ -126,6 +123,7 @@ class DataOptions:
     def __post_init__(self) -> None:
         self.data = [str(p) for p in self.data]
         check_options(self)
+        ReadOptions(nan_policy=self.nan_policy, min_confidence=self.min_confidence, normalize=self.normalize)
         binning = self.label_binning
         _require(binning in (None, "grid", *LABEL_BINNINGS) or str(binning).startswith("quantile:"),
                  f"--label-binning {binning!r} is not one of {', '.join(LABEL_BINNINGS)}")

@@ -37,11 +37,12 @@ class ReadOptions:
 
     def __post_init__(self) -> None:
         if self.nan_policy not in NAN_POLICIES:
-            raise PerfexError(f"unknown NaN policy {self.nan_policy!r}; use one of {', '.join(NAN_POLICIES)}")
+            raise PerfexError(f"--nan {self.nan_policy!r} is not one of {', '.join(NAN_POLICIES)}")
         if self.normalize not in NORMALIZATIONS:
-            raise PerfexError(f"unknown --normalize {self.normalize!r}; use one of {', '.join(NORMALIZATIONS)}")
-        if not 0 <= float(self.min_confidence) <= 1:
-            raise PerfexError(f"--min-confidence {self.min_confidence} must lie between 0 and 1")
+            raise PerfexError(f"--normalize {self.normalize!r} is not one of {', '.join(NORMALIZATIONS)}")
+        if isinstance(self.min_confidence, bool) or not isinstance(self.min_confidence, (int, float)) \
+                or not 0 <= self.min_confidence <= 1:
+            raise PerfexError(f"--min-confidence {self.min_confidence} must be between 0 and 1 (default 0.8)")
         object.__setattr__(self, "min_confidence", float(self.min_confidence))
         if not isinstance(self.features, str):
             object.__setattr__(self, "features", tuple(self.features))
