@@ -3,7 +3,7 @@
 The statistics path is a linear map of the clip's masked per-feature mean/std (of the normalised input); here it
 gets the weights of one multinomial logistic regression per trait (for CORN outputs, the four conditional binary
 ones "level > k given level >= k"; for a continuous target, ridge regression of its standardised value), the
-regularisation chosen on validation data, and the deep head's output
+regularisation chosen by cross-validation over the training clips' source videos, and the deep head's output
 layer starts at zero. Training then adds what the time course reveals, and model selection can always fall back
 on the starting point (epoch 0).
 """
@@ -17,9 +17,11 @@ from torch import nn
 from ..core.clips import ClipSet
 from ..core.metrics import clip_summary_features
 from ..core.schema import BIG_FIVE, Targets
+from ..data.splits import group_keys
 
-C_CANDIDATES = (0.01, 0.1, 1.0)
+C_CANDIDATES = (0.01, 0.1, 1.0, 10.0)
 RIDGE_ALPHAS = (1.0, 10.0, 100.0)
+FOLDS = 3  # folds of the training clips' source videos that choose the regularisation
 ABSENT_LEVEL_BIAS = -8.0  # a level no training clip has gets a logit far below the others
 
 
@@ -79,19 +81,34 @@ def _corn_decode(logits: np.ndarray) -> np.ndarray:
 FITS = {"softmax": (_softmax_weights, _softmax), "corn": (_corn_weights, _corn_decode)}
 
 
-def _fit_trait(x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, seed: int,
-               output: str, n_levels: int) -> tuple[np.ndarray, np.ndarray]:
+def _log_loss(probs: np.ndarray, y: np.ndarray) -> float:
+    return float(-np.log(np.clip(probs[np.arange(len(y)), y], 1e-6, None)).sum())
+
+
+def _fit_trait(x: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int, output: str,
+               n_levels: int) -> tuple[np.ndarray, np.ndarray]:
     """Weights [levels, 2F] and biases [levels] of one trait's logistic regression for ``output`` (softmax or CORN),
-    C by validation log-loss."""
+    C by grouped cross-validation on the training clips (``choose_by_folds``), refitted on all of them."""
     fit, decode = FITS[output]
-    best, best_loss = None, np.inf
-    for c in C_CANDIDATES:
-        weight, bias = fit(x, y, c, seed, n_levels)
-        probs = decode(x_val @ weight.T + bias)
-        loss = -np.log(np.clip(probs[np.arange(len(y_val)), y_val], 1e-6, None)).mean() if len(y_val) else 0.0
-        if loss < best_loss:
-            best, best_loss = (weight, bias), loss
-    return best
+
+    def held_out_loss(c: float, inside: np.ndarray, outside: np.ndarray) -> float:
+        weight, bias = fit(x[inside], y[inside], c, seed, n_levels)
+        return _log_loss(decode(x[outside] @ weight.T + bias), y[outside])
+
+    return fit(x, y, choose_by_folds(C_CANDIDATES, held_out_loss, groups), seed, n_levels)
+
+
+def choose_by_folds(candidates: tuple[float, ...], held_out_loss, groups: np.ndarray) -> float:
+    """The candidate with the lowest loss summed over ``FOLDS`` folds of whole source videos (``groups``) of the
+    training clips; the middle one when there are too few videos to fold."""
+    from sklearn.model_selection import GroupKFold
+
+    n_folds = min(FOLDS, len(np.unique(groups)))
+    if n_folds < 2:
+        return candidates[len(candidates) // 2]
+    splits = list(GroupKFold(n_splits=n_folds).split(groups, groups=groups))
+    losses = [sum(held_out_loss(c, inside, outside) for inside, outside in splits) for c in candidates]
+    return candidates[int(np.argmin(losses))]
 
 
 @torch.no_grad()
@@ -108,11 +125,9 @@ def start_from_statistics(model: nn.Module, clips: ClipSet, train: np.ndarray, v
     if model.config.output == "score":
         weight, bias = _fit_scores(standardised[train], clips.scores[train], standardised[val], clips.scores[val])
         return _install(model, weight, bias)
-    values = targets.standardised(clips.scores)
-    blocks = [_fit_continuous(standardised[train], values[train, t], standardised[val], values[val, t])
-              if target.continuous else
-              _fit_trait(standardised[train], clips.levels[train, t], standardised[val], clips.levels[val, t], seed,
-                         model.config.output, target.levels)
+    values, groups = targets.standardised(clips.scores), group_keys(clips)[train]
+    blocks = [_fit_continuous(standardised[train], values[train, t], groups) if target.continuous else
+              _fit_trait(standardised[train], clips.levels[train, t], groups, seed, model.config.output, target.levels)
               for t, target in enumerate(targets)]
     return _install(model, np.vstack([w for w, _ in blocks]), np.concatenate([b for _, b in blocks]))
 
@@ -126,14 +141,18 @@ def _install(model: nn.Module, weight: np.ndarray, bias: np.ndarray) -> bool:
     return True
 
 
-def _fit_continuous(x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A continuous target: ridge regression of its standardised value (alpha by validation error), weights [1, 2F]."""
+def _fit_continuous(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A continuous target: ridge regression of its standardised value (alpha by grouped cross-validation on the
+    training clips), weights [1, 2F]."""
     from sklearn.linear_model import Ridge
 
-    known, known_val = np.isfinite(y), np.isfinite(y_val)
-    fits = [Ridge(alpha=a).fit(x[known], y[known]) for a in RIDGE_ALPHAS]
-    errors = [np.mean((f.predict(x_val[known_val]) - y_val[known_val]) ** 2) if known_val.any() else 0.0 for f in fits]
-    best = fits[int(np.argmin(errors))]
+    known = np.isfinite(y)
+    x, y, groups = x[known], y[known], groups[known]
+
+    def held_out_loss(alpha: float, inside: np.ndarray, outside: np.ndarray) -> float:
+        return float(((Ridge(alpha=alpha).fit(x[inside], y[inside]).predict(x[outside]) - y[outside]) ** 2).sum())
+
+    best = Ridge(alpha=choose_by_folds(RIDGE_ALPHAS, held_out_loss, groups)).fit(x, y)
     return best.coef_[None, :], np.array([best.intercept_])
 
 
