@@ -98,3 +98,20 @@ def test_a_fresh_model_starts_as_the_logistic_regression_of_its_output(output):
                         for t in range(5)])
     assert baseline > 0.75
     assert (predicted == levels[test]).mean() >= baseline - 0.03
+
+
+def test_regularisation_is_chosen_on_folds_of_whole_source_videos():
+    """Each candidate is scored on held-out folds whose rows never share a source video with its training rows."""
+    from perfex.train.statistics_init import choose_by_folds
+
+    groups = np.repeat(np.arange(6), 4)
+    seen = []
+
+    def held_out_loss(candidate, inside, outside):
+        assert not set(groups[inside]) & set(groups[outside])
+        seen.append(candidate)
+        return abs(candidate - 1.0) + len(outside)
+
+    assert choose_by_folds((0.01, 0.1, 1.0, 10.0), held_out_loss, groups) == 1.0
+    assert len(seen) == 4 * 3
+    assert choose_by_folds((0.01, 0.1, 1.0), held_out_loss, np.zeros(5)) == 0.1  # one video: nothing to fold
