@@ -73,9 +73,10 @@ def test_own_targets_train_test_and_deploy_alike_on_both_runtimes(spec, own_labe
 
 def test_checkpoints_from_before_targets_predict_bit_identically(tmp_path, monkeypatch):
     """tests/fixtures/predictions_before_targets.npz holds what perfex.load_model(...).predict("data/deploy.csv.gz")
-    returned at commit 4841b95 (before --targets), with OMP_NUM_THREADS=1 as the suite runs, for the shipped weights,
-    the round-one weights and two original .pt state dicts (made by test_legacy_checkpoints.original_state_dict), every
-    numeric column at full precision. Bit for bit on a CPU of the recorded kind (oneDNN's kernels differ by
+    returned at commit 4841b95 (before --targets), with OMP_NUM_THREADS=1 as the suite runs, for the shipped weights
+    (their JSON given to that commit without the two fields it did not know, ``targets`` and
+    ``model_config.target_levels``, both null), the round-one weights and two original .pt state dicts (made by
+    test_legacy_checkpoints.original_state_dict), every numeric column at full precision. Bit for bit on a CPU of the recorded kind (oneDNN's kernels differ by
     instruction set, by a few float32 units in the last place); within 1e-6 elsewhere."""
     import perfex
     from test_legacy_checkpoints import original_state_dict
