@@ -14,7 +14,6 @@ from .errors import PerfexError
 from .schema import BIG_FIVE, N_LEVELS, TRAITS, Target, Targets
 
 N_TRAITS = len(TRAITS)
-LEVELS = np.arange(N_LEVELS)
 METRIC_NAMES = (
     "accuracy", "precision_macro", "recall_macro", "f1_macro", "roc_auc_ovr_macro", "mae", "one_minus_mae", "pearson_r",
     "qwk", "off_by_one_accuracy", "mae_levels", "ccc", "rmse",
@@ -62,7 +61,7 @@ def _check_probs(probs: np.ndarray, n_clips: int | None = None, targets: Targets
                           "level probabilities")
     if n_clips is not None and len(probs) != n_clips:
         raise PerfexError(f"probs has {len(probs)} clips but the labels have {n_clips}; pass predictions for the same clips")
-    levelled = np.array([not t.continuous for t in targets])
+    levelled = ~targets.continuous_mask
     not_predicted = np.isnan(probs).all(axis=2, keepdims=True)  # a baseline may predict nothing for a target's kind
     invalid = (~np.isfinite(probs) & ~not_predicted) | ((probs < 0) & levelled[None, :, None])
     if invalid.any():
@@ -455,5 +454,10 @@ def confusion_matrices(true_levels: np.ndarray, pred_levels: np.ndarray) -> np.n
     pred_levels = _check_levels(pred_levels, "pred_levels")
     if pred_levels.shape != true_levels.shape:
         raise PerfexError(f"pred_levels has shape {pred_levels.shape} but true_levels {true_levels.shape}; pass the same clips")
-    cell = (np.arange(N_TRAITS) * N_LEVELS + true_levels) * N_LEVELS + pred_levels
-    return np.bincount(cell.ravel(), minlength=N_TRAITS * N_LEVELS * N_LEVELS).reshape(N_TRAITS, N_LEVELS, N_LEVELS)
+    return np.stack([level_confusion(true_levels[:, t], pred_levels[:, t], N_LEVELS) for t in range(N_TRAITS)])
+
+
+def level_confusion(true_levels: np.ndarray, pred_levels: np.ndarray, n_levels: int) -> np.ndarray:
+    """Counts ``[true level, predicted level]`` of one target with ``n_levels`` levels, int64 [K, K]."""
+    cell = np.asarray(true_levels, dtype=np.int64) * n_levels + np.asarray(pred_levels, dtype=np.int64)
+    return np.bincount(cell, minlength=n_levels * n_levels).reshape(n_levels, n_levels)

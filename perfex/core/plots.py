@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import PerfexError
-from .metrics import confusion_matrices
+from .metrics import level_confusion
 from .schema import BIG_FIVE, LEVEL_GRID, TRAITS, Targets
 
 LEVEL_TICK_LABELS = [f"{level}\n({score:g})".replace("0.", ".") for level, score in enumerate(LEVEL_GRID)]
@@ -58,15 +58,8 @@ def _draw_confusion(ax, counts: np.ndarray, trait: str):
 
 def _level_confusions(true_levels: np.ndarray, pred_levels: np.ndarray, targets: Targets) -> list[tuple[str, np.ndarray]]:
     """(name, counts [K, K]) of each level target (continuous targets have none)."""
-    if targets.is_big_five:
-        return list(zip(TRAITS, confusion_matrices(true_levels, pred_levels)))
-    pairs = []
-    for t, target in enumerate(targets):
-        if not target.continuous:
-            counts = np.zeros((target.levels, target.levels), dtype=np.int64)
-            np.add.at(counts, (true_levels[:, t], pred_levels[:, t]), 1)
-            pairs.append((target.name, counts))
-    return pairs
+    return [(target.name, level_confusion(true_levels[:, t], pred_levels[:, t], target.levels))
+            for t, target in enumerate(targets) if not target.continuous]
 
 
 def plot_confusion_matrices(true_levels: np.ndarray, pred_levels: np.ndarray, out_path: Path, title: str = "",

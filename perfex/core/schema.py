@@ -150,6 +150,11 @@ class Targets:
         return self.names == TRAITS and all(t.levels == DEFAULT_LEVELS for t in self.items)
 
     @property
+    def continuous_mask(self) -> np.ndarray:
+        """One boolean per target: True where it is continuous."""
+        return np.array([t.continuous for t in self.items], dtype=bool)
+
+    @property
     def any_continuous(self) -> bool:
         return any(t.continuous for t in self.items)
 
@@ -180,7 +185,7 @@ class Targets:
     def predicted_levels(self, outputs: np.ndarray) -> np.ndarray:
         """The most probable level of each level target [N, targets] (0 for continuous targets)."""
         levels = np.asarray(outputs).argmax(axis=2)
-        return np.where([t.continuous for t in self.items], 0, levels)
+        return np.where(self.continuous_mask, 0, levels)
 
     def with_standardisation(self, values: np.ndarray) -> Targets:
         """These targets with each continuous one's center and scale set from ``values [N, targets]`` (training labels)."""
@@ -193,6 +198,11 @@ class Targets:
                 t = Target(t.name, CONTINUOUS, center, scale)
             items.append(t)
         return Targets(tuple(items))
+
+    def training_labels(self, levels: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        """What a loss compares outputs with [N, targets]: each level target's level, each continuous target's
+        standardised value."""
+        return np.where(self.continuous_mask, self.standardised(scores), levels)
 
     def standardised(self, values: np.ndarray) -> np.ndarray:
         """Continuous targets' labels in standardised units (level targets' columns unchanged)."""

@@ -37,7 +37,7 @@ def model_importance(model: nn.Module, clips: ClipSet, *, device: torch.device |
 
     groups = group_keys(clips)
     everything = np.arange(len(clips))
-    levels = np.where([t.continuous for t in targets], 0, predict(clips)).astype(np.int64)
+    levels = np.where(targets.continuous_mask, 0, predict(clips)).astype(np.int64)
     explained = explain_clips(model, clips, everything, levels, batch_size=explain_batch_size, device=device,
                               n_steps=n_steps, progress=progress, targets=targets)
     attribution = attribution_importance(explained.attributions, list(clips.feature_names), groups, n_boot, seed, targets)

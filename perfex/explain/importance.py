@@ -135,7 +135,7 @@ def point_predictions(outputs: np.ndarray, targets: Targets) -> np.ndarray:
     levels = targets.predicted_levels(outputs)
     if not targets.any_continuous:
         return levels
-    return np.where([t.continuous for t in targets], targets.scores(outputs), levels)
+    return np.where(targets.continuous_mask, targets.scores(outputs), levels)
 
 
 def permutation_importance(predict_fn: Callable[[ClipSet], np.ndarray], clips: ClipSet, groups: np.ndarray, *,
@@ -161,7 +161,7 @@ def permutation_importance(predict_fn: Callable[[ClipSet], np.ndarray], clips: C
     for f in range(len(names)):
         preds += [predict_fn(perturbed(clips, f, mode, rng, 0.0 if fill is None else float(fill[f]))) for _ in range(repeats)]
     preds_array = np.stack(preds).astype(np.float64)
-    continuous = np.array([t.continuous for t in targets])
+    continuous = targets.continuous_mask
     true = np.where(continuous, clips.scores if continuous.any() else 0, clips.levels).astype(np.float64)
     drops = _drops(true, preds_array, len(names), repeats, targets)
     lows, highs = bootstrap_interval(lambda rows: _drops(true[rows], preds_array[:, rows], len(names), repeats, targets),

@@ -67,7 +67,7 @@ def clip_rows(clips: ClipSet, status: np.ndarray, windows: np.ndarray, probs: np
     scores = np.full((n, len(targets)), np.nan)
     if predicted.any():
         scores[predicted] = targets.scores(probs[predicted])
-        values[predicted] = np.where([t.continuous for t in targets], scores[predicted],
+        values[predicted] = np.where(targets.continuous_mask, scores[predicted],
                                      probs[predicted].argmax(axis=2) / grid_step)
     levelled = [t for t, target in enumerate(targets) if not target.continuous]
     rows: ClipRows = {ID_COLUMN: np.asarray(clips.ids, dtype=object), FILE_COLUMN: np.asarray(clips.files, dtype=object),

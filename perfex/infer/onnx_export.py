@@ -16,7 +16,8 @@ OPSET = 17
 
 
 class LevelProbabilities(nn.Module):
-    """``model`` followed by its own decoding (temperatures, softmax / CORN / score): probabilities [B, 5, 5]."""
+    """``model`` followed by its own decoding (temperatures, softmax / CORN / score, each target's own):
+    outputs [B, targets, L]."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()

@@ -50,14 +50,15 @@ def predict_probs(
     bf16: bool = False,
     progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Probabilities [N, 5, 5] for the clips at ``index`` (all by default) and the number of windows per clip."""
+    """Outputs [N, targets, L] (level probabilities, or a continuous target's value; ``perfex.core.schema``) for the
+    clips at ``index`` (all by default) and the number of windows per clip."""
     logits, positions = window_logits(model, clips, index, batch_size, device, bf16, progress)
     return clip_probabilities(model, logits, positions, len(clips) if index is None else len(index))
 
 
 def clip_probabilities(model: nn.Module, logits: np.ndarray, positions: np.ndarray, n_clips: int) -> tuple[np.ndarray, np.ndarray]:
     """Each window's logits decoded by the model (its temperatures and output applied), averaged over each clip's
-    windows: probabilities [n_clips, 5, 5] (NaN for a clip without windows) and the window count per clip."""
+    windows: outputs [n_clips, targets, L] (NaN for a clip without windows) and the window count per clip."""
     with torch.no_grad():
         window_probs = model.level_probabilities(torch.from_numpy(logits).to(model.temperature.device)).cpu().numpy()
     return average_windows(window_probs, positions, n_clips)

@@ -97,8 +97,7 @@ def scores_of(probs: np.ndarray, levels: np.ndarray, scores: np.ndarray, output:
     if output == "score":
         loss = squared_error(probs, scores)
     else:
-        labels = np.where([t.continuous for t in targets], targets.standardised(scores), levels)
-        loss = negative_log_likelihood(probs, labels, targets)
+        loss = negative_log_likelihood(probs, targets.training_labels(levels, scores), targets)
     return {
         "val_loss": loss,
         "val_accuracy": mean.get("accuracy", float("nan")),
@@ -428,8 +427,7 @@ class Trainer:
         val = self.data.parts["val"]
         logits, positions = window_logits(model, self.data.clips, val, self.config.run.batch_size * 2, self.context.device)
         levels = self.data.clips.levels[val][positions]
-        labels = np.where([t.continuous for t in self.targets], self.targets.standardised(self.data.clips.scores[val][positions]),
-                          levels)
+        labels = self.targets.training_labels(levels, self.data.clips.scores[val][positions])
 
         def nll() -> float:
             return negative_log_likelihood(model.level_probabilities(torch.from_numpy(logits)).numpy(), labels, self.targets)
