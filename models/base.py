@@ -42,7 +42,8 @@ class TraitModel(nn.Module):
         self.register_buffer("temperature", torch.ones(config.n_traits), persistent=False)
         self.register_buffer("deep_gate", torch.ones(config.n_traits), persistent=False)
         self.gated = False  # True when some trait's gate is not 1 (the deep logits are then scaled)
-        self.statistics = StatisticsPath(config.n_features, self.n_logits) if config.statistics_path else None
+        self.statistics = (StatisticsPath(config.n_features, self.n_logits, getattr(config, "kernel_features", 0))
+                           if config.statistics_path else None)
 
     @property
     def target_levels(self) -> tuple[int, ...] | None:
@@ -148,6 +149,12 @@ class TraitModel(nn.Module):
         self.head[-1] = nn.Linear(last.in_features, n_outputs).to(device=last.weight.device, dtype=last.weight.dtype)
         if self.statistics is not None:
             self.statistics.linear = nn.Linear(self.statistics.linear.in_features, n_outputs).to(last.weight.device)
+
+    def drop_kernel_features(self) -> None:
+        """Remove the statistics path's kernel features (when no target uses them), recording it in ``config``."""
+        if self.statistics is not None and self.statistics.kernels is not None:
+            self.statistics.drop_kernels()
+            self.config.kernel_features = 0
 
     def outputs_changed(self, n_outputs: int) -> None:
         """Record a new output count in ``config`` (or refuse it) before ``reset_head`` swaps the layer."""

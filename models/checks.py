@@ -75,3 +75,14 @@ def check_target_levels(config: Any) -> None:
     config.target_levels = items
     config.n_traits = len(items)
     config.n_levels = max(max(items), 1)
+
+
+def check_kernel_features(config: Any) -> None:
+    """``kernel_features``: 0, or a positive multiple of the number of tap spacings (each spacing gets an equal share)."""
+    from .wide import KERNEL_DILATIONS, KERNEL_FEATURES
+
+    value = config.kernel_features
+    if not _whole(value) or value < 0 or value % len(KERNEL_DILATIONS):
+        raise ModelConfigError(f"{config.model} option kernel_features must be 0 or a positive multiple of "
+                               f"{len(KERNEL_DILATIONS)} (one share per tap spacing), not {value!r}; "
+                               f"use e.g. {KERNEL_FEATURES}")

@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from .base import TraitModel
-from .checks import check_choice, check_fraction, check_outputs, check_positive, check_target_levels, int_tuple
+from .checks import (check_choice, check_fraction, check_kernel_features, check_outputs, check_positive,
+                     check_target_levels, int_tuple)
 from .common import POOLINGS, masked_mean, masked_mean_and_std, relu_conv_over_time
 from .errors import ModelConfigError
 from .outputs import OUTPUTS
@@ -36,6 +37,8 @@ class CNNConfig:
     max_frames: int = 700
     n_outputs: int | None = None  # None: n_traits * n_levels logits
     statistics_path: bool = True  # a linear path from the clip's masked AU mean/std to the logits, beside the deep path
+    kernel_features: int = 0  # fixed random dilated kernels the statistics path may also read (training's --timing-score
+    # asks for KERNEL_FEATURES of them; 0: none)
     output: str = "softmax"  # how logits become level probabilities: softmax, corn (ordinal) or score (one per trait)
     target_levels: tuple[int, ...] | None = None  # per target: K levels, or 0 for a continuous score (None: n_traits
     # targets of n_levels each); when set it fixes n_traits and n_levels
@@ -55,6 +58,7 @@ class CNNConfig:
         check_positive(self, "n_features", "hidden_channels", "branch_channels", "head_hidden", "n_traits", "n_levels",
                        "max_frames")
         check_fraction(self, "dropout")
+        check_kernel_features(self)
         check_outputs(self)
         check_target_levels(self)
         check_choice(self, "output", OUTPUTS)

@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from .base import TraitModel
-from .checks import check_choice, check_fraction, check_outputs, check_positive, check_target_levels, int_tuple
+from .checks import (check_choice, check_fraction, check_kernel_features, check_outputs, check_positive,
+                     check_target_levels, int_tuple)
 from .common import POOLINGS, SqueezeExcite, relu_conv_over_time, sinusoidal_embedding, zero_padded_mean
 from .errors import ModelConfigError
 from .outputs import OUTPUTS
@@ -35,6 +36,8 @@ class HybridConfig:
     fps: float = 30.0
     n_outputs: int | None = None  # None: n_traits * n_levels logits
     statistics_path: bool = True  # a linear path from the clip's masked AU mean/std to the logits, beside the deep path
+    kernel_features: int = 0  # fixed random dilated kernels the statistics path may also read (training's --timing-score
+    # asks for KERNEL_FEATURES of them; 0: none)
     output: str = "softmax"  # how logits become level probabilities: softmax, corn (ordinal) or score (one per trait)
     target_levels: tuple[int, ...] | None = None  # per target: K levels, or 0 for a continuous score (None: n_traits
     # targets of n_levels each); when set it fixes n_traits and n_levels
@@ -54,6 +57,7 @@ class HybridConfig:
         if isinstance(self.fps, bool) or not isinstance(self.fps, (int, float)) or not self.fps > 0:
             raise ModelConfigError(f"attn option fps must be a positive number of frames per second, not {self.fps!r}; "
                                    "use e.g. 30")
+        check_kernel_features(self)
         check_outputs(self)
         check_target_levels(self)
         check_choice(self, "output", OUTPUTS)

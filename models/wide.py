@@ -2,13 +2,28 @@
 
 A model that adds this path's output to its deep logits sees, from the first step, what a logistic regression
 on per-clip AU means/stds sees; the deep path only has to add what the time course reveals.
+
+With ``kernel_features`` the path also reads fixed random dilated kernels (``KernelFeatures``, after MiniRocket):
+each one sums a few channels of the clip and of its frame-to-frame differences, convolves them with a 9-tap
+pattern spaced 1 to 32 frames apart, and reports the share of frames where the response exceeds a bias drawn from
+the training clips. That is a timing feature a linear map can use from the first step: which movement follows
+which, how regularly something recurs, how fast a movement starts.
 """
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+KERNEL_FEATURES = 1008  # the default: 168 kernels at each tap spacing
+KERNEL_DILATIONS = (1, 2, 4, 8, 16, 32)  # tap spacings in frames: a kernel spans 9 to 257 frames
+KERNEL_TAPS = 9
+KERNEL_LAYOUT_SEED = 20261205  # the kernels' channels and quantiles; biases come from data (``fit_biases``)
+KERNEL_SOFTNESS = 0.05  # the step "response above its bias" is a sigmoid this wide, in units of the response's spread
 
 
 def clip_statistics(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -20,25 +35,110 @@ def clip_statistics(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.cat([mean, variance.clamp(min=1e-8).sqrt()], dim=1)
 
 
-class StatisticsPath(nn.Module):
-    """Standardised clip statistics -> one linear layer -> ``n_outputs`` logits; zero-initialised (adds nothing at first)."""
+def kernel_patterns() -> torch.Tensor:
+    """MiniRocket's 84 patterns [84, 9]: -1 on every tap but three, which hold 2 (each pattern sums to zero)."""
+    patterns = -torch.ones(84, KERNEL_TAPS)
+    for row, taps in enumerate(itertools.combinations(range(KERNEL_TAPS), 3)):
+        patterns[row, list(taps)] = 2.0
+    return patterns
 
-    def __init__(self, n_features: int, n_outputs: int = 25) -> None:
+
+def frame_differences(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``x [B, C, T]`` -> its change from the previous frame, 0 on the first frame and wherever either frame is padding."""
+    both = (mask[:, 1:] & mask[:, :-1]).to(x.dtype)[:, None, :]
+    return F.pad((x[:, :, 1:] - x[:, :, :-1]) * both, (1, 0))
+
+
+class KernelFeatures(nn.Module):
+    """``n_kernels`` fixed dilated kernels over a clip's channels and their differences, each pooled to the (soft)
+    share of real frames where its response exceeds its bias: ``[B, n_kernels]`` values in [0, 1]."""
+
+    def __init__(self, n_features: int, n_kernels: int) -> None:
         super().__init__()
-        self.register_buffer("stat_mean", torch.zeros(2 * n_features))
-        self.register_buffer("stat_std", torch.ones(2 * n_features))
-        self.linear = nn.Linear(2 * n_features, n_outputs)
+        per_spacing, channels = n_kernels // len(KERNEL_DILATIONS), 2 * n_features
+        generator = torch.Generator().manual_seed(KERNEL_LAYOUT_SEED)
+        mixing = torch.zeros(len(KERNEL_DILATIONS), per_spacing, channels)
+        for spacing, kernel in itertools.product(range(len(KERNEL_DILATIONS)), range(per_spacing)):
+            size = int(torch.randint(1, min(channels, 4) + 1, (1,), generator=generator))
+            chosen = torch.randperm(channels, generator=generator)[:size]
+            mixing[spacing, kernel, chosen] = 1.0 / size**0.5
+        patterns = kernel_patterns()
+        taps = patterns[torch.arange(per_spacing) % len(patterns)]
+        self.register_buffer("mixing", mixing)  # [spacings, kernels, 2F]: which channels each kernel sums
+        self.register_buffer("taps", taps[:, None, :])  # [kernels, 1, 9]
+        self.register_buffer("quantile", 0.1 + 0.8 * torch.rand(len(KERNEL_DILATIONS), per_spacing, generator=generator))
+        self.register_buffer("bias", torch.zeros(len(KERNEL_DILATIONS), per_spacing))
+        self.register_buffer("softness", torch.ones(len(KERNEL_DILATIONS), per_spacing))
+
+    @property
+    def n_kernels(self) -> int:
+        return self.mixing.shape[0] * self.mixing.shape[1]
+
+    def responses(self, x: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
+        """Per tap spacing, every kernel's response ``[B, kernels, T]`` to ``x [B, T, F]`` (normalised, padding zero)."""
+        x = x.float().transpose(1, 2)
+        channels = torch.cat([x, frame_differences(x, mask)], dim=1)
+        out = []
+        for mixing, spacing in zip(self.mixing, KERNEL_DILATIONS, strict=True):
+            mixed = F.conv1d(channels, mixing[:, :, None])
+            out.append(F.conv1d(mixed, self.taps, padding=spacing * (KERNEL_TAPS // 2), dilation=spacing,
+                                groups=mixed.shape[1]))
+        return out
+
+    @torch.no_grad()
+    def fit_biases(self, x: torch.Tensor, mask: torch.Tensor) -> None:
+        """Each kernel's bias: its quantile of the responses over the real frames of training clips ``x``; the
+        step's softness: ``KERNEL_SOFTNESS`` times their standard deviation."""
+        real = mask.reshape(-1)
+        for spacing, response in enumerate(self.responses(x, mask)):
+            values = response.transpose(0, 1).reshape(response.shape[1], -1)[:, real]
+            self.bias[spacing] = torch.stack([torch.quantile(v, q) for v, q in zip(values, self.quantile[spacing])])
+            self.softness[spacing] = (KERNEL_SOFTNESS * values.std(dim=1)).clamp(min=1e-4)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        weights = mask.to(torch.float32)[:, None, :]
+        count = weights.sum(dim=2).clamp(min=1.0)
+        pooled = [(torch.sigmoid((response - bias[:, None]) / softness[:, None]) * weights).sum(dim=2) / count
+                  for response, bias, softness in zip(self.responses(x, mask), self.bias, self.softness, strict=True)]
+        return torch.cat(pooled, dim=1)
+
+
+class StatisticsPath(nn.Module):
+    """Standardised clip statistics (and, with ``n_kernels``, the kernel features) -> one linear layer ->
+    ``n_outputs`` logits; zero-initialised (adds nothing at first)."""
+
+    def __init__(self, n_features: int, n_outputs: int = 25, n_kernels: int = 0) -> None:
+        super().__init__()
+        width = 2 * n_features + n_kernels
+        self.kernels = KernelFeatures(n_features, n_kernels) if n_kernels else None
+        self.register_buffer("stat_mean", torch.zeros(width))
+        self.register_buffer("stat_std", torch.ones(width))
+        self.linear = nn.Linear(width, n_outputs)
         nn.init.zeros_(self.linear.weight)
         nn.init.zeros_(self.linear.bias)
 
     def set_statistics_normalization(self, statistics: np.ndarray) -> None:
-        """Standardise with the mean/std over training clips of ``clip_statistics`` ([N, 2F] array)."""
+        """Standardise with the mean/std over training clips of ``features`` ([N, width] array)."""
         statistics = np.asarray(statistics, dtype=np.float64)
         std = statistics.std(axis=0)
         self.stat_mean.copy_(torch.as_tensor(statistics.mean(axis=0), dtype=torch.float32))
         self.stat_std.copy_(torch.as_tensor(np.where(std > 1e-6, std, 1.0), dtype=torch.float32))
 
+    @torch.no_grad()
+    def drop_kernels(self) -> None:
+        """Keep only the clip statistics' columns (the kernels' weights are zero or unwanted)."""
+        width = self.linear.in_features - self.kernels.n_kernels
+        linear = nn.Linear(width, self.linear.out_features).to(self.linear.weight.device)
+        linear.weight.copy_(self.linear.weight[:, :width])
+        linear.bias.copy_(self.linear.bias)
+        self.linear, self.kernels = linear, None
+        self.stat_mean, self.stat_std = self.stat_mean[:width].clone(), self.stat_std[:width].clone()
+
+    def features(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """What the linear layer reads before standardisation: clip statistics, then the kernel features."""
+        statistics = clip_statistics(x.float(), mask)
+        return statistics if self.kernels is None else torch.cat([statistics, self.kernels(x, mask)], dim=1)
+
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``x [B, T, F]`` (normalised, padding zeroed) and ``mask [B, T]`` -> logits ``[B, n_outputs]``."""
-        statistics = clip_statistics(x.float(), mask)
-        return self.linear((statistics - self.stat_mean) / self.stat_std)
+        return self.linear((self.features(x, mask) - self.stat_mean) / self.stat_std)

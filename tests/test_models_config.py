@@ -33,7 +33,7 @@ pytestmark = pytest.mark.unit
                                         "n_features=25, max_frames=700); drop these options or train a cnn or attn model")),
     ("legacy_attn", {"dropout": 0.1}, "model 'legacy_attn' has no option 'dropout'; its options are max_frames, n_features"),
     ("cnn", {"depth": 3}, ("model 'cnn' has no option 'depth'; its options are branch_channels, dilations, dropout, "
-                           "head_hidden, hidden_channels, kernels, max_frames, n_features, n_levels, n_outputs, n_traits, "
+                           "head_hidden, hidden_channels, kernel_features, kernels, max_frames, n_features, n_levels, n_outputs, n_traits, "
                            "output, pooling, statistics_path, target_levels")),
     ("transformer", {}, "unknown model 'transformer'; choose one of cnn, attn, legacy_cnn, legacy_attn"),
 ])
@@ -85,12 +85,13 @@ def test_a_stored_config_that_predates_an_option_keeps_the_behaviour_it_was_trai
 
     assert CNNConfig().pooling == "mean+std+max"
     assert with_options_added_later("cnn", {"kernels": [3], "statistics_path": True}) == {
-        "statistics_path": True, "pooling": "mean", "dilations": None, "kernels": [3]}
+        "statistics_path": True, "pooling": "mean", "dilations": None, "kernel_features": 0, "kernels": [3]}
     assert with_options_added_later("cnn", {"pooling": "mean+std", "statistics_path": True}) == {
-        "pooling": "mean+std", "statistics_path": True, "dilations": None}
+        "pooling": "mean+std", "statistics_path": True, "dilations": None, "kernel_features": 0}
     assert with_options_added_later("attn", {"d_model": 8}) == {"d_model": 8, "statistics_path": False,
-                                                                "attention_pooling": "mean"}
+                                                                "attention_pooling": "mean", "kernel_features": 0}
     assert HybridConfig().attention_pooling == "mean+std"
     assert with_options_added_later("cnn", None) is None
-    stored = {"dropout": 0.5, "pooling": "mean+std", "output": "corn", "statistics_path": True, "dilations": None}
+    stored = {"dropout": 0.5, "pooling": "mean+std", "output": "corn", "statistics_path": True, "dilations": None,
+              "kernel_features": 0}
     assert list(with_options_added_later("cnn", stored)) == list(stored)  # a stored config keeps its key order

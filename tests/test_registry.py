@@ -24,10 +24,12 @@ def test_every_model_view_derives_from_the_registry():
 
 
 def test_options_added_later_keep_every_earlier_value():
-    assert metadata.OPTIONS_ADDED_LATER == {"cnn": {"statistics_path": False, "pooling": "mean", "dilations": None},
-                                            "attn": {"statistics_path": False, "attention_pooling": "mean"}}
+    assert metadata.OPTIONS_ADDED_LATER == {"cnn": {"statistics_path": False, "pooling": "mean", "dilations": None,
+                                                    "kernel_features": 0},
+                                            "attn": {"statistics_path": False, "attention_pooling": "mean",
+                                                     "kernel_features": 0}}
     assert metadata.with_options_added_later("cnn", {"pooling": "mean+std"}) == {
-        "pooling": "mean+std", "statistics_path": False, "dilations": None}
+        "pooling": "mean+std", "statistics_path": False, "dilations": None, "kernel_features": 0}
 
 
 @pytest.mark.parametrize("family", families())

@@ -115,3 +115,106 @@ def test_regularisation_is_chosen_on_folds_of_whole_source_videos():
     assert choose_by_folds((0.01, 0.1, 1.0, 10.0), held_out_loss, groups) == 1.0
     assert len(seen) == 4 * 3
     assert choose_by_folds((0.01, 0.1, 1.0), held_out_loss, np.zeros(5)) == 0.1  # one video: nothing to fold
+
+
+def test_kernel_features_read_real_frames_only():
+    """Padding after a clip, or a longer batch, changes none of its kernel features."""
+    from models.wide import KernelFeatures
+
+    kernels = KernelFeatures(3, 12)
+    x, mask = torch.randn(4, 90, 3), torch.ones(4, 90, dtype=torch.bool)
+    kernels.fit_biases(x, mask)
+    padded, padded_mask = torch.cat([x, torch.zeros(4, 30, 3)], dim=1), torch.cat([mask, torch.zeros(4, 30, dtype=torch.bool)], 1)
+    torch.testing.assert_close(kernels(padded, padded_mask), kernels(x, mask), atol=1e-6, rtol=0)
+    assert kernels(x, mask).shape == (4, 12)
+
+
+def pulse_shape_clips(n: int, seed: int):
+    """Clips of four pulses on feature 0, each a fast rise and slow fall (level 3) or its mirror image (level 1):
+    the same values in another order, so every clip's mean and standard deviation carry nothing of the level."""
+    from perfex.core.clips import ClipSet
+
+    rng = np.random.default_rng(seed)
+    pulse = np.concatenate([np.linspace(0, 1, 3), np.linspace(1, 0, 25)])
+    fast = rng.random(n) < 0.5
+    x = rng.normal(0, 0.05, (n, 160, 3)).astype(np.float32)
+    for i in range(n):
+        for start in rng.choice(np.arange(0, 130, 32), 4, replace=False):
+            x[i, start : start + len(pulse), 0] += pulse if fast[i] else pulse[::-1]
+    levels = np.tile(np.where(fast, 3, 1)[:, None], (1, 5))
+    return ClipSet(ids=np.arange(n), files=np.array([f"{seed}_{i}.mp4" for i in range(n)], dtype=object),
+                   offsets=np.arange(n + 1) * 160, features=x.reshape(-1, 3), times=np.tile(np.arange(160) / 30, n),
+                   feature_names=("a", "b", "c"), levels=levels)
+
+
+@pytest.mark.parametrize("kernel_features", [0, 96])
+def test_the_start_reads_a_pulse_shape_through_the_kernel_features_only(kernel_features):
+    """Where only the order of values within events carries the label, the statistics start is at chance, and the
+    start that may read the kernel features learns it (and keeps them)."""
+    from models import create_model
+    from perfex.train.statistics_init import start_from_statistics
+
+    clips, test = pulse_shape_clips(240, seed=1), pulse_shape_clips(200, seed=2)
+    torch.manual_seed(0)
+    model = create_model("cnn", n_features=3, kernel_features=kernel_features).eval()
+    assert start_from_statistics(model, clips, np.arange(200), np.arange(200, 240), seed=0)
+    with torch.no_grad():
+        predicted = model.level_probabilities(model(torch.from_numpy(test.features.reshape(200, 160, 3)),
+                                                    torch.full((200,), 160))).argmax(dim=-1).numpy()
+    accuracy = (predicted[:, 0] == test.levels[:, 0]).mean()
+    if kernel_features:
+        assert accuracy > 0.9 and model.config.kernel_features == kernel_features
+    else:
+        assert accuracy < 0.65
+
+
+def test_an_unused_kernel_block_is_removed_and_the_model_rebuilds_from_its_config():
+    from models import create_model, model_from_config
+    from models.registry import config_to_dict
+
+    model = create_model("attn", n_features=3, kernel_features=12)
+    model.drop_kernel_features()
+    assert model.config.kernel_features == 0 and model.statistics.linear.in_features == 6
+    rebuilt = model_from_config("attn", config_to_dict(model))
+    rebuilt.load_state_dict(model.state_dict())
+    x, lengths = torch.randn(2, 50, 3), torch.tensor([50, 20])
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt.eval()(x, lengths), model.eval()(x, lengths))
+
+
+def test_kernel_features_export_to_onnx_with_torch_numbers(tmp_path):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    from models import create_model
+    from perfex.infer.onnx_export import export_probabilities
+
+    torch.manual_seed(0)
+    model = create_model("cnn", n_features=17, output="corn", kernel_features=1008).eval()
+    x, lengths = torch.randn(3, 120, 17), torch.tensor([120, 80, 41])
+    model.statistics.kernels.fit_biases(*model.prepare(x, lengths))
+    with torch.no_grad():
+        model.statistics.linear.weight.normal_(0, 0.05)
+        expected = model.level_probabilities(model(x, lengths)).numpy()
+    session = onnxruntime.InferenceSession(str(export_probabilities(model, tmp_path / "m.onnx")))
+    names = {i.name for i in session.get_inputs()}
+    feed = {k: v.numpy() for k, v in {"x": x, "lengths": lengths, "times": torch.arange(120.0)[None] / 30}.items() if k in names}
+    np.testing.assert_allclose(session.run(None, feed)[0], expected, atol=1e-5)
+
+
+def test_a_folds_timing_scores_never_saw_the_labels_it_is_judged_on(monkeypatch):
+    """With the ridge's alpha fixed, changing the labels of one held-out fold changes the scores its cross-validation
+    step trains on only by the common standardisation (an affine map)."""
+    from perfex.train import statistics_init
+    from perfex.train.statistics_init import group_folds, timing_score
+
+    monkeypatch.setattr(statistics_init, "KERNEL_RIDGE_ALPHAS", (10.0,))
+    rng = np.random.default_rng(0)
+    kernels, groups = rng.normal(size=(90, 20)), np.repeat(np.arange(18), 5)
+    y, known = kernels[:, 0] + rng.normal(size=90), np.ones(90, dtype=bool)
+    score = timing_score(kernels, y, known, groups)
+    assert np.corrcoef(score.crossed, y)[0, 1] > 0.3
+    for inside, outside in group_folds(groups):
+        changed = y.copy()
+        changed[outside] = rng.normal(size=len(outside))
+        again = timing_score(kernels, changed, known, groups)
+        assert np.corrcoef(again.for_fold(outside)[inside], score.for_fold(outside)[inside])[0, 1] > 1 - 1e-9
+        assert np.corrcoef(again.crossed[inside], score.crossed[inside])[0, 1] < 0.999  # the plain cross-fit saw them

@@ -19,6 +19,7 @@ from torch import nn
 from tqdm import tqdm
 
 from models import config_to_dict, create_model
+from models.wide import KERNEL_FEATURES
 
 from ..checkpoint.io import (check_features, file_sha256, load_checkpoint, load_optimizer, resolve_weights, save_checkpoint,
                              save_optimizer)
@@ -136,8 +137,9 @@ def initial_model(config: TrainConfig, data: PreparedData, parent: Parent | None
         return parent.model, False
     output = "score" if config.train.target == "continuous" else MODEL_OUTPUT[config.train.loss]
     layout = {} if data.targets.is_big_five else {"target_levels": data.targets.level_counts}
+    kernels = {"kernel_features": KERNEL_FEATURES} if config.train.timing_score else {}
     model = create_model(config.family, n_features=data.clips.n_features, max_frames=config.train.max_frames, output=output,
-                         **layout)
+                         **layout, **kernels)
     model.set_normalization(*data.normalization())
     started = start_from_statistics(model, data.clips, data.parts["train"], data.parts["val"], config.run.seed,
                                     data.targets)

@@ -4,11 +4,18 @@ The statistics path is a linear map of the clip's masked per-feature mean/std (o
 gets the weights of one multinomial logistic regression per trait (for CORN outputs, the four conditional binary
 ones "level > k given level >= k"; for a continuous target, ridge regression of its standardised value), the
 regularisation chosen by cross-validation over the training clips' source videos, and the deep head's output
-layer starts at zero. Training then adds what the time course reveals, and model selection can always fall back
+layer starts at zero.
+
+Where the path also reads kernel features (``models.wide.KernelFeatures``: timing), each target may add one more
+input: a ridge regression of its label on those features, cross-fitted over the same folds of source videos. The
+target keeps it only where it lowers the cross-validated loss, so a target whose signal is in the statistics (or
+nowhere) starts exactly as before; the kernel features are removed from a model no target uses them in. Training then adds what the time course reveals, and model selection can always fall back
 on the starting point (epoch 0).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -17,10 +24,13 @@ from torch import nn
 from ..core.clips import ClipSet
 from ..core.metrics import clip_summary_features
 from ..core.schema import BIG_FIVE, Targets
+from ..core.windows import window_batches
 from ..data.splits import group_keys
 
 C_CANDIDATES = (0.01, 0.1, 1.0, 10.0)
 RIDGE_ALPHAS = (1.0, 10.0, 100.0)
+KERNEL_RIDGE_ALPHAS = (30.0, 300.0, 3000.0, 30000.0)  # the timing score's ridge over ~1,000 kernel features
+KERNEL_BIAS_CLIPS = 64  # training clips whose kernel responses set each kernel's bias
 FOLDS = 3  # folds of the training clips' source videos that choose the regularisation
 ABSENT_LEVEL_BIAS = -8.0  # a level no training clip has gets a logit far below the others
 
@@ -85,30 +95,103 @@ def _log_loss(probs: np.ndarray, y: np.ndarray) -> float:
     return float(-np.log(np.clip(probs[np.arange(len(y)), y], 1e-6, None)).sum())
 
 
-def _fit_trait(x: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int, output: str,
-               n_levels: int) -> tuple[np.ndarray, np.ndarray]:
-    """Weights [levels, 2F] and biases [levels] of one trait's logistic regression for ``output`` (softmax or CORN),
-    C by grouped cross-validation on the training clips (``choose_by_folds``), refitted on all of them."""
+def _fit_trait(x: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int, output: str, n_levels: int,
+               score: TimingScore | None = None) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Weights [levels, 2F (+1)] and biases [levels] of one trait's logistic regression for ``output`` (softmax or
+    CORN), C (and whether to read the timing ``score``) by grouped cross-validation on the training clips
+    (``choose_by_folds``), refitted on all of them; and whether the score is read."""
     fit, decode = FITS[output]
 
-    def held_out_loss(c: float, inside: np.ndarray, outside: np.ndarray) -> float:
-        weight, bias = fit(x[inside], y[inside], c, seed, n_levels)
-        return _log_loss(decode(x[outside] @ weight.T + bias), y[outside])
+    def held_out_loss(choice: tuple[bool, float], inside: np.ndarray, outside: np.ndarray) -> float:
+        inputs = _inputs(x, score.for_fold(outside) if choice[0] else None)
+        weight, bias = fit(inputs[inside], y[inside], choice[1], seed, n_levels)
+        return _log_loss(decode(inputs[outside] @ weight.T + bias), y[outside])
 
-    return fit(x, y, choose_by_folds(C_CANDIDATES, held_out_loss, groups), seed, n_levels)
+    with_score, c = choose_by_folds(_choices(C_CANDIDATES, score), held_out_loss, groups)
+    return *fit(_inputs(x, score.crossed if with_score else None), y, c, seed, n_levels), with_score
 
 
-def choose_by_folds(candidates: tuple[float, ...], held_out_loss, groups: np.ndarray) -> float:
-    """The candidate with the lowest loss summed over ``FOLDS`` folds of whole source videos (``groups``) of the
-    training clips; the middle one when there are too few videos to fold."""
+def _choices(regularisations: tuple[float, ...], score: TimingScore | None) -> tuple[tuple[bool, float], ...]:
+    """(read the timing score, regularisation) pairs to cross-validate; without a score, the statistics alone."""
+    alone = tuple((False, r) for r in regularisations)
+    return alone if score is None else alone + tuple((True, r) for r in regularisations)
+
+
+def _inputs(x: np.ndarray, column: np.ndarray | None) -> np.ndarray:
+    return x if column is None else np.hstack([x, column[:, None]])
+
+
+def group_folds(groups: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Up to ``FOLDS`` (inside, outside) splits of the training clips by whole source videos; [] with one video."""
     from sklearn.model_selection import GroupKFold
 
     n_folds = min(FOLDS, len(np.unique(groups)))
-    if n_folds < 2:
+    return list(GroupKFold(n_splits=n_folds).split(groups, groups=groups)) if n_folds >= 2 else []
+
+
+def choose_by_folds(candidates: tuple, held_out_loss, groups: np.ndarray):
+    """The candidate with the lowest loss summed over ``FOLDS`` folds of whole source videos (``groups``) of the
+    training clips; the middle one when there are too few videos to fold."""
+    splits = group_folds(groups)
+    if not splits:
         return candidates[len(candidates) // 2]
-    splits = list(GroupKFold(n_splits=n_folds).split(groups, groups=groups))
     losses = [sum(held_out_loss(c, inside, outside) for inside, outside in splits) for c in candidates]
     return candidates[int(np.argmin(losses))]
+
+
+@dataclass
+class TimingScore:
+    """A target's timing score, a ridge regression of its label on the standardised kernel features.
+
+    ``crossed`` is each training clip's score from the folds that did not see its source video; ``per_fold`` maps a
+    fold (by the first row it holds out) to the scores its cross-validation step may use: the rows it trains on
+    cross-fitted among themselves, and the held-out rows from a ridge on those rows, so that no label of the held-out
+    fold reaches its training scores. ``weight``/``bias`` map kernel features to the score of the ridge on all rows.
+    Every score is standardised (by the cross-fitted scores' mean and standard deviation)."""
+
+    crossed: np.ndarray
+    per_fold: dict[int, np.ndarray]
+    weight: np.ndarray
+    bias: float
+
+    def for_fold(self, outside: np.ndarray) -> np.ndarray:
+        return self.per_fold[int(outside[0])]
+
+
+def _cross_fit(kernels: np.ndarray, y: np.ndarray, known: np.ndarray, alpha: float, splits: list) -> np.ndarray:
+    """Ridge predictions for every row from the split whose model (fitted on its labelled rows) did not train on it."""
+    from sklearn.linear_model import Ridge
+
+    crossed = np.zeros(len(y))
+    for inside, outside in splits:
+        inside = inside[known[inside]]
+        crossed[outside] = Ridge(alpha=alpha).fit(kernels[inside], y[inside]).predict(kernels[outside])
+    return crossed
+
+
+def timing_score(kernels: np.ndarray, y: np.ndarray, known: np.ndarray, groups: np.ndarray) -> TimingScore | None:
+    """A target's ``TimingScore`` (label ``y``, used where ``known``: a level or a standardised value), alpha by the
+    Pearson r of the cross-fitted scores (the score is standardised, so only its order matters); None with fewer than
+    three folds of source videos."""
+    from sklearn.linear_model import Ridge
+
+    splits = group_folds(groups)
+    if len(splits) < 3:
+        return None
+    candidates = [_cross_fit(kernels, y, known, alpha, splits) for alpha in KERNEL_RIDGE_ALPHAS]
+    fits = [np.corrcoef(c[known], y[known])[0, 1] if c[known].std() > 1e-9 else -1.0 for c in candidates]
+    alpha, crossed = KERNEL_RIDGE_ALPHAS[int(np.argmax(fits))], candidates[int(np.argmax(fits))]
+    center, scale = crossed.mean(), max(crossed.std(), 1e-9)
+    per_fold = {}
+    for inside, outside in splits:
+        inner = [(np.intersect1d(inside, other_inside), np.intersect1d(inside, other_outside))
+                 for other_inside, other_outside in splits if not np.array_equal(other_outside, outside)]
+        scores = _cross_fit(kernels, y, known, alpha, inner)
+        labelled = inside[known[inside]]
+        scores[outside] = Ridge(alpha=alpha).fit(kernels[labelled], y[labelled]).predict(kernels[outside])
+        per_fold[int(outside[0])] = (scores - center) / scale
+    full = Ridge(alpha=alpha).fit(kernels[known], y[known])
+    return TimingScore((crossed - center) / scale, per_fold, full.coef_ / scale, float((full.intercept_ - center) / scale))
 
 
 @torch.no_grad()
@@ -120,16 +203,62 @@ def start_from_statistics(model: nn.Module, clips: ClipSet, train: np.ndarray, v
     if model.statistics is None:
         return False
     statistics = normalised_statistics(model, clips)
-    model.statistics.set_statistics_normalization(statistics[train])
-    standardised = (statistics - model.statistics.stat_mean.cpu().numpy()) / model.statistics.stat_std.cpu().numpy()
+    n_statistics = statistics.shape[1]
+    features = statistics[train]
+    if model.statistics.kernels is not None:
+        fit_kernel_biases(model, clips, train, seed)
+        features = np.hstack([features, kernel_features(model, clips, train)])
+    model.statistics.set_statistics_normalization(features)
+    mean, std = model.statistics.stat_mean.cpu().numpy(), model.statistics.stat_std.cpu().numpy()
+    standardised = (features - mean) / std
+    x, kernels = standardised[:, :n_statistics], standardised[:, n_statistics:]
     if model.config.output == "score":
-        weight, bias = _fit_scores(standardised[train], clips.scores[train], standardised[val], clips.scores[val])
-        return _install(model, weight, bias)
+        x_val = (statistics[val] - mean[:n_statistics]) / std[:n_statistics]
+        weight, bias = _fit_scores(x, clips.scores[train], x_val, clips.scores[val])
+        return _install(model, np.hstack([weight, np.zeros((len(weight), kernels.shape[1]))]), bias)
     values, groups = targets.standardised(clips.scores), group_keys(clips)[train]
-    blocks = [_fit_continuous(standardised[train], values[train, t], groups) if target.continuous else
-              _fit_trait(standardised[train], clips.levels[train, t], groups, seed, model.config.output, target.levels)
-              for t, target in enumerate(targets)]
-    return _install(model, np.vstack([w for w, _ in blocks]), np.concatenate([b for _, b in blocks]))
+    blocks = []
+    for t, target in enumerate(targets):
+        y = values[train, t] if target.continuous else clips.levels[train, t]
+        known = np.isfinite(y) if target.continuous else y >= 0
+        score = timing_score(kernels, np.where(known, y, 0.0), known, groups) if kernels.shape[1] else None
+        weight, bias, with_score = (_fit_continuous(x, y, groups, score) if target.continuous else
+                                    _fit_trait(x, y, groups, seed, model.config.output, target.levels, score))
+        blocks.append(_unfold_score(weight, bias, with_score, score, kernels.shape[1]))
+    weight = np.vstack([w for w, _ in blocks])
+    if kernels.shape[1] and not weight[:, n_statistics:].any():
+        model.drop_kernel_features()
+        weight = weight[:, :n_statistics]
+    return _install(model, weight, np.concatenate([b for _, b in blocks]))
+
+
+def _unfold_score(weight: np.ndarray, bias: np.ndarray, with_score: bool, score: TimingScore | None,
+                  n_kernels: int) -> tuple[np.ndarray, np.ndarray]:
+    """A target's weights over [statistics, score] as weights over [statistics, kernel features] (the score is a linear
+    map of those), and its biases; zero kernel weights when the target does not read the score."""
+    if not with_score:
+        return np.hstack([weight, np.zeros((len(weight), n_kernels))]), bias
+    return np.hstack([weight[:, :-1], weight[:, -1:] * score.weight[None, :]]), bias + weight[:, -1] * score.bias
+
+
+def fit_kernel_biases(model: nn.Module, clips: ClipSet, train: np.ndarray, seed: int) -> None:
+    """Set each kernel's bias from the responses over up to ``KERNEL_BIAS_CLIPS`` training clips' first windows."""
+    chosen = np.random.default_rng(seed).permutation(train)[:KERNEL_BIAS_CLIPS]
+    _, batches = window_batches(clips, chosen, model.max_frames, len(chosen), model.fixed_length)
+    window, x, _, lengths = next(batches)
+    model.statistics.kernels.fit_biases(*model.prepare(torch.from_numpy(x), torch.from_numpy(lengths)))
+
+
+def kernel_features(model: nn.Module, clips: ClipSet, index: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """What the statistics path's kernels read from the clips at ``index``, averaged over each one's windows:
+    [len(index), kernels]."""
+    positions, batches = window_batches(clips, index, model.max_frames, batch_size, model.fixed_length)
+    windows = np.zeros((len(positions), model.statistics.kernels.n_kernels))
+    for chosen, x, _, lengths in batches:
+        windows[chosen] = model.statistics.kernels(*model.prepare(torch.from_numpy(x), torch.from_numpy(lengths))).numpy()
+    sums = np.zeros((len(index), windows.shape[1]))
+    np.add.at(sums, positions, windows)
+    return sums / np.maximum(np.bincount(positions, minlength=len(index)), 1)[:, None]
 
 
 def _install(model: nn.Module, weight: np.ndarray, bias: np.ndarray) -> bool:
@@ -141,19 +270,22 @@ def _install(model: nn.Module, weight: np.ndarray, bias: np.ndarray) -> bool:
     return True
 
 
-def _fit_continuous(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A continuous target: ridge regression of its standardised value (alpha by grouped cross-validation on the
-    training clips), weights [1, 2F]."""
+def _fit_continuous(x: np.ndarray, y: np.ndarray, groups: np.ndarray,
+                    score: TimingScore | None = None) -> tuple[np.ndarray, np.ndarray, bool]:
+    """A continuous target: ridge regression of its standardised value on the clips that have one (alpha, and whether
+    to read the timing ``score``, by grouped cross-validation on the training clips), weights [1, 2F (+1)]."""
     from sklearn.linear_model import Ridge
 
     known = np.isfinite(y)
-    x, y, groups = x[known], y[known], groups[known]
 
-    def held_out_loss(alpha: float, inside: np.ndarray, outside: np.ndarray) -> float:
-        return float(((Ridge(alpha=alpha).fit(x[inside], y[inside]).predict(x[outside]) - y[outside]) ** 2).sum())
+    def held_out_loss(choice: tuple[bool, float], inside: np.ndarray, outside: np.ndarray) -> float:
+        inputs = _inputs(x, score.for_fold(outside) if choice[0] else None)
+        inside, outside = inside[known[inside]], outside[known[outside]]
+        return float(((Ridge(alpha=choice[1]).fit(inputs[inside], y[inside]).predict(inputs[outside]) - y[outside]) ** 2).sum())
 
-    best = Ridge(alpha=choose_by_folds(RIDGE_ALPHAS, held_out_loss, groups)).fit(x, y)
-    return best.coef_[None, :], np.array([best.intercept_])
+    with_score, alpha = choose_by_folds(_choices(RIDGE_ALPHAS, score), held_out_loss, groups)
+    best = Ridge(alpha=alpha).fit(_inputs(x, score.crossed if with_score else None)[known], y[known])
+    return best.coef_[None, :], np.array([best.intercept_]), with_score
 
 
 def _fit_scores(x: np.ndarray, scores: np.ndarray, x_val: np.ndarray, val_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
