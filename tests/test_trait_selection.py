@@ -116,7 +116,7 @@ def test_training_keeps_the_deep_path_only_for_the_trait_whose_timing_it_reads(t
     timing_only_table(480, seed=0).to_csv(data, index=False)
     run = tmp_path / "run"
     fit(build_config(TrainConfig, "cnn", data=[str(data)], out=str(run), epochs=12, patience=6, progress=False,
-                     min_frames=10, max_frames=64, batch_size=32, threads=1, calibrate=False))
+                     min_frames=10, max_frames=64, batch_size=32, threads=1, calibrate=False, timing_score=False))
     history = pd.read_csv(run / "metrics.csv")
     assert {f"deep_{t}" for t in TRAITS} | {f"val_loss_{t}" for t in TRAITS} | {"val_gated_loss"} <= set(history.columns)
     meta = json.loads((run / "best.json").read_text())
@@ -140,6 +140,40 @@ def test_training_keeps_the_deep_path_only_for_the_trait_whose_timing_it_reads(t
     closed = [t for t, g in enumerate(meta["deep_gates"]) if g == 0]
     torch.testing.assert_close(gated[:, closed], statistics_only[:, closed], rtol=0, atol=0)
     assert not torch.allclose(gated[:, 0], statistics_only[:, 0])
+
+
+def test_with_timing_score_the_start_itself_reads_the_timing_trait_and_deploys_alike_on_both_runtimes(tmp_path):
+    """The timing score (on by default): the kernel features stay in the checkpoint (extroversion reads the score), the start alone
+    (every gate closed) ranks fresh clips by their pulse order, and ONNX Runtime deploys what torch does."""
+    pytest.importorskip("onnxruntime")
+    from perfex.checkpoint.io import load_checkpoint
+    from perfex.core.schema import AU_INTENSITY_COLUMNS
+    from perfex.data.options import DeployConfig, TrainConfig, build_config
+    from perfex.infer.deploy import deploy
+    from perfex.train.loop import fit
+
+    data, fresh = tmp_path / "timing.csv.gz", tmp_path / "fresh.csv.gz"
+    timing_only_table(480, seed=0).to_csv(data, index=False)
+    test = timing_only_table(100, seed=1)
+    test.to_csv(fresh, index=False)
+    run = tmp_path / "run"
+    fit(build_config(TrainConfig, "cnn", data=[str(data)], out=str(run), epochs=1, progress=False, min_frames=10,
+                     max_frames=64, batch_size=32, threads=1, calibrate=False))
+    start, meta = load_checkpoint(run / "best.safetensors")
+    assert meta.model_config["kernel_features"] == 1008
+    start.set_deep_gates(torch.zeros(5))
+    x = torch.tensor(test[list(AU_INTENSITY_COLUMNS)].to_numpy(np.float32).reshape(100, 60, 17))
+    with torch.no_grad():
+        expected_level = start.level_probabilities(start(x, torch.full((100,), 60)))[:, 0] @ torch.arange(5.0)
+    order = test.groupby("ID", sort=True)["extroversion"].first().to_numpy()
+    assert np.corrcoef(expected_level.numpy(), order)[0, 1] > 0.5
+    outputs = {}
+    for runtime in ("torch", "onnxruntime"):
+        deploy(build_config(DeployConfig, "cnn", weights=str(run / "best.safetensors"), data=[str(fresh)], min_frames=10,
+                            out=str(tmp_path / f"{runtime}.csv"), runtime=runtime, progress=False))
+        outputs[runtime] = pd.read_csv(tmp_path / f"{runtime}.csv")
+    probs = [c for c in outputs["torch"] if c.startswith("p_")]
+    np.testing.assert_allclose(outputs["onnxruntime"][probs].to_numpy(), outputs["torch"][probs].to_numpy(), atol=2e-5)
 
 
 def test_gated_checkpoint_deploys_the_same_on_torch_and_onnx_runtime(tmp_path):

@@ -40,7 +40,7 @@ from ..infer.predict import predict_probs, window_logits
 from .calibration import fit_model_temperatures
 from .losses import MODEL_OUTPUT, score_loss, targets_loss, trait_loss
 from .selection import EpochVerdict, SelectionState, TraitSelection
-from .statistics_init import start_from_statistics
+from .statistics_init import start_from_statistics, timing_score_readers
 
 EpochHook = Callable[[int, dict], None]
 
@@ -245,6 +245,10 @@ class Trainer:
             self.log(f"epoch 0 is the statistics path alone (logistic regression); each trait opens its deep-path gate "
                      f"only where the deep path beats it on that trait's validation {c.select} by more than one "
                      "bootstrap standard error")
+            if c.timing_score:
+                readers = timing_score_readers(self.model, self.data.targets)
+                self.log(f"the start reads the kernels' timing score for: {', '.join(readers)}" if readers else
+                         "no target's start reads the kernels' timing score (cross-validation); the kernels were dropped")
             self._record(0, row, scores)
         for epoch in range(self.start_epoch, c.epochs + 1):
             self._record(epoch, *self._epoch(epoch))

@@ -232,6 +232,15 @@ def start_from_statistics(model: nn.Module, clips: ClipSet, train: np.ndarray, v
     return _install(model, weight, np.concatenate([b for _, b in blocks]))
 
 
+def timing_score_readers(model: nn.Module, targets: Targets = BIG_FIVE) -> list[str]:
+    """The targets whose statistics-path logits give the kernel features a non-zero weight."""
+    if model.statistics is None or model.statistics.kernels is None:
+        return []
+    weight = model.statistics.linear.weight[:, -model.statistics.kernels.n_kernels:].detach().cpu().numpy()
+    rows = np.split(weight, np.cumsum(model.widths)[:-1])
+    return [target.name for target, block in zip(targets, rows, strict=True) if block.any()]
+
+
 def _unfold_score(weight: np.ndarray, bias: np.ndarray, with_score: bool, score: TimingScore | None,
                   n_kernels: int) -> tuple[np.ndarray, np.ndarray]:
     """A target's weights over [statistics, score] as weights over [statistics, kernel features] (the score is a linear
