@@ -204,17 +204,34 @@ def test_a_folds_timing_scores_never_saw_the_labels_it_is_judged_on(monkeypatch)
     """With the ridge's alpha fixed, changing the labels of one held-out fold changes the scores its cross-validation
     step trains on only by the common standardisation (an affine map)."""
     from perfex.train import statistics_init
-    from perfex.train.statistics_init import group_folds, timing_score
+    from perfex.train.statistics_init import RidgeFits, group_folds, timing_score
 
     monkeypatch.setattr(statistics_init, "KERNEL_RIDGE_ALPHAS", (10.0,))
     rng = np.random.default_rng(0)
     kernels, groups = rng.normal(size=(90, 20)), np.repeat(np.arange(18), 5)
     y, known = kernels[:, 0] + rng.normal(size=90), np.ones(90, dtype=bool)
-    score = timing_score(kernels, y, known, groups)
+    score = timing_score(RidgeFits(kernels), y, known, groups)
     assert np.corrcoef(score.crossed, y)[0, 1] > 0.3
     for inside, outside in group_folds(groups):
         changed = y.copy()
         changed[outside] = rng.normal(size=len(outside))
-        again = timing_score(kernels, changed, known, groups)
+        again = timing_score(RidgeFits(kernels), changed, known, groups)
         assert np.corrcoef(again.for_fold(outside)[inside], score.for_fold(outside)[inside])[0, 1] > 1 - 1e-9
         assert np.corrcoef(again.crossed[inside], score.crossed[inside])[0, 1] < 0.999  # the plain cross-fit saw them
+
+
+def test_ridge_fits_from_one_svd_match_sklearn():
+    from sklearn.linear_model import Ridge
+
+    from perfex.train.statistics_init import RidgeFits
+
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(60, 80)), rng.normal(size=60)
+    rows = np.sort(rng.choice(60, 45, replace=False))
+    fits = RidgeFits(x)
+    for alpha in (0.3, 30.0):
+        expected = Ridge(alpha=alpha).fit(x[rows], y[rows])
+        weight, intercept = fits.fit(rows, y, alpha)
+        np.testing.assert_allclose(weight, expected.coef_, atol=1e-8)
+        assert intercept == pytest.approx(expected.intercept_, abs=1e-8)
+    assert len(fits.svds) == 1

@@ -158,27 +158,45 @@ class TimingScore:
         return self.per_fold[int(outside[0])]
 
 
-def _cross_fit(kernels: np.ndarray, y: np.ndarray, known: np.ndarray, alpha: float, splits: list) -> np.ndarray:
-    """Ridge predictions for every row from the split whose model (fitted on its labelled rows) did not train on it."""
-    from sklearn.linear_model import Ridge
+class RidgeFits:
+    """Ridge regressions (with intercept, as sklearn's ``Ridge``) of any label on any subset of the rows of ``x``, for
+    any alpha: one SVD per subset of rows, shared by every target and alpha."""
 
+    def __init__(self, x: np.ndarray) -> None:
+        self.x, self.svds = x, {}
+
+    def fit(self, rows: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np.ndarray, float]:
+        """Weights [K] and intercept of the ridge regression of ``y[rows]`` on ``x[rows]``."""
+        key = rows.tobytes()
+        if key not in self.svds:
+            center = self.x[rows].mean(axis=0)
+            self.svds[key] = (center, *np.linalg.svd(self.x[rows] - center, full_matrices=False))
+        center, u, singular, vt = self.svds[key]
+        target = y[rows] - y[rows].mean()
+        weight = vt.T @ (singular / (singular**2 + alpha) * (u.T @ target))
+        return weight, float(y[rows].mean() - center @ weight)
+
+    def predict(self, rows: np.ndarray, y: np.ndarray, alpha: float, at: np.ndarray) -> np.ndarray:
+        weight, intercept = self.fit(rows, y, alpha)
+        return self.x[at] @ weight + intercept
+
+
+def _cross_fit(ridge: RidgeFits, y: np.ndarray, known: np.ndarray, alpha: float, splits: list) -> np.ndarray:
+    """Ridge predictions for every row from the split whose model (fitted on its labelled rows) did not train on it."""
     crossed = np.zeros(len(y))
     for inside, outside in splits:
-        inside = inside[known[inside]]
-        crossed[outside] = Ridge(alpha=alpha).fit(kernels[inside], y[inside]).predict(kernels[outside])
+        crossed[outside] = ridge.predict(inside[known[inside]], y, alpha, outside)
     return crossed
 
 
-def timing_score(kernels: np.ndarray, y: np.ndarray, known: np.ndarray, groups: np.ndarray) -> TimingScore | None:
-    """A target's ``TimingScore`` (label ``y``, used where ``known``: a level or a standardised value), alpha by the
-    Pearson r of the cross-fitted scores (the score is standardised, so only its order matters); None with fewer than
-    three folds of source videos."""
-    from sklearn.linear_model import Ridge
-
+def timing_score(ridge: RidgeFits, y: np.ndarray, known: np.ndarray, groups: np.ndarray) -> TimingScore | None:
+    """A target's ``TimingScore`` from the ridge regressions of its label ``y`` (used where ``known``: a level or a
+    standardised value) on the kernel features; alpha by the Pearson r of the cross-fitted scores (the score is
+    standardised, so only its order matters); None with fewer than three folds of source videos."""
     splits = group_folds(groups)
     if len(splits) < 3:
         return None
-    candidates = [_cross_fit(kernels, y, known, alpha, splits) for alpha in KERNEL_RIDGE_ALPHAS]
+    candidates = [_cross_fit(ridge, y, known, alpha, splits) for alpha in KERNEL_RIDGE_ALPHAS]
     fits = [np.corrcoef(c[known], y[known])[0, 1] if c[known].std() > 1e-9 else -1.0 for c in candidates]
     alpha, crossed = KERNEL_RIDGE_ALPHAS[int(np.argmax(fits))], candidates[int(np.argmax(fits))]
     center, scale = crossed.mean(), max(crossed.std(), 1e-9)
@@ -186,12 +204,11 @@ def timing_score(kernels: np.ndarray, y: np.ndarray, known: np.ndarray, groups: 
     for inside, outside in splits:
         inner = [(np.intersect1d(inside, other_inside), np.intersect1d(inside, other_outside))
                  for other_inside, other_outside in splits if not np.array_equal(other_outside, outside)]
-        scores = _cross_fit(kernels, y, known, alpha, inner)
-        labelled = inside[known[inside]]
-        scores[outside] = Ridge(alpha=alpha).fit(kernels[labelled], y[labelled]).predict(kernels[outside])
+        scores = _cross_fit(ridge, y, known, alpha, inner)
+        scores[outside] = ridge.predict(inside[known[inside]], y, alpha, outside)
         per_fold[int(outside[0])] = (scores - center) / scale
-    full = Ridge(alpha=alpha).fit(kernels[known], y[known])
-    return TimingScore((crossed - center) / scale, per_fold, full.coef_ / scale, float((full.intercept_ - center) / scale))
+    weight, intercept = ridge.fit(np.flatnonzero(known), y, alpha)
+    return TimingScore((crossed - center) / scale, per_fold, weight / scale, (intercept - center) / scale)
 
 
 @torch.no_grad()
@@ -217,11 +234,11 @@ def start_from_statistics(model: nn.Module, clips: ClipSet, train: np.ndarray, v
         weight, bias = _fit_scores(x, clips.scores[train], x_val, clips.scores[val])
         return _install(model, np.hstack([weight, np.zeros((len(weight), kernels.shape[1]))]), bias)
     values, groups = targets.standardised(clips.scores), group_keys(clips)[train]
-    blocks = []
+    blocks, ridge = [], RidgeFits(kernels)
     for t, target in enumerate(targets):
         y = values[train, t] if target.continuous else clips.levels[train, t]
         known = np.isfinite(y) if target.continuous else y >= 0
-        score = timing_score(kernels, np.where(known, y, 0.0), known, groups) if kernels.shape[1] else None
+        score = timing_score(ridge, np.where(known, y, 0.0), known, groups) if kernels.shape[1] else None
         weight, bias, with_score = (_fit_continuous(x, y, groups, score) if target.continuous else
                                     _fit_trait(x, y, groups, seed, model.config.output, target.levels, score))
         blocks.append(_unfold_score(weight, bias, with_score, score, kernels.shape[1]))
