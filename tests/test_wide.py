@@ -102,7 +102,7 @@ def test_a_fresh_model_starts_as_the_logistic_regression_of_its_output(output):
 
 def test_regularisation_is_chosen_on_folds_of_whole_source_videos():
     """Each candidate is scored on held-out folds whose rows never share a source video with its training rows."""
-    from perfex.train.statistics_init import choose_by_folds
+    from perfex.train.folds import choose_by_folds
 
     groups = np.repeat(np.arange(6), 4)
     seen = []
@@ -203,10 +203,11 @@ def test_kernel_features_export_to_onnx_with_torch_numbers(tmp_path):
 def test_a_folds_timing_scores_never_saw_the_labels_it_is_judged_on(monkeypatch):
     """With the ridge's alpha fixed, changing the labels of one held-out fold changes the scores its cross-validation
     step trains on only by the common standardisation (an affine map)."""
-    from perfex.train import statistics_init
-    from perfex.train.statistics_init import RidgeFits, group_folds, timing_score
+    from perfex.train import timing_score as module
+    from perfex.train.folds import group_folds
+    from perfex.train.timing_score import RidgeFits, timing_score
 
-    monkeypatch.setattr(statistics_init, "KERNEL_RIDGE_ALPHAS", (10.0,))
+    monkeypatch.setattr(module, "KERNEL_RIDGE_ALPHAS", (10.0,))
     rng = np.random.default_rng(0)
     kernels, groups = rng.normal(size=(90, 20)), np.repeat(np.arange(18), 5)
     y, known = kernels[:, 0] + rng.normal(size=90), np.ones(90, dtype=bool)
@@ -223,7 +224,7 @@ def test_a_folds_timing_scores_never_saw_the_labels_it_is_judged_on(monkeypatch)
 def test_ridge_fits_from_one_svd_match_sklearn():
     from sklearn.linear_model import Ridge
 
-    from perfex.train.statistics_init import RidgeFits
+    from perfex.train.timing_score import RidgeFits
 
     rng = np.random.default_rng(1)
     x, y = rng.normal(size=(60, 80)), rng.normal(size=60)

@@ -40,7 +40,8 @@ from ..infer.predict import predict_probs, window_logits
 from .calibration import fit_model_temperatures
 from .losses import MODEL_OUTPUT, score_loss, targets_loss, trait_loss
 from .selection import EpochVerdict, SelectionState, TraitSelection
-from .statistics_init import start_from_statistics, timing_score_readers
+from .statistics_init import start_from_statistics
+from .timing_score import timing_score_readers
 
 EpochHook = Callable[[int, dict], None]
 
