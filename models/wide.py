@@ -78,11 +78,17 @@ class KernelFeatures(nn.Module):
         """Per tap spacing, every kernel's response ``[B, kernels, T]`` to ``x [B, T, F]`` (normalised, padding zero)."""
         x = x.float().transpose(1, 2)
         channels = torch.cat([x, frame_differences(x, mask)], dim=1)
-        out = []
-        for mixing, spacing in zip(self.mixing, KERNEL_DILATIONS, strict=True):
-            mixed = F.conv1d(channels, mixing[:, :, None])
-            out.append(F.conv1d(mixed, self.taps, padding=spacing * (KERNEL_TAPS // 2), dilation=spacing,
-                                groups=mixed.shape[1]))
+        return [self.convolve(torch.matmul(mixing, channels), spacing)
+                for mixing, spacing in zip(self.mixing, KERNEL_DILATIONS, strict=True)]
+
+    def convolve(self, mixed: torch.Tensor, spacing: int) -> torch.Tensor:
+        """Each kernel's 9-tap pattern over its own row of ``mixed [B, kernels, T]``, taps ``spacing`` frames apart,
+        zero beyond the ends: a depthwise dilated convolution written as nine shifted sums (2.5x faster on CPU)."""
+        length, reach = mixed.shape[2], spacing * (KERNEL_TAPS // 2)
+        padded = F.pad(mixed, (reach, reach))
+        out = self.taps[None, :, 0, 0, None] * padded[:, :, :length]
+        for tap in range(1, KERNEL_TAPS):
+            out.addcmul_(self.taps[None, :, 0, tap, None], padded[:, :, tap * spacing : tap * spacing + length])
         return out
 
     @torch.no_grad()
@@ -96,9 +102,9 @@ class KernelFeatures(nn.Module):
             self.softness[spacing] = (KERNEL_SOFTNESS * values.std(dim=1)).clamp(min=1e-4)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        weights = mask.to(torch.float32)[:, None, :]
-        count = weights.sum(dim=2).clamp(min=1.0)
-        pooled = [(torch.sigmoid((response - bias[:, None]) / softness[:, None]) * weights).sum(dim=2) / count
+        weights = mask.to(torch.float32)
+        share = (weights / weights.sum(dim=1, keepdim=True).clamp(min=1.0))[:, :, None]  # [B, T, 1]: mean over real frames
+        pooled = [torch.bmm(torch.sigmoid((response - bias[:, None]) / softness[:, None]), share)[:, :, 0]
                   for response, bias, softness in zip(self.responses(x, mask), self.bias, self.softness, strict=True)]
         return torch.cat(pooled, dim=1)
 
