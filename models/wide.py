@@ -83,7 +83,7 @@ class KernelFeatures(nn.Module):
 
     def convolve(self, mixed: torch.Tensor, spacing: int) -> torch.Tensor:
         """Each kernel's 9-tap pattern over its own row of ``mixed [B, kernels, T]``, taps ``spacing`` frames apart,
-        zero beyond the ends: a depthwise dilated convolution written as nine shifted sums (2.5x faster on CPU)."""
+        zero beyond the ends: a depthwise dilated convolution written as nine shifted sums (faster on CPU)."""
         length, reach = mixed.shape[2], spacing * (KERNEL_TAPS // 2)
         padded = F.pad(mixed, (reach, reach))
         out = self.taps[None, :, 0, 0, None] * padded[:, :, :length]
