@@ -236,3 +236,17 @@ def test_ridge_fits_from_one_svd_match_sklearn():
         np.testing.assert_allclose(weight, expected.coef_, atol=1e-8)
         assert intercept == pytest.approx(expected.intercept_, abs=1e-8)
     assert len(fits.svds) == 1
+
+
+def test_a_score_output_start_drops_the_kernels_it_never_reads():
+    from dataclasses import replace
+
+    from models import create_model
+    from perfex.train.statistics_init import start_from_statistics
+
+    clips = pulse_shape_clips(120, seed=3)
+    clips = replace(clips, scores=clips.levels / 4.0)
+    model = create_model("cnn", n_features=3, output="score", n_outputs=5, kernel_features=96)
+    assert start_from_statistics(model, clips, np.arange(100), np.arange(100, 120), seed=0)
+    assert model.config.kernel_features == 0 and model.statistics.kernels is None
+    assert model.statistics.linear.in_features == 6

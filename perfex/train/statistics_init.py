@@ -9,8 +9,9 @@ layer starts at zero.
 Where the path also reads kernel features (``models.wide.KernelFeatures``: timing), each target may add one more
 input: a ridge regression of its label on those features, cross-fitted over the same folds of source videos. The
 target keeps it only where it lowers the cross-validated loss, so a target whose signal is in the statistics (or
-nowhere) starts exactly as before; the kernel features are removed from a model no target uses them in. Training then adds what the time course reveals, and model selection can always fall back
-on the starting point (epoch 0).
+nowhere) starts exactly as before; the kernel features are removed from a model no target uses them in (and
+from a ``score`` output's, whose start reads the statistics alone). Training then adds what the time course
+reveals, and model selection can always fall back on the starting point (epoch 0).
 """
 
 from __future__ import annotations
@@ -125,6 +126,8 @@ def start_from_statistics(model: nn.Module, clips: ClipSet, train: np.ndarray, v
     deep head; False without a statistics path."""
     if model.statistics is None:
         return False
+    if model.config.output == "score":
+        model.drop_kernel_features()  # its ridge start reads the statistics alone; kernels would only cost time
     statistics = normalised_statistics(model, clips)
     n_statistics = statistics.shape[1]
     features = statistics[train]
@@ -137,8 +140,7 @@ def start_from_statistics(model: nn.Module, clips: ClipSet, train: np.ndarray, v
     x, kernels = standardised[:, :n_statistics], standardised[:, n_statistics:]
     if model.config.output == "score":
         x_val = (statistics[val] - mean[:n_statistics]) / std[:n_statistics]
-        weight, bias = _fit_scores(x, clips.scores[train], x_val, clips.scores[val])
-        return _install(model, np.hstack([weight, np.zeros((len(weight), kernels.shape[1]))]), bias)
+        return _install(model, *_fit_scores(x, clips.scores[train], x_val, clips.scores[val]))
     values, groups = targets.standardised(clips.scores), group_keys(clips)[train]
     blocks, ridge = [], RidgeFits(kernels)
     for t, target in enumerate(targets):
