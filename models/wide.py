@@ -19,11 +19,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-KERNEL_FEATURES = 1008  # the default: 168 kernels at each tap spacing
+KERNEL_FEATURES = 4032  # the default: 672 kernels at each tap spacing
 KERNEL_DILATIONS = (1, 2, 4, 8, 16, 32)  # tap spacings in frames: a kernel spans 9 to 257 frames
 KERNEL_TAPS = 9
-KERNEL_LAYOUT_SEED = 20261205  # the kernels' channels and quantiles; biases come from data (``fit_biases``)
+KERNEL_LAYOUT_SEED = 20261205  # the kernels' channels, signs and quantiles; biases come from data (``fit_biases``)
 KERNEL_SOFTNESS = 0.05  # the step "response above its bias" is a sigmoid this wide, in units of the response's spread
+BIAS_FRAME_STRIDE = 4  # a kernel's bias is a quantile of its responses at every 4th real frame of the bias clips
+CLIPS_PER_CHUNK = 4  # clips whose responses are computed together: a chunk's responses stay in the CPU's cache
 
 
 def clip_statistics(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -49,9 +51,18 @@ def frame_differences(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return F.pad((x[:, :, 1:] - x[:, :, :-1]) * both, (1, 0))
 
 
+def _chunks(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """``x`` split into ``CLIPS_PER_CHUNK`` clips at a time; whole while traced for export (any batch size then)."""
+    return (x,) if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() else x.split(CLIPS_PER_CHUNK)
+
+
 class KernelFeatures(nn.Module):
     """``n_kernels`` fixed dilated kernels over a clip's channels and their differences, each pooled to the (soft)
-    share of real frames where its response exceeds its bias: ``[B, n_kernels]`` values in [0, 1]."""
+    share of real frames where its response exceeds its bias: ``[B, n_kernels]`` values in [0, 1].
+
+    Before its pattern, a kernel mixes channels: half the kernels add one to four of them with random signs (the
+    shape of one movement, the order of two), the other half weigh every channel by a Gaussian draw (orders and
+    co-occurrences across the whole face)."""
 
     def __init__(self, n_features: int, n_kernels: int) -> None:
         super().__init__()
@@ -59,12 +70,16 @@ class KernelFeatures(nn.Module):
         generator = torch.Generator().manual_seed(KERNEL_LAYOUT_SEED)
         mixing = torch.zeros(len(KERNEL_DILATIONS), per_spacing, channels)
         for spacing, kernel in itertools.product(range(len(KERNEL_DILATIONS)), range(per_spacing)):
+            if kernel >= per_spacing // 2:  # the second half: every channel, Gaussian weights
+                mixing[spacing, kernel] = torch.randn(channels, generator=generator) / channels**0.5
+                continue
             size = int(torch.randint(1, min(channels, 4) + 1, (1,), generator=generator))
             chosen = torch.randperm(channels, generator=generator)[:size]
-            mixing[spacing, kernel, chosen] = 1.0 / size**0.5
+            signs = torch.randint(0, 2, (size,), generator=generator) * 2.0 - 1.0
+            mixing[spacing, kernel, chosen] = signs / size**0.5
         patterns = kernel_patterns()
         taps = patterns[torch.arange(per_spacing) % len(patterns)]
-        self.register_buffer("mixing", mixing)  # [spacings, kernels, 2F]: which channels each kernel sums
+        self.register_buffer("mixing", mixing)  # [spacings, kernels, 2F]: which channels each kernel sums, and signs
         self.register_buffer("taps", taps[:, None, :])  # [kernels, 1, 9]
         self.register_buffer("quantile", 0.1 + 0.8 * torch.rand(len(KERNEL_DILATIONS), per_spacing, generator=generator))
         self.register_buffer("bias", torch.zeros(len(KERNEL_DILATIONS), per_spacing))
@@ -74,12 +89,11 @@ class KernelFeatures(nn.Module):
     def n_kernels(self) -> int:
         return self.mixing.shape[0] * self.mixing.shape[1]
 
-    def responses(self, x: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
-        """Per tap spacing, every kernel's response ``[B, kernels, T]`` to ``x [B, T, F]`` (normalised, padding zero)."""
+    @staticmethod
+    def channels(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """What the kernels read from ``x [B, T, F]``: its features and their frame differences, ``[B, 2F, T]``."""
         x = x.float().transpose(1, 2)
-        channels = torch.cat([x, frame_differences(x, mask)], dim=1)
-        return [self.convolve(torch.matmul(mixing, channels), spacing)
-                for mixing, spacing in zip(self.mixing, KERNEL_DILATIONS, strict=True)]
+        return torch.cat([x, frame_differences(x, mask)], dim=1)
 
     def convolve(self, mixed: torch.Tensor, spacing: int) -> torch.Tensor:
         """Each kernel's 9-tap pattern over its own row of ``mixed [B, kernels, T]``, taps ``spacing`` frames apart,
@@ -95,17 +109,26 @@ class KernelFeatures(nn.Module):
     def fit_biases(self, x: torch.Tensor, mask: torch.Tensor) -> None:
         """Each kernel's bias: its quantile of the responses over the real frames of training clips ``x``; the
         step's softness: ``KERNEL_SOFTNESS`` times their standard deviation."""
-        real = mask.reshape(-1)
-        for spacing, response in enumerate(self.responses(x, mask)):
-            values = response.transpose(0, 1).reshape(response.shape[1], -1)[:, real]
-            self.bias[spacing] = torch.stack([torch.quantile(v, q) for v, q in zip(values, self.quantile[spacing])])
+        channels, real = self.channels(x, mask), mask.reshape(-1)
+        for spacing, (mixing, dilation) in enumerate(zip(self.mixing, KERNEL_DILATIONS, strict=True)):
+            response = torch.cat([self.convolve(torch.matmul(mixing, part), dilation) for part in _chunks(channels)])
+            values = response.transpose(0, 1).reshape(response.shape[1], -1)[:, real][:, ::BIAS_FRAME_STRIDE].sort(dim=1).values
+            position = self.quantile[spacing] * (values.shape[1] - 1)  # torch.quantile's linear interpolation
+            below = position.floor().long()
+            above = (below + 1).clamp(max=values.shape[1] - 1)
+            low, high = values.gather(1, below[:, None])[:, 0], values.gather(1, above[:, None])[:, 0]
+            self.bias[spacing] = low + (high - low) * (position - below)
             self.softness[spacing] = (KERNEL_SOFTNESS * values.std(dim=1)).clamp(min=1e-4)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         weights = mask.to(torch.float32)
-        share = (weights / weights.sum(dim=1, keepdim=True).clamp(min=1.0))[:, :, None]  # [B, T, 1]: mean over real frames
-        pooled = [torch.bmm(torch.sigmoid((response - bias[:, None]) / softness[:, None]), share)[:, :, 0]
-                  for response, bias, softness in zip(self.responses(x, mask), self.bias, self.softness, strict=True)]
+        share = (weights / weights.sum(dim=1, keepdim=True).clamp(min=1.0))[:, None, :]  # [B, 1, T]: mean over real frames
+        channels, pooled = self.channels(x, mask), []
+        for mixing, dilation, bias, softness in zip(self.mixing, KERNEL_DILATIONS, self.bias, self.softness, strict=True):
+            scaled, offset = mixing / softness[:, None], (bias / softness)[:, None]  # the step's width folded in
+            steps = [self.convolve(torch.matmul(scaled, part), dilation).sub_(offset).sigmoid_().mul_(frames).sum(dim=2)
+                     for part, frames in zip(_chunks(channels), _chunks(share), strict=True)]
+            pooled.append(torch.cat(steps))
         return torch.cat(pooled, dim=1)
 
 

@@ -151,6 +151,7 @@ def test_with_timing_score_the_start_itself_reads_the_timing_trait_and_deploys_a
     from perfex.data.options import DeployConfig, TrainConfig, build_config
     from perfex.infer.deploy import deploy
     from perfex.train.loop import fit
+    from models.wide import KERNEL_FEATURES
 
     data, fresh = tmp_path / "timing.csv.gz", tmp_path / "fresh.csv.gz"
     timing_only_table(480, seed=0).to_csv(data, index=False)
@@ -160,7 +161,7 @@ def test_with_timing_score_the_start_itself_reads_the_timing_trait_and_deploys_a
     fit(build_config(TrainConfig, "cnn", data=[str(data)], out=str(run), epochs=1, progress=False, min_frames=10,
                      max_frames=64, batch_size=32, threads=1, calibrate=False))
     start, meta = load_checkpoint(run / "best.safetensors")
-    assert meta.model_config["kernel_features"] == 1008
+    assert meta.model_config["kernel_features"] == KERNEL_FEATURES
     start.set_deep_gates(torch.zeros(5))
     x = torch.tensor(test[list(AU_INTENSITY_COLUMNS)].to_numpy(np.float32).reshape(100, 60, 17))
     with torch.no_grad():

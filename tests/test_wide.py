@@ -183,13 +183,15 @@ def test_an_unused_kernel_block_is_removed_and_the_model_rebuilds_from_its_confi
 
 
 def test_kernel_features_export_to_onnx_with_torch_numbers(tmp_path):
+    """Torch computes the kernels a few clips at a time, the exported graph the whole batch at once: the same numbers."""
     onnxruntime = pytest.importorskip("onnxruntime")
     from models import create_model
+    from models.wide import CLIPS_PER_CHUNK, KERNEL_FEATURES
     from perfex.infer.onnx_export import export_probabilities
 
     torch.manual_seed(0)
-    model = create_model("cnn", n_features=17, output="corn", kernel_features=1008).eval()
-    x, lengths = torch.randn(3, 120, 17), torch.tensor([120, 80, 41])
+    model = create_model("cnn", n_features=17, output="corn", kernel_features=KERNEL_FEATURES).eval()
+    x, lengths = torch.randn(CLIPS_PER_CHUNK + 3, 120, 17), torch.tensor([120, 80, 41, 120, 99, 60, 45][: CLIPS_PER_CHUNK + 3])
     model.statistics.kernels.fit_biases(*model.prepare(x, lengths))
     with torch.no_grad():
         model.statistics.linear.weight.normal_(0, 0.05)

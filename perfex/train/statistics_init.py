@@ -27,9 +27,10 @@ from ..data.splits import group_keys
 from .folds import choose_by_folds
 from .timing_score import RidgeFits, TimingScore, fit_kernel_biases, kernel_features, timing_score
 
-C_CANDIDATES = (0.01, 0.1, 1.0, 10.0)
+C_CANDIDATES = (0.001, 0.01, 0.1, 1.0, 10.0)
 RIDGE_ALPHAS = (1.0, 10.0, 100.0)
 ABSENT_LEVEL_BIAS = -8.0  # a level no training clip has gets a logit far below the others
+SCORE_SCALE = 10.0  # the timing score enters 10x larger, so the penalty that shrinks the statistics barely shrinks it
 
 
 def normalised_statistics(model: nn.Module, clips: ClipSet) -> np.ndarray:
@@ -115,7 +116,7 @@ def _choices(regularisations: tuple[float, ...], score: TimingScore | None) -> t
 
 
 def _inputs(x: np.ndarray, column: np.ndarray | None) -> np.ndarray:
-    return x if column is None else np.hstack([x, column[:, None]])
+    return x if column is None else np.hstack([x, SCORE_SCALE * column[:, None]])
 
 
 @torch.no_grad()
@@ -163,7 +164,8 @@ def _unfold_score(weight: np.ndarray, bias: np.ndarray, with_score: bool, score:
     map of those), and its biases; zero kernel weights when the target does not read the score."""
     if not with_score:
         return np.hstack([weight, np.zeros((len(weight), n_kernels))]), bias
-    return np.hstack([weight[:, :-1], weight[:, -1:] * score.weight[None, :]]), bias + weight[:, -1] * score.bias
+    scaled = SCORE_SCALE * weight[:, -1:]
+    return np.hstack([weight[:, :-1], scaled * score.weight[None, :]]), bias + scaled[:, 0] * score.bias
 
 
 def _install(model: nn.Module, weight: np.ndarray, bias: np.ndarray) -> bool:
