@@ -1,5 +1,5 @@
 """What the start's timing-score kernels cost at deploy: clips per second of ``predict_probs`` on 1,000 generated
-clips (300-460 frames), for each network without kernels and with the default 1,008 (random weights; the cost does
+clips (300-460 frames), for each network without kernels and with the default ``KERNEL_FEATURES`` (random weights; the cost does
 not depend on them). Best of three passes after a warm-up.
 
     python bench/kernel_cost.py

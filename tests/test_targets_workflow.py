@@ -82,7 +82,8 @@ def test_checkpoints_from_before_targets_predict_bit_identically(tmp_path, monke
     from test_legacy_checkpoints import original_state_dict
 
     monkeypatch.setenv("PERFEX_CACHE", str(tmp_path / "cache"))
-    paths = {"weights/cnn": REPO / "weights" / "cnn.safetensors", "weights/attn": REPO / "weights" / "attn.safetensors",
+    shipped = REPO / "tests" / "fixtures" / "weights_before_timing_score"  # the shipped weights until they were retrained with it
+    paths = {"weights/cnn": shipped / "cnn.safetensors", "weights/attn": shipped / "attn.safetensors",
              "round1/cnn": REPO / "tests" / "fixtures" / "round1" / "cnn.safetensors",
              "round1/attn": REPO / "tests" / "fixtures" / "round1" / "attn.safetensors"}
     for kind in ("cnn", "attn"):

@@ -117,6 +117,67 @@ def test_regularisation_is_chosen_on_folds_of_whole_source_videos():
     assert choose_by_folds((0.01, 0.1, 1.0), held_out_loss, np.zeros(5)) == 0.1  # one video: nothing to fold
 
 
+def test_a_gain_counts_as_clear_only_beyond_one_standard_error_over_source_videos():
+    """The same total gain is clear when many videos share it and not when one video carries it alone."""
+    from perfex.train.folds import clearly_lower
+
+    groups = np.repeat(np.arange(20), 5)
+    reference = np.ones(100)
+    shared = reference - np.random.default_rng(0).normal(0.1, 0.05, 100)
+    one_video = reference.copy()
+    one_video[:5] -= (reference - shared).sum() / 5
+    assert clearly_lower(shared, reference, groups)
+    assert not clearly_lower(one_video, reference, groups)
+    assert not clearly_lower(reference + 0.1, reference, groups)
+
+
+def test_the_start_takes_the_timing_score_only_for_a_clear_gain():
+    """A regularisation is picked by the lowest held-out loss; the score only where it beats the statistics' best by
+    more than one standard error over source videos."""
+    from perfex.train.statistics_init import _choose
+
+    groups = np.repeat(np.arange(30), 4)
+    noise = np.random.default_rng(1).normal(0, 1, 120)
+    noise -= noise.mean()  # the score's total gain is then exactly 120 x gain
+
+    def losses_where_the_score_gains(gain: float):
+        def held_out_loss(choice, inside, outside):
+            with_score, c = choice
+            return 1.0 + abs(np.log10(c)) + noise[outside] * with_score - gain * with_score
+        return held_out_loss
+
+    score = object()  # only its presence matters to _choose
+    assert _choose((0.01, 0.1, 1.0), score, losses_where_the_score_gains(1.0), groups) == (True, 1.0)
+    assert _choose((0.01, 0.1, 1.0), score, losses_where_the_score_gains(0.05), groups) == (False, 1.0)
+    assert _choose((0.01, 0.1, 1.0), None, losses_where_the_score_gains(1.0), groups) == (False, 1.0)
+
+
+def statistics_clips(n: int, seed: int):
+    """Clips whose level is the sign of feature 0's mean (a clip statistic), with no timing in them."""
+    from perfex.core.clips import ClipSet
+
+    rng = np.random.default_rng(seed)
+    shift = rng.normal(0, 1, n)
+    x = (rng.normal(0, 1, (n, 100, 3)) + np.stack([shift, np.zeros(n), np.zeros(n)], axis=1)[:, None, :]).astype(np.float32)
+    levels = np.tile(np.where(shift > 0, 3, 1)[:, None], (1, 5))
+    return ClipSet(ids=np.arange(n), files=np.array([f"{seed}_{i // 3}.mp4" for i in range(n)], dtype=object),
+                   offsets=np.arange(n + 1) * 100, features=x.reshape(-1, 3), times=np.tile(np.arange(100) / 30, n),
+                   feature_names=("a", "b", "c"), levels=levels)
+
+
+def test_a_label_in_the_statistics_leaves_the_timing_score_unread():
+    """Where a clip statistic carries the label, no target takes the timing score and the kernels are dropped."""
+    from models import create_model
+    from perfex.train.statistics_init import start_from_statistics
+
+    clips = statistics_clips(120, seed=3)
+    torch.manual_seed(0)
+    model = create_model("cnn", n_features=3, kernel_features=96).eval()
+    model.set_normalization(clips.features.mean(axis=0), clips.features.std(axis=0))
+    assert start_from_statistics(model, clips, np.arange(100), np.arange(100, 120), seed=0)
+    assert model.config.kernel_features == 0 and model.statistics.kernels is None
+
+
 def test_kernel_features_read_real_frames_only():
     """Padding after a clip, or a longer batch, changes none of its kernel features."""
     from models.wide import KernelFeatures
@@ -127,6 +188,16 @@ def test_kernel_features_read_real_frames_only():
     padded, padded_mask = torch.cat([x, torch.zeros(4, 30, 3)], dim=1), torch.cat([mask, torch.zeros(4, 30, dtype=torch.bool)], 1)
     torch.testing.assert_close(kernels(padded, padded_mask), kernels(x, mask), atol=1e-6, rtol=0)
     assert kernels(x, mask).shape == (4, 12)
+
+
+def test_a_kernels_bias_is_its_quantile_of_the_training_responses():
+    """On the clips that set the biases, each kernel fires on about (1 - its quantile) of the frames."""
+    from models.wide import KernelFeatures
+
+    kernels = KernelFeatures(3, 24)
+    x, mask = torch.randn(16, 200, 3), torch.ones(16, 200, dtype=torch.bool)
+    kernels.fit_biases(x, mask)
+    np.testing.assert_allclose(kernels(x, mask).mean(dim=0).numpy(), 1 - kernels.quantile.flatten().numpy(), atol=0.03)
 
 
 def pulse_shape_clips(n: int, seed: int):

@@ -24,7 +24,7 @@ from ..core.clips import ClipSet
 from ..core.metrics import clip_summary_features
 from ..core.schema import BIG_FIVE, Targets
 from ..data.splits import group_keys
-from .folds import choose_by_folds
+from .folds import HeldOutLoss, choose_by_folds, clearly_lower, held_out_losses
 from .timing_score import RidgeFits, TimingScore, fit_kernel_biases, kernel_features, timing_score
 
 C_CANDIDATES = (0.001, 0.01, 0.1, 1.0, 10.0)
@@ -89,8 +89,8 @@ def _corn_decode(logits: np.ndarray) -> np.ndarray:
 FITS = {"softmax": (_softmax_weights, _softmax), "corn": (_corn_weights, _corn_decode)}
 
 
-def _log_loss(probs: np.ndarray, y: np.ndarray) -> float:
-    return float(-np.log(np.clip(probs[np.arange(len(y)), y], 1e-6, None)).sum())
+def _log_losses(probs: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return -np.log(np.clip(probs[np.arange(len(y)), y], 1e-6, None))
 
 
 def _fit_trait(x: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int, output: str, n_levels: int,
@@ -100,19 +100,29 @@ def _fit_trait(x: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int, outp
     (``choose_by_folds``), refitted on all of them; and whether the score is read."""
     fit, decode = FITS[output]
 
-    def held_out_loss(choice: tuple[bool, float], inside: np.ndarray, outside: np.ndarray) -> float:
+    def held_out_loss(choice: tuple[bool, float], inside: np.ndarray, outside: np.ndarray) -> np.ndarray:
         inputs = _inputs(x, score.for_fold(outside) if choice[0] else None)
         weight, bias = fit(inputs[inside], y[inside], choice[1], seed, n_levels)
-        return _log_loss(decode(inputs[outside] @ weight.T + bias), y[outside])
+        return _log_losses(decode(inputs[outside] @ weight.T + bias), y[outside])
 
-    with_score, c = choose_by_folds(_choices(C_CANDIDATES, score), held_out_loss, groups)
+    with_score, c = _choose(C_CANDIDATES, score, held_out_loss, groups)
     return *fit(_inputs(x, score.crossed if with_score else None), y, c, seed, n_levels), with_score
 
 
-def _choices(regularisations: tuple[float, ...], score: TimingScore | None) -> tuple[tuple[bool, float], ...]:
-    """(read the timing score, regularisation) pairs to cross-validate; without a score, the statistics alone."""
+def _choose(regularisations: tuple[float, ...], score: TimingScore | None, held_out_loss: HeldOutLoss,
+            groups: np.ndarray) -> tuple[bool, float]:
+    """(read the timing score, regularisation) by grouped cross-validation: the regularisation with the lowest held-out
+    loss, and the score only where its best loss is lower than the statistics' best by more than one standard error
+    (``clearly_lower``), so that a label the score does not help keeps the statistics alone."""
     alone = tuple((False, r) for r in regularisations)
-    return alone if score is None else alone + tuple((True, r) for r in regularisations)
+    if score is None:
+        return choose_by_folds(alone, held_out_loss, groups)
+    choices = alone + tuple((True, r) for r in regularisations)
+    losses = held_out_losses(choices, held_out_loss, groups)
+    if losses is None:
+        return alone[len(alone) // 2]
+    best_alone, best_with = np.argmin(losses[: len(alone)].sum(axis=1)), len(alone) + np.argmin(losses[len(alone) :].sum(axis=1))
+    return choices[best_with] if clearly_lower(losses[best_with], losses[best_alone], groups) else choices[best_alone]
 
 
 def _inputs(x: np.ndarray, column: np.ndarray | None) -> np.ndarray:
@@ -185,12 +195,13 @@ def _fit_continuous(x: np.ndarray, y: np.ndarray, groups: np.ndarray,
 
     known = np.isfinite(y)
 
-    def held_out_loss(choice: tuple[bool, float], inside: np.ndarray, outside: np.ndarray) -> float:
+    def held_out_loss(choice: tuple[bool, float], inside: np.ndarray, outside: np.ndarray) -> np.ndarray:
         inputs = _inputs(x, score.for_fold(outside) if choice[0] else None)
-        inside, outside = inside[known[inside]], outside[known[outside]]
-        return float(((Ridge(alpha=choice[1]).fit(inputs[inside], y[inside]).predict(inputs[outside]) - y[outside]) ** 2).sum())
+        inside, labelled = inside[known[inside]], known[outside]
+        predicted = Ridge(alpha=choice[1]).fit(inputs[inside], y[inside]).predict(inputs[outside])
+        return np.where(labelled, (predicted - np.where(labelled, y[outside], 0.0)) ** 2, 0.0)
 
-    with_score, alpha = choose_by_folds(_choices(RIDGE_ALPHAS, score), held_out_loss, groups)
+    with_score, alpha = _choose(RIDGE_ALPHAS, score, held_out_loss, groups)
     best = Ridge(alpha=alpha).fit(_inputs(x, score.crossed if with_score else None)[known], y[known])
     return best.coef_[None, :], np.array([best.intercept_]), with_score
 
