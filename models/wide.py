@@ -126,9 +126,10 @@ class KernelFeatures(nn.Module):
         channels, pooled = self.channels(x, mask), []
         for mixing, dilation, bias, softness in zip(self.mixing, KERNEL_DILATIONS, self.bias, self.softness, strict=True):
             scaled, offset = mixing / softness[:, None], (bias / softness)[:, None]  # the step's width folded in
-            steps = [self.convolve(torch.matmul(scaled, part), dilation).sub_(offset).sigmoid_().mul_(frames).sum(dim=2)
-                     for part, frames in zip(_chunks(channels), _chunks(share), strict=True)]
-            pooled.append(torch.cat(steps))
+            steps = [torch.sigmoid(self.convolve(torch.matmul(scaled, part), dilation).sub_(offset))
+                     for part in _chunks(channels)]
+            pooled.append(torch.cat([(step * frames if step.requires_grad else step.mul_(frames)).sum(dim=2)  # in place
+                                     for step, frames in zip(steps, _chunks(share), strict=True)]))  # unless explained
         return torch.cat(pooled, dim=1)
 
 

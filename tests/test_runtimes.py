@@ -69,8 +69,11 @@ def test_the_exported_graph_decodes_levels_like_the_model(family, output, tmp_pa
 
 
 def test_runtime_choice_and_refusals(deploy_csv, tmp_path):
-    """--explain and bf16 need torch: auto takes torch for them, an explicit onnxruntime is refused in one line."""
-    summary, _ = run_deploy("cnn", deploy_csv, tmp_path / "e.csv", explain=str(tmp_path / "ex"), explain_plots=0)
+    """--explain and bf16 need torch: auto takes torch for them, an explicit onnxruntime is refused in one line. (The
+    explained weights carry no timing-score kernels, which make explanations about 3.5x slower: docs/performance.md.)"""
+    without_kernels = REPO / "tests" / "fixtures" / "weights_before_timing_score" / "cnn.safetensors"
+    summary = deploy(build_config(DeployConfig, "cnn", weights=str(without_kernels), data=[str(deploy_csv)],
+                                  out=str(tmp_path / "e.csv"), progress=False, explain=str(tmp_path / "ex"), explain_plots=0))
     assert summary["runtime"] == "torch"
     done = subprocess.run([sys.executable, "1dcnn_deploy.py", "--data", str(deploy_csv), "--out", str(tmp_path / "x.csv"),
                            "--runtime", "onnxruntime", "--explain", str(tmp_path / "ex2")],

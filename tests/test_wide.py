@@ -200,6 +200,19 @@ def test_a_kernels_bias_is_its_quantile_of_the_training_responses():
     np.testing.assert_allclose(kernels(x, mask).mean(dim=0).numpy(), 1 - kernels.quantile.flatten().numpy(), atol=0.03)
 
 
+def test_kernel_features_pass_gradients_to_the_input():
+    """Explanations differentiate the model by its input: the kernels' in-place arithmetic must not break that."""
+    from models.wide import CLIPS_PER_CHUNK, KernelFeatures
+
+    kernels = KernelFeatures(3, 24)
+    x, mask = torch.randn(CLIPS_PER_CHUNK + 1, 60, 3, requires_grad=True), torch.ones(CLIPS_PER_CHUNK + 1, 60, dtype=torch.bool)
+    kernels.fit_biases(x.detach(), mask)
+    kernels(x, mask).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    with torch.no_grad():
+        torch.testing.assert_close(kernels(x, mask), kernels(x.detach().requires_grad_(False), mask))
+
+
 def pulse_shape_clips(n: int, seed: int):
     """Clips of four pulses on feature 0, each a fast rise and slow fall (level 3) or its mirror image (level 1):
     the same values in another order, so every clip's mean and standard deviation carry nothing of the level."""

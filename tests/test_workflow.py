@@ -20,7 +20,8 @@ pytestmark = pytest.mark.e2e
 
 
 def train(model, data, out, retrain=False, on_epoch_end=None, **overrides):
-    settings = dict(epochs=25, patience=25, batch_size=16, lr=2e-3, device="cpu", progress=False, seed=0)
+    settings = dict(epochs=25, patience=25, batch_size=16, lr=2e-3, device="cpu", progress=False, seed=0,
+                    timing_score=False)  # the timing score has its own tests (test_wide, test_trait_selection)
     settings.update(overrides)
     fit(build_config(TrainConfig, model, retrain=retrain, data=[str(data)], out=str(out), **settings), on_epoch_end)
     return out / "best.safetensors"
