@@ -1,6 +1,6 @@
 """What the start's timing-score kernels cost at deploy: clips per second of ``predict_probs`` on 1,000 generated
-clips (300-460 frames), for each network without kernels and with the default ``KERNEL_FEATURES`` (random weights; the cost does
-not depend on them). Best of three passes after a warm-up.
+clips (300-460 frames), for each network without kernels and with the default ``KERNEL_FEATURES`` (random
+weights; the cost does not depend on them). Best of three passes after a warm-up.
 
     python bench/kernel_cost.py
 """

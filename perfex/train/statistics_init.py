@@ -7,9 +7,10 @@ regularisation chosen by cross-validation over the training clips' source videos
 layer starts at zero.
 
 Where the path also reads kernel features (``models.wide.KernelFeatures``: timing), each target may add one more
-input: a ridge regression of its label on those features, cross-fitted over the same folds of source videos. The
-target keeps it only where it lowers the cross-validated loss, so a target whose signal is in the statistics (or
-nowhere) starts exactly as before; the kernel features are removed from a model no target uses them in (and
+input: a ridge regression of its label on those features, cross-fitted over the same folds of source videos and
+entering ``SCORE_SCALE`` times larger. The target keeps it only where it lowers the cross-validated loss by more
+than one standard error over source videos, so a target whose signal is in the statistics (or nowhere) starts as
+before; the kernel features are removed from a model no target uses them in (and
 from a ``score`` output's, whose start reads the statistics alone). Training then adds what the time course
 reveals, and model selection can always fall back on the starting point (epoch 0).
 """
@@ -97,7 +98,7 @@ def _fit_trait(x: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int, outp
                score: TimingScore | None = None) -> tuple[np.ndarray, np.ndarray, bool]:
     """Weights [levels, 2F (+1)] and biases [levels] of one trait's logistic regression for ``output`` (softmax or
     CORN), C (and whether to read the timing ``score``) by grouped cross-validation on the training clips
-    (``choose_by_folds``), refitted on all of them; and whether the score is read."""
+    (``_choose``), refitted on all of them; and whether the score is read."""
     fit, decode = FITS[output]
 
     def held_out_loss(choice: tuple[bool, float], inside: np.ndarray, outside: np.ndarray) -> np.ndarray:
