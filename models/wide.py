@@ -95,6 +95,11 @@ class KernelFeatures(nn.Module):
         x = x.float().transpose(1, 2)
         return torch.cat([x, frame_differences(x, mask)], dim=1)
 
+    def response(self, channels: torch.Tensor, mixing: torch.Tensor, spacing: int) -> torch.Tensor:
+        """One tap spacing's kernels on ``channels [B, 2F, T]``: each mixes them by its row of ``mixing`` [kernels, 2F],
+        then applies its pattern (``convolve``): ``[B, kernels, T]``."""
+        return self.convolve(torch.matmul(mixing, channels), spacing)
+
     def convolve(self, mixed: torch.Tensor, spacing: int) -> torch.Tensor:
         """Each kernel's 9-tap pattern over its own row of ``mixed [B, kernels, T]``, taps ``spacing`` frames apart,
         zero beyond the ends: a depthwise dilated convolution written as nine shifted sums (faster on CPU)."""
@@ -111,7 +116,7 @@ class KernelFeatures(nn.Module):
         step's softness: ``KERNEL_SOFTNESS`` times their standard deviation."""
         channels, real = self.channels(x, mask), mask.reshape(-1)
         for spacing, (mixing, dilation) in enumerate(zip(self.mixing, KERNEL_DILATIONS, strict=True)):
-            response = torch.cat([self.convolve(torch.matmul(mixing, part), dilation) for part in _chunks(channels)])
+            response = torch.cat([self.response(part, mixing, dilation) for part in _chunks(channels)])
             values = response.transpose(0, 1).reshape(response.shape[1], -1)[:, real][:, ::BIAS_FRAME_STRIDE].sort(dim=1).values
             position = self.quantile[spacing] * (values.shape[1] - 1)  # torch.quantile's linear interpolation
             below = position.floor().long()
@@ -126,11 +131,16 @@ class KernelFeatures(nn.Module):
         channels, pooled = self.channels(x, mask), []
         for mixing, dilation, bias, softness in zip(self.mixing, KERNEL_DILATIONS, self.bias, self.softness, strict=True):
             scaled, offset = mixing / softness[:, None], (bias / softness)[:, None]  # the step's width folded in
-            steps = [torch.sigmoid(self.convolve(torch.matmul(scaled, part), dilation).sub_(offset))
-                     for part in _chunks(channels)]
-            pooled.append(torch.cat([(step * frames if step.requires_grad else step.mul_(frames)).sum(dim=2)  # in place
-                                     for step, frames in zip(steps, _chunks(share), strict=True)]))  # unless explained
+            pooled.append(torch.cat([self._pooled_step(part, frames, scaled, offset, dilation)
+                                     for part, frames in zip(_chunks(channels), _chunks(share), strict=True)]))
         return torch.cat(pooled, dim=1)
+
+    def _pooled_step(self, channels: torch.Tensor, share: torch.Tensor, scaled: torch.Tensor, offset: torch.Tensor,
+                     spacing: int) -> torch.Tensor:
+        """One chunk's soft share of frames above each kernel's bias (the step's width folded into ``scaled`` and
+        ``offset``), pooled before the next chunk is computed, so that its responses stay in cache: ``[b, kernels]``."""
+        step = torch.sigmoid(self.response(channels, scaled, spacing).sub_(offset))
+        return (step * share if step.requires_grad else step.mul_(share)).sum(dim=2)  # in place unless explained
 
 
 class StatisticsPath(nn.Module):

@@ -179,7 +179,7 @@ class TrainOptions:
     targets: str | None = option(None, f"what to predict (default: the Big Five at five levels): {SPEC_HELP}; "
                                  "e.g. deception:2 or extroversion,openness:continuous (docs/targets.md; a retrain "
                                  "keeps its parent's)", metavar="SPEC")
-    timing_score: bool = option(True, "start from clip statistics alone: no timing score from 1,008 fixed random dilated "
+    timing_score: bool = option(True, "start from clip statistics alone: no timing score from the fixed random dilated "
                                 "kernels, which by default each target reads where cross-validation says it helps "
                                 "(docs/training.md)", flag="--no-timing-score", action="store_false")
     select: str = option("loss", "which epoch becomes best.safetensors: lowest validation loss, highest QWK or macro-F1",
