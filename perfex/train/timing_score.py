@@ -95,7 +95,7 @@ def fit_kernel_biases(model: nn.Module, clips: ClipSet, train: np.ndarray, seed:
     """Set each kernel's bias from the responses over up to ``KERNEL_BIAS_CLIPS`` training clips' first windows."""
     chosen = np.random.default_rng(seed).permutation(train)[:KERNEL_BIAS_CLIPS]
     _, batches = window_batches(clips, chosen, model.max_frames, len(chosen), model.fixed_length)
-    window, x, _, lengths = next(batches)
+    _, x, _, lengths = next(batches)
     model.statistics.kernels.fit_biases(*model.prepare(torch.from_numpy(x), torch.from_numpy(lengths)))
 
 
