@@ -42,8 +42,8 @@ class TraitModel(nn.Module):
         self.register_buffer("temperature", torch.ones(config.n_traits), persistent=False)
         self.register_buffer("deep_gate", torch.ones(config.n_traits), persistent=False)
         self.gated = False  # True when some trait's gate is not 1 (the deep logits are then scaled)
-        self.statistics = (StatisticsPath(config.n_features, self.n_logits, getattr(config, "kernel_features", 0))
-                           if config.statistics_path else None)
+        self.statistics = (StatisticsPath(config.n_features, self.n_logits, getattr(config, "kernel_features", 0),
+                                          getattr(config, "kernel_taps", "mean")) if config.statistics_path else None)
 
     @property
     def target_levels(self) -> tuple[int, ...] | None:

@@ -78,8 +78,11 @@ def check_target_levels(config: Any) -> None:
 
 
 def check_kernel_features(config: Any) -> None:
-    """``kernel_features``: 0, or a positive multiple of the number of tap spacings (each spacing gets an equal share)."""
-    from .wide import KERNEL_DILATIONS, KERNEL_FEATURES
+    """``kernel_features``: 0, or a positive multiple of the number of tap spacings (each spacing gets an equal share);
+    ``kernel_taps``: one of ``KERNEL_TAP_READS``."""
+    from .wide import KERNEL_DILATIONS, KERNEL_FEATURES, KERNEL_TAP_READS
+
+    check_choice(config, "kernel_taps", KERNEL_TAP_READS)
 
     value = config.kernel_features
     if not _whole(value) or value < 0 or value % len(KERNEL_DILATIONS):

@@ -39,6 +39,8 @@ class CNNConfig:
     statistics_path: bool = True  # a linear path from the clip's masked AU mean/std to the logits, beside the deep path
     kernel_features: int = 0  # fixed random dilated kernels the statistics path may also read (training's --timing-score
     # asks for KERNEL_FEATURES of them; 0: none)
+    kernel_taps: str = "mean"  # what a kernel's tap reads: "mean" of the frames of its spacing, or one frame ("point",
+    # kernels made before the option)
     output: str = "softmax"  # how logits become level probabilities: softmax, corn (ordinal) or score (one per trait)
     target_levels: tuple[int, ...] | None = None  # per target: K levels, or 0 for a continuous score (None: n_traits
     # targets of n_levels each); when set it fixes n_traits and n_levels

@@ -63,11 +63,11 @@ def register(entry: ModelEntry) -> ModelEntry:
 register(ModelEntry("cnn", "models.cnn:MultiScaleCNN", "models.cnn:CNNConfig", title="multi-scale 1D-CNN",
                     script_prefix="1dcnn",
                     options_added_later={"statistics_path": False, "pooling": "mean", "dilations": None,
-                                         "kernel_features": 0}))
+                                         "kernel_features": 0, "kernel_taps": "point"}))
 register(ModelEntry("attn", "models.hybrid:HybridAttention", "models.hybrid:HybridConfig",
                     title="hybrid attention network (LSTM + attention | FCN + squeeze-excite)", script_prefix="attn",
                     options_added_later={"statistics_path": False, "attention_pooling": "mean",
-                                         "kernel_features": 0}))
+                                         "kernel_features": 0, "kernel_taps": "point"}))
 register(ModelEntry("legacy_cnn", "models.legacy_nets:LegacyCNN", "models.legacy_nets:LegacyConfig",
                     title="original PerFeX 1D-CNN", family="cnn"))
 register(ModelEntry("legacy_attn", "models.legacy_nets:LegacyHybrid", "models.legacy_nets:LegacyConfig",

@@ -5,7 +5,8 @@ on per-clip AU means/stds sees; the deep path only has to add what the time cour
 
 With ``kernel_features`` the path also reads fixed random dilated kernels (``KernelFeatures``, after MiniRocket):
 each one sums a few channels of the clip and of its frame-to-frame differences, convolves them with a 9-tap
-pattern spaced 1 to 32 frames apart, and reports the share of frames where the response exceeds a bias drawn from
+pattern spaced 1 to 32 frames apart (each tap reading the mean of the frames of its spacing, so that a short event
+between two taps still counts), and reports the share of frames where the response exceeds a bias drawn from
 the training clips. That is a timing feature a linear map can use from the first step: which movement follows
 which, how regularly something recurs, how fast a movement starts.
 """
@@ -26,6 +27,7 @@ KERNEL_LAYOUT_SEED = 20261205  # the kernels' channels, signs and quantiles; bia
 KERNEL_SOFTNESS = 0.05  # the step "response above its bias" is a sigmoid this wide, in units of the response's spread
 BIAS_FRAME_STRIDE = 4  # a kernel's bias is a quantile of its responses at every 4th real frame of the bias clips
 CLIPS_PER_CHUNK = 4  # clips whose responses are computed together: a chunk's responses stay in the CPU's cache
+KERNEL_TAP_READS = ("mean", "point")  # a tap reads the mean of the frames of its spacing, or one frame (before 2026-12-06)
 
 
 def clip_statistics(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -51,6 +53,16 @@ def frame_differences(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return F.pad((x[:, :, 1:] - x[:, :, :-1]) * both, (1, 0))
 
 
+def tap_means(channels: torch.Tensor, real: torch.Tensor, spacing: int) -> torch.Tensor:
+    """``channels [B, C, T]`` averaged over ``spacing`` frames centred on each frame (padding and the frames beyond
+    the ends count as zero), kept on ``real`` frames ``[B, 1, T]`` only: what a tap of that spacing reads, so that
+    the nine taps together cover every frame of the kernel's span."""
+    if spacing < 2:
+        return channels
+    window = (spacing // 2, spacing - 1 - spacing // 2)
+    return F.avg_pool1d(F.pad(channels, window), kernel_size=spacing, stride=1) * real
+
+
 def _chunks(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """``x`` split into ``CLIPS_PER_CHUNK`` clips at a time; whole while traced for export (any batch size then)."""
     return (x,) if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() else x.split(CLIPS_PER_CHUNK)
@@ -62,10 +74,12 @@ class KernelFeatures(nn.Module):
 
     Before its pattern, a kernel mixes channels: half the kernels add one to four of them with random signs (the
     shape of one movement, the order of two), the other half weigh every channel by a Gaussian draw (orders and
-    co-occurrences across the whole face)."""
+    co-occurrences across the whole face). ``taps``: "mean" (each tap reads the mean of its spacing's frames,
+    ``tap_means``) or "point" (one frame: kernels made before that option)."""
 
-    def __init__(self, n_features: int, n_kernels: int) -> None:
+    def __init__(self, n_features: int, n_kernels: int, taps: str = "mean") -> None:
         super().__init__()
+        self.tap_reads = taps
         per_spacing, channels = n_kernels // len(KERNEL_DILATIONS), 2 * n_features
         generator = torch.Generator().manual_seed(KERNEL_LAYOUT_SEED)
         mixing = torch.zeros(len(KERNEL_DILATIONS), per_spacing, channels)
@@ -95,10 +109,15 @@ class KernelFeatures(nn.Module):
         x = x.float().transpose(1, 2)
         return torch.cat([x, frame_differences(x, mask)], dim=1)
 
-    def response(self, channels: torch.Tensor, mixing: torch.Tensor, spacing: int) -> torch.Tensor:
-        """One tap spacing's kernels on ``channels [B, 2F, T]``: each mixes them by its row of ``mixing`` [kernels, 2F],
-        then applies its pattern (``convolve``): ``[B, kernels, T]``."""
-        return self.convolve(torch.matmul(mixing, channels), spacing)
+    def tap_inputs(self, channels: torch.Tensor, real: torch.Tensor, spacing: int) -> torch.Tensor:
+        """What a tap of ``spacing`` reads from ``channels [B, 2F, T]`` (``real`` frames ``[B, 1, T]``): their means
+        over its frames, or the frames themselves."""
+        return tap_means(channels, real, spacing) if self.tap_reads == "mean" else channels
+
+    def response(self, inputs: torch.Tensor, mixing: torch.Tensor, spacing: int) -> torch.Tensor:
+        """One tap spacing's kernels on its ``tap_inputs [B, 2F, T]``: each mixes them by its row of ``mixing``
+        [kernels, 2F], then applies its pattern (``convolve``): ``[B, kernels, T]``."""
+        return self.convolve(torch.matmul(mixing, inputs), spacing)
 
     def convolve(self, mixed: torch.Tensor, spacing: int) -> torch.Tensor:
         """Each kernel's 9-tap pattern over its own row of ``mixed [B, kernels, T]``, taps ``spacing`` frames apart,
@@ -116,7 +135,8 @@ class KernelFeatures(nn.Module):
         step's softness: ``KERNEL_SOFTNESS`` times their standard deviation."""
         channels, real = self.channels(x, mask), mask.reshape(-1)
         for spacing, (mixing, dilation) in enumerate(zip(self.mixing, KERNEL_DILATIONS, strict=True)):
-            response = torch.cat([self.response(part, mixing, dilation) for part in _chunks(channels)])
+            inputs = self.tap_inputs(channels, mask[:, None, :].float(), dilation)
+            response = torch.cat([self.response(part, mixing, dilation) for part in _chunks(inputs)])
             values = response.transpose(0, 1).reshape(response.shape[1], -1)[:, real][:, ::BIAS_FRAME_STRIDE].sort(dim=1).values
             position = self.quantile[spacing] * (values.shape[1] - 1)  # torch.quantile's linear interpolation
             below = position.floor().long()
@@ -131,15 +151,16 @@ class KernelFeatures(nn.Module):
         channels, pooled = self.channels(x, mask), []
         for mixing, dilation, bias, softness in zip(self.mixing, KERNEL_DILATIONS, self.bias, self.softness, strict=True):
             scaled, offset = mixing / softness[:, None], (bias / softness)[:, None]  # the step's width folded in
+            inputs = self.tap_inputs(channels, weights[:, None, :], dilation)
             pooled.append(torch.cat([self._pooled_step(part, frames, scaled, offset, dilation)
-                                     for part, frames in zip(_chunks(channels), _chunks(share), strict=True)]))
+                                     for part, frames in zip(_chunks(inputs), _chunks(share), strict=True)]))
         return torch.cat(pooled, dim=1)
 
-    def _pooled_step(self, channels: torch.Tensor, share: torch.Tensor, scaled: torch.Tensor, offset: torch.Tensor,
+    def _pooled_step(self, inputs: torch.Tensor, share: torch.Tensor, scaled: torch.Tensor, offset: torch.Tensor,
                      spacing: int) -> torch.Tensor:
         """One chunk's soft share of frames above each kernel's bias (the step's width folded into ``scaled`` and
         ``offset``), pooled before the next chunk is computed, so that its responses stay in cache: ``[b, kernels]``."""
-        step = torch.sigmoid(self.response(channels, scaled, spacing).sub_(offset))
+        step = torch.sigmoid(self.response(inputs, scaled, spacing).sub_(offset))
         return (step * share if step.requires_grad else step.mul_(share)).sum(dim=2)  # in place unless explained
 
 
@@ -147,10 +168,10 @@ class StatisticsPath(nn.Module):
     """Standardised clip statistics (and, with ``n_kernels``, the kernel features) -> one linear layer ->
     ``n_outputs`` logits; zero-initialised (adds nothing at first)."""
 
-    def __init__(self, n_features: int, n_outputs: int = 25, n_kernels: int = 0) -> None:
+    def __init__(self, n_features: int, n_outputs: int = 25, n_kernels: int = 0, kernel_taps: str = "mean") -> None:
         super().__init__()
         width = 2 * n_features + n_kernels
-        self.kernels = KernelFeatures(n_features, n_kernels) if n_kernels else None
+        self.kernels = KernelFeatures(n_features, n_kernels, kernel_taps) if n_kernels else None
         self.register_buffer("stat_mean", torch.zeros(width))
         self.register_buffer("stat_std", torch.ones(width))
         self.linear = nn.Linear(width, n_outputs)

@@ -28,12 +28,13 @@ pytestmark = pytest.mark.unit
     ("attn", {"dropout": -0.1}, "attn option dropout must be a number in [0, 1), not -0.1; use e.g. 0.3"),
     ("attn", {"fps": 0}, "attn option fps must be a positive number of frames per second, not 0; use e.g. 30"),
     ("attn", {"lstm_hidden": True}, "attn option lstm_hidden must be a positive integer, not True; use e.g. 128"),
+    ("cnn", {"kernel_taps": "max"}, "cnn option kernel_taps must be one of mean, point, not 'max'"),
     ("attn", {"attention_pooling": "max"}, "attn option attention_pooling must be one of mean+std, mean, not 'max'"),
     ("legacy_cnn", {"n_features": 25}, ("the original architectures are fixed at 17 AUs padded to 700 frames (asked for "
                                         "n_features=25, max_frames=700); drop these options or train a cnn or attn model")),
     ("legacy_attn", {"dropout": 0.1}, "model 'legacy_attn' has no option 'dropout'; its options are max_frames, n_features"),
     ("cnn", {"depth": 3}, ("model 'cnn' has no option 'depth'; its options are branch_channels, dilations, dropout, "
-                           "head_hidden, hidden_channels, kernel_features, kernels, max_frames, n_features, n_levels, n_outputs, n_traits, "
+                           "head_hidden, hidden_channels, kernel_features, kernel_taps, kernels, max_frames, n_features, n_levels, n_outputs, n_traits, "
                            "output, pooling, statistics_path, target_levels")),
     ("transformer", {}, "unknown model 'transformer'; choose one of cnn, attn, legacy_cnn, legacy_attn"),
 ])
@@ -85,13 +86,15 @@ def test_a_stored_config_that_predates_an_option_keeps_the_behaviour_it_was_trai
 
     assert CNNConfig().pooling == "mean+std+max"
     assert with_options_added_later("cnn", {"kernels": [3], "statistics_path": True}) == {
-        "statistics_path": True, "pooling": "mean", "dilations": None, "kernel_features": 0, "kernels": [3]}
+        "statistics_path": True, "pooling": "mean", "dilations": None, "kernel_features": 0, "kernel_taps": "point",
+        "kernels": [3]}
     assert with_options_added_later("cnn", {"pooling": "mean+std", "statistics_path": True}) == {
-        "pooling": "mean+std", "statistics_path": True, "dilations": None, "kernel_features": 0}
+        "pooling": "mean+std", "statistics_path": True, "dilations": None, "kernel_features": 0, "kernel_taps": "point"}
     assert with_options_added_later("attn", {"d_model": 8}) == {"d_model": 8, "statistics_path": False,
-                                                                "attention_pooling": "mean", "kernel_features": 0}
+                                                                "attention_pooling": "mean", "kernel_features": 0,
+                                                                "kernel_taps": "point"}
     assert HybridConfig().attention_pooling == "mean+std"
     assert with_options_added_later("cnn", None) is None
     stored = {"dropout": 0.5, "pooling": "mean+std", "output": "corn", "statistics_path": True, "dilations": None,
-              "kernel_features": 0}
+              "kernel_features": 0, "kernel_taps": "mean"}
     assert list(with_options_added_later("cnn", stored)) == list(stored)  # a stored config keeps its key order

@@ -25,11 +25,11 @@ def test_every_model_view_derives_from_the_registry():
 
 def test_options_added_later_keep_every_earlier_value():
     assert metadata.OPTIONS_ADDED_LATER == {"cnn": {"statistics_path": False, "pooling": "mean", "dilations": None,
-                                                    "kernel_features": 0},
+                                                    "kernel_features": 0, "kernel_taps": "point"},
                                             "attn": {"statistics_path": False, "attention_pooling": "mean",
-                                                     "kernel_features": 0}}
+                                                     "kernel_features": 0, "kernel_taps": "point"}}
     assert metadata.with_options_added_later("cnn", {"pooling": "mean+std"}) == {
-        "pooling": "mean+std", "statistics_path": False, "dilations": None, "kernel_features": 0}
+        "pooling": "mean+std", "statistics_path": False, "dilations": None, "kernel_features": 0, "kernel_taps": "point"}
 
 
 @pytest.mark.parametrize("family", families())

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from sklearn.linear_model import LogisticRegression
 from torch import nn
 
@@ -188,6 +189,32 @@ def test_kernel_features_read_real_frames_only():
     padded, padded_mask = torch.cat([x, torch.zeros(4, 30, 3)], dim=1), torch.cat([mask, torch.zeros(4, 30, dtype=torch.bool)], 1)
     torch.testing.assert_close(kernels(padded, padded_mask), kernels(x, mask), atol=1e-6, rtol=0)
     assert kernels(x, mask).shape == (4, 12)
+
+
+@pytest.mark.parametrize("taps", ["mean", "point"])
+def test_kernel_features_match_a_dilated_convolution_of_what_each_tap_reads(taps):
+    """Each kernel: its mix of channels, averaged over its spacing's frames ("mean") or not ("point", kernels made
+    before the option), through its 9-tap pattern as a dilated convolution, pooled to the share above its bias."""
+    from models.wide import KERNEL_DILATIONS, KernelFeatures
+
+    kernels = KernelFeatures(2, 12, taps)
+    x, mask = torch.randn(3, 80, 2), torch.ones(3, 80, dtype=torch.bool)
+    mask[1, 50:] = False
+    x = x * mask[:, :, None]
+    kernels.fit_biases(x, mask)
+    channels = kernels.channels(x, mask)
+    expected = []
+    for spacing, dilation in enumerate(KERNEL_DILATIONS):
+        read = channels
+        if taps == "mean" and dilation > 1:  # frames t - d/2 .. t + d/2 - 1, zero beyond the ends and on padding
+            shifted = [torch.roll(F.pad(channels, (dilation, dilation)), -offset, dims=2)[:, :, dilation:-dilation]
+                       for offset in range(-(dilation // 2), dilation - dilation // 2)]
+            read = torch.stack(shifted).mean(dim=0) * mask[:, None, :]
+        mixed = torch.matmul(kernels.mixing[spacing], read)
+        response = F.conv1d(mixed, kernels.taps, padding=4 * dilation, dilation=dilation, groups=mixed.shape[1])
+        step = torch.sigmoid((response - kernels.bias[spacing][:, None]) / kernels.softness[spacing][:, None])
+        expected.append((step * mask[:, None, :]).sum(dim=2) / mask.sum(dim=1, keepdim=True))
+    torch.testing.assert_close(kernels(x, mask), torch.cat(expected, dim=1), atol=1e-5, rtol=0)
 
 
 def test_a_kernels_bias_is_its_quantile_of_the_training_responses():
