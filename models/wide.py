@@ -27,7 +27,7 @@ KERNEL_LAYOUT_SEED = 20261205  # the kernels' channels, signs and quantiles; bia
 KERNEL_SOFTNESS = 0.05  # the step "response above its bias" is a sigmoid this wide, in units of the response's spread
 BIAS_FRAME_STRIDE = 4  # a kernel's bias is a quantile of its responses at every 4th real frame of the bias clips
 CLIPS_PER_CHUNK = 4  # clips whose responses are computed together: a chunk's responses stay in the CPU's cache
-KERNEL_TAP_READS = ("mean", "point")  # a tap reads the mean of the frames of its spacing, or one frame (before 2026-12-06)
+KERNEL_TAP_READS = ("mean", "point")  # a tap reads the mean of the frames of its spacing, or one frame (kernels made before the option)
 
 
 def clip_statistics(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
