@@ -39,7 +39,7 @@ def start_scores(sets: dict, kernel_features: int, seed: int) -> dict:
     model.set_normalization(frames.mean(axis=0), np.where(std > 1e-6, std, 1.0))
     started = time.perf_counter()
     torch.manual_seed(seed)
-    start_from_statistics(model, train, np.arange(len(train)), np.arange(0), seed)
+    start_from_statistics(model, train, np.arange(len(train)), seed)
     seconds = time.perf_counter() - started
     model.eval()
     probs = level_probabilities(torch.from_numpy(quality.network_logits(model, sets["test"])), "ordinal").numpy()

@@ -86,10 +86,10 @@ def test_a_fresh_model_starts_as_the_logistic_regression_of_its_output(output):
     clips = ClipSet(ids=np.arange(n), files=np.array([f"{i}.mp4" for i in range(n)], dtype=object),
                     offsets=np.arange(n + 1) * frames, features=x.reshape(-1, n_features).numpy(),
                     times=np.tile(np.arange(frames) / 30, n), feature_names=("a", "b", "c"), levels=levels)
-    train, val, test = np.arange(500), np.arange(500, 650), np.arange(650, n)
+    train, test = np.arange(500), np.arange(650, n)
     torch.manual_seed(0)
     model = create_model("cnn", n_features=n_features, output=output).eval()
-    assert start_from_statistics(model, clips, train, val, seed=0)
+    assert start_from_statistics(model, clips, train, seed=0)
     lengths = torch.full((len(test),), frames)
     with torch.no_grad():
         assert torch.count_nonzero(model.forward_head(model.forward_features(x[test], lengths))) == 0
@@ -175,7 +175,7 @@ def test_a_label_in_the_statistics_leaves_the_timing_score_unread():
     torch.manual_seed(0)
     model = create_model("cnn", n_features=3, kernel_features=96).eval()
     model.set_normalization(clips.features.mean(axis=0), clips.features.std(axis=0))
-    assert start_from_statistics(model, clips, np.arange(100), np.arange(100, 120), seed=0)
+    assert start_from_statistics(model, clips, np.arange(100), seed=0)
     assert model.config.kernel_features == 0 and model.statistics.kernels is None
 
 
@@ -268,7 +268,7 @@ def test_the_start_reads_a_pulse_shape_through_the_kernel_features_only(kernel_f
     clips, test = pulse_shape_clips(240, seed=1), pulse_shape_clips(200, seed=2)
     torch.manual_seed(0)
     model = create_model("cnn", n_features=3, kernel_features=kernel_features).eval()
-    assert start_from_statistics(model, clips, np.arange(200), np.arange(200, 240), seed=0)
+    assert start_from_statistics(model, clips, np.arange(200), seed=0)
     with torch.no_grad():
         predicted = model.level_probabilities(model(torch.from_numpy(test.features.reshape(200, 160, 3)),
                                                     torch.full((200,), 160))).argmax(dim=-1).numpy()
@@ -360,6 +360,38 @@ def test_a_score_output_start_drops_the_kernels_it_never_reads():
     clips = pulse_shape_clips(120, seed=3)
     clips = replace(clips, scores=clips.levels / 4.0)
     model = create_model("cnn", n_features=3, output="score", n_outputs=5, kernel_features=96)
-    assert start_from_statistics(model, clips, np.arange(100), np.arange(100, 120), seed=0)
+    assert start_from_statistics(model, clips, np.arange(100), seed=0)
     assert model.config.kernel_features == 0 and model.statistics.kernels is None
     assert model.statistics.linear.in_features == 6
+
+
+def test_a_score_output_starts_as_ridge_regression_with_alpha_from_folds_of_source_videos(monkeypatch):
+    """Continuous scores: the start predicts held-out scores from mean-only signal, skips missing scores, and
+    chooses alpha on folds of the training clips' source videos (never on the validation clips)."""
+    from dataclasses import replace
+
+    from models import create_model
+    from perfex.core.clips import ClipSet
+    from perfex.train import statistics_init
+
+    x, _, levels = mean_only_data(600, seed=5)
+    n, frames, n_features = x.shape
+    scores = levels / 4.0
+    scores[:40, 0] = np.nan
+    clips = ClipSet(ids=np.arange(n), files=np.array([f"v{i // 3}.mp4" for i in range(n)], dtype=object),
+                    offsets=np.arange(n + 1) * frames, features=x.reshape(-1, n_features).numpy(),
+                    times=np.tile(np.arange(frames) / 30, n), feature_names=("a", "b", "c"), levels=levels)
+    clips = replace(clips, scores=scores)
+    chosen = []
+    choose = statistics_init.choose_by_folds
+    monkeypatch.setattr(statistics_init, "choose_by_folds",
+                        lambda candidates, loss, groups: chosen.append(len(np.unique(groups))) or choose(candidates, loss, groups))
+    model = create_model("cnn", n_features=n_features, output="score").eval()
+    train, test = np.arange(400), np.arange(400, n)
+    assert statistics_init.start_from_statistics(model, clips, train, seed=0)
+    assert chosen == [400 // 3 + 1] * 5  # one choice per trait, over the training clips' source videos
+    with torch.no_grad():
+        predicted = torch.sigmoid(model(x[test], torch.full((len(test),), frames))).numpy()
+    assert np.isfinite(predicted).all()
+    for t in range(5):
+        assert np.corrcoef(predicted[:, t], scores[test, t])[0, 1] > 0.8

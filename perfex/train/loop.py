@@ -142,7 +142,7 @@ def initial_model(config: TrainConfig, data: PreparedData, parent: Parent | None
     model = create_model(config.family, n_features=data.clips.n_features, max_frames=config.train.max_frames, output=output,
                          **layout, **kernels)
     model.set_normalization(*data.normalization())
-    started = start_from_statistics(model, data.clips, data.parts["train"], data.parts["val"], config.run.seed,
+    started = start_from_statistics(model, data.clips, data.parts["train"], config.run.seed,
                                     data.targets)
     return model, started
 

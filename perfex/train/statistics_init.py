@@ -131,7 +131,7 @@ def _inputs(x: np.ndarray, column: np.ndarray | None) -> np.ndarray:
 
 
 @torch.no_grad()
-def start_from_statistics(model: nn.Module, clips: ClipSet, train: np.ndarray, val: np.ndarray, seed: int,
+def start_from_statistics(model: nn.Module, clips: ClipSet, train: np.ndarray, seed: int,
                           targets: Targets = BIG_FIVE) -> bool:
     """Fit the statistics path as logistic regression (CORN's conditional ones for ``corn`` outputs; ridge regression
     on the logit of the score for ``score`` outputs, on the standardised value for a continuous target) and silence the
@@ -150,10 +150,10 @@ def start_from_statistics(model: nn.Module, clips: ClipSet, train: np.ndarray, v
     mean, std = model.statistics.stat_mean.cpu().numpy(), model.statistics.stat_std.cpu().numpy()
     standardised = (features - mean) / std
     x, kernels = standardised[:, :n_statistics], standardised[:, n_statistics:]
+    groups = group_keys(clips)[train]
     if model.config.output == "score":
-        x_val = (statistics[val] - mean[:n_statistics]) / std[:n_statistics]
-        return _install(model, *_fit_scores(x, clips.scores[train], x_val, clips.scores[val]))
-    values, groups = targets.standardised(clips.scores), group_keys(clips)[train]
+        return _install(model, *_fit_scores(x, clips.scores[train], groups))
+    values = targets.standardised(clips.scores)
     blocks, ridge = [], RidgeFits(kernels)
     for t, target in enumerate(targets):
         y = values[train, t] if target.continuous else clips.levels[train, t]
@@ -207,16 +207,25 @@ def _fit_continuous(x: np.ndarray, y: np.ndarray, groups: np.ndarray,
     return best.coef_[None, :], np.array([best.intercept_]), with_score
 
 
-def _fit_scores(x: np.ndarray, scores: np.ndarray, x_val: np.ndarray, val_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Continuous targets: one ridge regression per trait on the logit of the score (alpha by validation error)."""
+def _fit_scores(x: np.ndarray, scores: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Continuous targets: one ridge regression per trait on the logit of its score in [0, 1], alpha by the squared
+    error of the predicted score in grouped cross-validation on the training clips (``choose_by_folds``)."""
     from sklearn.linear_model import Ridge
 
     weight, bias = np.zeros((scores.shape[1], x.shape[1])), np.zeros(scores.shape[1])
-    logit = lambda s: np.log(np.clip(s, 0.02, 0.98) / (1 - np.clip(s, 0.02, 0.98)))  # noqa: E731
+    clipped = np.clip(np.nan_to_num(scores, nan=0.5), 0.02, 0.98)
+    logits = np.log(clipped / (1 - clipped))
     for t in range(scores.shape[1]):
-        known, known_val = np.isfinite(scores[:, t]), np.isfinite(val_scores[:, t])
-        fits = [Ridge(alpha=a).fit(x[known], logit(scores[known, t])) for a in RIDGE_ALPHAS]
-        errors = [np.mean((1 / (1 + np.exp(-f.predict(x_val[known_val]))) - val_scores[known_val, t]) ** 2) for f in fits]
-        best = fits[int(np.argmin(errors))]
+        known = np.isfinite(scores[:, t])
+
+        def held_out_loss(alpha: float, inside: np.ndarray, outside: np.ndarray) -> np.ndarray:
+            inside = inside[known[inside]]
+            if len(inside) == 0:
+                return np.zeros(len(outside))
+            predicted = 1 / (1 + np.exp(-Ridge(alpha=alpha).fit(x[inside], logits[inside, t]).predict(x[outside])))
+            return np.where(known[outside], (predicted - np.nan_to_num(scores[outside, t], nan=0.5)) ** 2, 0.0)
+
+        alpha = choose_by_folds(RIDGE_ALPHAS, held_out_loss, groups)
+        best = Ridge(alpha=alpha).fit(x[known], logits[known, t])
         weight[t], bias[t] = best.coef_, best.intercept_
     return weight, bias
