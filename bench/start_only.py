@@ -30,20 +30,34 @@ from perfex.train.statistics_init import start_from_statistics  # noqa: E402
 from perfex.train.timing_score import timing_score_readers  # noqa: E402
 
 
-def start_scores(sets: dict, kernel_features: int, seed: int) -> dict:
-    """Fit the start on the training clips; per trait r and accuracy of its test predictions, readers and seconds."""
+def fitted_start(sets: dict, kernel_features: int, seed: int, kernel_taps: str = "mean") -> tuple[torch.nn.Module, float]:
+    """A CORN model whose statistics start is fitted on the training clips (deep path silent), and the seconds it took."""
     train = sets["train"]
     frames = train.features
     std = frames.std(axis=0)
-    model = create_model("cnn", n_features=train.n_features, output="corn", kernel_features=kernel_features)
+    options = {"kernel_features": kernel_features, "kernel_taps": kernel_taps} if kernel_features else {}
+    model = create_model("cnn", n_features=train.n_features, output="corn", **options)
     model.set_normalization(frames.mean(axis=0), np.where(std > 1e-6, std, 1.0))
     started = time.perf_counter()
     torch.manual_seed(seed)
     start_from_statistics(model, train, np.arange(len(train)), seed)
-    seconds = time.perf_counter() - started
-    model.eval()
-    probs = level_probabilities(torch.from_numpy(quality.network_logits(model, sets["test"])), "ordinal").numpy()
-    traits = quality.per_trait_scores(sets["test"].levels, [probs])
+    return model.eval(), time.perf_counter() - started
+
+
+def test_probabilities(model: torch.nn.Module, sets: dict) -> np.ndarray:
+    """Level probabilities [N, traits, levels] of the test clips."""
+    return level_probabilities(torch.from_numpy(quality.network_logits(model, sets["test"])), "ordinal").numpy()
+
+
+def start_probabilities(sets: dict, kernel_features: int, seed: int, kernel_taps: str = "mean") -> np.ndarray:
+    """The start's level probabilities on the test clips (``fitted_start``)."""
+    return test_probabilities(fitted_start(sets, kernel_features, seed, kernel_taps)[0], sets)
+
+
+def start_scores(sets: dict, kernel_features: int, seed: int) -> dict:
+    """Fit the start on the training clips; per trait r and accuracy of its test predictions, readers and seconds."""
+    model, seconds = fitted_start(sets, kernel_features, seed)
+    traits = quality.per_trait_scores(sets["test"].levels, [test_probabilities(model, sets)])
     return {"seconds": round(seconds, 1), "readers": timing_score_readers(model),
             "r": [round(traits[t]["pearson_r"], 3) for t in quality.TRAITS],
             "accuracy": [round(traits[t]["accuracy"], 3) for t in quality.TRAITS]}
