@@ -35,8 +35,8 @@ def fitted_start(sets: dict, kernel_features: int, seed: int, kernel_taps: str =
     train = sets["train"]
     frames = train.features
     std = frames.std(axis=0)
-    options = {"kernel_features": kernel_features, "kernel_taps": kernel_taps} if kernel_features else {}
-    model = create_model("cnn", n_features=train.n_features, output="corn", **options)
+    model = create_model("cnn", n_features=train.n_features, output="corn", kernel_features=kernel_features,
+                         kernel_taps=kernel_taps)
     model.set_normalization(frames.mean(axis=0), np.where(std > 1e-6, std, 1.0))
     started = time.perf_counter()
     torch.manual_seed(seed)

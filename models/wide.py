@@ -74,12 +74,12 @@ class KernelFeatures(nn.Module):
 
     Before its pattern, a kernel mixes channels: half the kernels add one to four of them with random signs (the
     shape of one movement, the order of two), the other half weigh every channel by a Gaussian draw (orders and
-    co-occurrences across the whole face). ``taps``: "mean" (each tap reads the mean of its spacing's frames,
+    co-occurrences across the whole face). ``tap_reads``: "mean" (each tap reads the mean of its spacing's frames,
     ``tap_means``) or "point" (one frame: kernels made before that option)."""
 
-    def __init__(self, n_features: int, n_kernels: int, taps: str = "mean") -> None:
+    def __init__(self, n_features: int, n_kernels: int, tap_reads: str = "mean") -> None:
         super().__init__()
-        self.tap_reads = taps
+        self.tap_reads = tap_reads
         per_spacing, channels = n_kernels // len(KERNEL_DILATIONS), 2 * n_features
         generator = torch.Generator().manual_seed(KERNEL_LAYOUT_SEED)
         mixing = torch.zeros(len(KERNEL_DILATIONS), per_spacing, channels)

@@ -191,13 +191,13 @@ def test_kernel_features_read_real_frames_only():
     assert kernels(x, mask).shape == (4, 12)
 
 
-@pytest.mark.parametrize("taps", ["mean", "point"])
-def test_kernel_features_match_a_dilated_convolution_of_what_each_tap_reads(taps):
+@pytest.mark.parametrize("tap_reads", ["mean", "point"])
+def test_kernel_features_match_a_dilated_convolution_of_what_each_tap_reads(tap_reads):
     """Each kernel: its mix of channels, averaged over its spacing's frames ("mean") or not ("point", kernels made
     before the option), through its 9-tap pattern as a dilated convolution, pooled to the share above its bias."""
     from models.wide import KERNEL_DILATIONS, KernelFeatures
 
-    kernels = KernelFeatures(2, 12, taps)
+    kernels = KernelFeatures(2, 12, tap_reads)
     x, mask = torch.randn(3, 80, 2), torch.ones(3, 80, dtype=torch.bool)
     mask[1, 50:] = False
     x = x * mask[:, :, None]
@@ -206,7 +206,7 @@ def test_kernel_features_match_a_dilated_convolution_of_what_each_tap_reads(taps
     expected = []
     for spacing, dilation in enumerate(KERNEL_DILATIONS):
         read = channels
-        if taps == "mean" and dilation > 1:  # frames t - d/2 .. t + d/2 - 1, zero beyond the ends and on padding
+        if tap_reads == "mean" and dilation > 1:  # frames t - d/2 .. t + d/2 - 1, zero beyond the ends and on padding
             shifted = [torch.roll(F.pad(channels, (dilation, dilation)), -offset, dims=2)[:, :, dilation:-dilation]
                        for offset in range(-(dilation // 2), dilation - dilation // 2)]
             read = torch.stack(shifted).mean(dim=0) * mask[:, None, :]
